@@ -1,0 +1,40 @@
+# exchange-watch: `make demo` and `make test` install what is missing, then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: help install system-deps test lint demo up bench clean
+
+help:
+	@echo "make demo   run the whole stack against the simulator with a scripted incident"
+	@echo "make test   run the test suite (real Prometheus, Alertmanager, promtool, amtool)"
+	@echo "make up     run the stack against the real exchanges until Ctrl-C"
+	@echo "make lint   ruff check and format check"
+
+system-deps:
+	@PYTHON=$(PYTHON) bash deploy/install-system-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+install: system-deps $(STAMP)
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+demo: install
+	$(PY) deploy/run_stack.py demo
+
+up: install
+	$(PY) deploy/run_stack.py up
+
+clean:
+	rm -rf run .pytest_cache .ruff_cache

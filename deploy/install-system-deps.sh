@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the Debian packages exchange-watch needs, only those missing:
+#   prometheus (prometheus, promtool), prometheus-alertmanager (prometheus-alertmanager, amtool),
+#   python3-venv where the interpreter lacks venv/ensurepip (Debian's python3 without it).
+# Safe to run repeatedly; uses sudo when not root.
+set -euo pipefail
+
+declare -A need=()
+command -v prometheus >/dev/null 2>&1 || need[prometheus]=1
+command -v promtool >/dev/null 2>&1 || need[prometheus]=1
+command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
+  || need[prometheus-alertmanager]=1
+command -v amtool >/dev/null 2>&1 || need[prometheus-alertmanager]=1
+"${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1 || need[python3-venv]=1
+
+if [ "${#need[@]}" -eq 0 ]; then
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+  else
+    echo "install-system-deps: need root or sudo to install: ${!need[*]}" >&2
+    exit 1
+  fi
+fi
+echo "install-system-deps: installing ${!need[*]} with apt-get" >&2
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${!need[@]}" >/dev/null

@@ -1,0 +1,3 @@
+"""exchange-watch exporter: probes exchange REST APIs and publishes Prometheus metrics."""
+
+__version__ = "0.1.0"

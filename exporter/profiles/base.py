@@ -1,0 +1,253 @@
+"""The interface every exchange profile implements, and the shared classification flow.
+
+A profile knows one exchange's public REST API: which paths the probe endpoints map to, what
+each request costs in request weight, how success and errors are signalled (HTTP status and the
+exchange's own error envelope), where server time lives and in what unit, and how the status
+endpoint reports maintenance. The prober (``exporter.prober``) does the transport; a profile only
+reads a finished HTTP response and returns a :class:`Verdict`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+from urllib.parse import urlencode
+
+
+class Result(StrEnum):
+    """The closed set of probe outcomes, the ``result`` label of ``exchange_api_requests_total``.
+
+    Exactly one is assigned to every probe:
+
+    - ``ok``: transport, HTTP and body all fine.
+    - ``timeout``: no complete answer within the endpoint's timeout.
+    - ``connect_error``: transport failure (DNS, refused, reset, TLS, protocol error).
+    - ``http_error``: an HTTP error status with nothing more specific in the body.
+    - ``rate_limited``: the exchange says we (our IP) are over its limit (e.g. HTTP 429).
+    - ``banned``: the exchange has banned our IP (Binance HTTP 418, Kraken lockout).
+    - ``api_error``: the exchange's own error envelope reports a failure.
+    - ``bad_response``: the body is not what the endpoint documents (not JSON, fields missing).
+    - ``maintenance``: the exchange reports maintenance.
+    """
+
+    OK = "ok"
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+    HTTP_ERROR = "http_error"
+    RATE_LIMITED = "rate_limited"
+    BANNED = "banned"
+    API_ERROR = "api_error"
+    BAD_RESPONSE = "bad_response"
+    MAINTENANCE = "maintenance"
+
+
+ENDPOINT_NAMES: tuple[str, ...] = ("ping", "time", "status", "ticker", "orderbook")
+"""Probe endpoint names shared by profiles, metrics, rules and the simulator's fault API."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSpec:
+    """One probe endpoint of a profile.
+
+    Attributes:
+        name: one of :data:`ENDPOINT_NAMES`.
+        path: the exchange's real path, appended to the configured ``base_url``.
+        params: query parameters, already in the exchange's spelling.
+        weight: request weight this call costs against the exchange's limit (1 where the
+            exchange counts requests rather than weight).
+    """
+
+    name: str
+    path: str
+    params: Mapping[str, str] = field(default_factory=dict)
+    weight: int = 1
+
+    def url(self, base_url: str) -> str:
+        """Return the full URL: ``base_url`` without trailing slash + path + query string."""
+        query = f"?{urlencode(dict(self.params))}" if self.params else ""
+        return f"{base_url.rstrip('/')}{self.path}{query}"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitReading:
+    """A rate-limit usage reading from response headers.
+
+    Attributes:
+        window: the limit's window in Prometheus duration style (``"1m"``, ``"1s"``).
+        used: weight or requests used in the current window.
+        limit: the limit for that window, or None when the headers don't carry it.
+    """
+
+    window: str
+    used: float
+    limit: float | None
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What a profile concluded from one HTTP response.
+
+    Attributes:
+        result: the probe outcome.
+        error_code: the exchange's own error code as a string (Binance ``code``, Bybit
+            ``retCode``, OKX ``code``, Kraken error string), or None.
+        message: a short human-readable reason (exchange message, capped), or "".
+        server_time: exchange server time in Unix epoch seconds, when the body carries it.
+        server_time_resolution: the resolution of ``server_time`` in seconds (0.001 for ms).
+        maintenance: True/False when the status endpoint reported it, None otherwise.
+        retry_after: seconds from ``Retry-After`` on 429/418 responses, or None.
+    """
+
+    result: Result
+    error_code: str | None = None
+    message: str = ""
+    server_time: float | None = None
+    server_time_resolution: float = 0.001
+    maintenance: bool | None = None
+    retry_after: float | None = None
+
+
+class MalformedBodyError(Exception):
+    """Raised inside a profile when a body lacks a documented field; becomes ``bad_response``."""
+
+
+def dig(body: Any, *keys: str | int) -> Any:
+    """Return ``body[k1][k2]...``; raise :class:`MalformedBodyError` naming the missing path."""
+    current = body
+    for key in keys:
+        try:
+            current = current[key]
+        except (KeyError, IndexError, TypeError) as exc:
+            path = ".".join(str(k) for k in keys)
+            raise MalformedBodyError(f"missing {path}") from exc
+    return current
+
+
+def as_float(value: Any, what: str) -> float:
+    """Convert a JSON number or numeric string to float, else :class:`MalformedBodyError`."""
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise MalformedBodyError(f"{what} is not a number: {str(value)[:40]!r}") from exc
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Read ``Retry-After`` as delay seconds (RFC 9110 §10.2.3 delay-seconds form), or None."""
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+class Profile(ABC):
+    """One exchange's public REST API, as the prober needs to know it.
+
+    Subclasses set the class attributes and implement :meth:`endpoint_specs`,
+    :meth:`check_envelope` and :meth:`read_endpoint`. :meth:`classify` is the shared flow:
+
+    1. HTTP 418 → ``banned``; 429 → ``rate_limited`` (plus profile-specific statuses from
+       :attr:`rate_limit_statuses`), with ``Retry-After`` captured.
+    2. The body must be JSON, else ``bad_response`` (or ``http_error`` on an error status:
+       gateways answer 5xx with HTML).
+    3. :meth:`check_envelope` reads the exchange's error envelope and may return a verdict.
+    4. Any other HTTP error status → ``http_error``.
+    5. :meth:`read_endpoint` validates the endpoint's documented fields and extracts server
+       time and the maintenance flag.
+    """
+
+    name: ClassVar[str]
+    default_symbol: ClassVar[str]
+    default_endpoints: ClassVar[tuple[str, ...]]
+    rate_limit_statuses: ClassVar[frozenset[int]] = frozenset({429})
+    ban_statuses: ClassVar[frozenset[int]] = frozenset({418})
+
+    @abstractmethod
+    def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
+        """Return every endpoint this profile supports, keyed by endpoint name."""
+
+    def check_envelope(self, endpoint: str, status: int, body: Any) -> Verdict | None:
+        """Return a verdict when the body's error envelope reports a failure, else None."""
+        return None
+
+    @abstractmethod
+    def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
+        """Validate a successful body and extract facts.
+
+        Raises:
+            MalformedBodyError: a documented field is missing or malformed.
+        """
+
+    def rate_limits(self, headers: Mapping[str, str]) -> list[RateLimitReading]:
+        """Return the rate-limit usage the response headers report (none by default)."""
+        return []
+
+    def classify(
+        self, endpoint: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> Verdict:
+        """Classify one HTTP response into exactly one :class:`Result`.
+
+        Args:
+            endpoint: the endpoint name probed.
+            status: HTTP status code.
+            headers: response headers (case-insensitive mapping, e.g. ``httpx.Headers``).
+            body: raw response body.
+
+        Returns:
+            The verdict; never raises for any input.
+        """
+        retry_after = parse_retry_after(headers)
+        parsed: Any
+        try:
+            parsed = json.loads(body) if body else None
+        except ValueError:
+            parsed = _NOT_JSON
+        if status in self.ban_statuses:
+            return Verdict(Result.BANNED, str(status), _message(parsed), retry_after=retry_after)
+        if status in self.rate_limit_statuses:
+            return Verdict(
+                Result.RATE_LIMITED, _code(parsed), _message(parsed), retry_after=retry_after
+            )
+        if parsed is _NOT_JSON:
+            result = Result.HTTP_ERROR if status >= 400 else Result.BAD_RESPONSE
+            return Verdict(result, message=f"HTTP {status}, body is not JSON")
+        envelope = self.check_envelope(endpoint, status, parsed)
+        if envelope is not None:
+            if envelope.retry_after is None:
+                envelope.retry_after = retry_after
+            return envelope
+        if status >= 400:
+            return Verdict(Result.HTTP_ERROR, message=f"HTTP {status} {_message(parsed)}".strip())
+        try:
+            return self.read_endpoint(endpoint, parsed)
+        except MalformedBodyError as exc:
+            return Verdict(Result.BAD_RESPONSE, message=str(exc))
+        except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+            # A body shaped unlike the documentation in a way read_endpoint did not anticipate.
+            return Verdict(Result.BAD_RESPONSE, message=f"unexpected body shape ({exc})"[:200])
+
+
+_NOT_JSON: Any = object()
+
+
+def _message(parsed: Any) -> str:
+    if isinstance(parsed, dict):
+        for key in ("msg", "message", "retMsg", "error"):
+            if key in parsed:
+                return str(parsed[key])[:200]
+    return ""
+
+
+def _code(parsed: Any) -> str | None:
+    if isinstance(parsed, dict):
+        for key in ("code", "retCode"):
+            if key in parsed:
+                return str(parsed[key])
+    return None

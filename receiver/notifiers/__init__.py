@@ -1,0 +1,1 @@
+"""Chat and file notifiers, all behind :class:`receiver.notifiers.base.Notifier`."""

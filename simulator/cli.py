@@ -1,0 +1,100 @@
+"""``exchange-simulator`` command line: ``exchange-simulator --listen 127.0.0.1:8000``.
+
+Prints ``exchange-simulator listening on http://HOST:PORT`` (flushed) once bound — with the real
+port when ``:0`` was given — and exits with code 0 on SIGTERM or SIGINT. Exit code 2 on bad
+arguments, 1 if the address cannot be bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from simulator.server import SimulatorServer
+
+__all__ = ["main", "parse_listen"]
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` (``[v6addr]:PORT`` for IPv6) into ``(host, port)``.
+
+    Raises:
+        argparse.ArgumentTypeError: malformed value or port outside 0–65535.
+    """
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host or not port_text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0-65535, got {port}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, port
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="exchange-simulator",
+        description="Local stand-in for the public REST APIs of Binance, Bybit, OKX, Coinbase "
+        "and Kraken, with fault injection (control API under /_control/).",
+    )
+    parser.add_argument(
+        "--listen",
+        type=parse_listen,
+        default=("127.0.0.1", 8000),
+        metavar="HOST:PORT",
+        help="address to bind (default 127.0.0.1:8000)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        type=str.upper,
+        help="logging level (default WARNING)",
+    )
+    return parser
+
+
+async def _serve(host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # before binding: no window without handlers
+        loop.add_signal_handler(sig, stop.set)
+    server = SimulatorServer(host, port)
+    await server.start()
+    try:
+        print(f"exchange-simulator listening on {server.url}", flush=True)
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator until SIGTERM/SIGINT.
+
+    Args:
+        argv: arguments without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        0 after a signal-triggered shutdown, 1 if binding failed.
+    """
+    args = _build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    host, port = args.listen
+    try:
+        asyncio.run(_serve(host, port))
+    except OSError as exc:
+        print(f"exchange-simulator: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # signal arrived before the handler was installed
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

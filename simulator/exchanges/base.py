@@ -1,0 +1,222 @@
+"""Shared machinery for the simulated exchanges: routes, the per-request context, and the
+:class:`Exchange` base class that turns an (effective) fault into the exchange's own response.
+
+Transport-level faults (``down``, ``latency``) are handled by the server before an exchange is
+asked for a reply; everything that results in an HTTP response is decided here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from simulator.faults import Fault
+from simulator.market import Market, Venue, VenueView
+from simulator.responses import Reply, gateway_page
+
+__all__ = ["Exchange", "Handler", "RequestContext", "Route", "const_weight"]
+
+Handler = Callable[["RequestContext"], Reply]
+WeightFn = Callable[[Mapping[str, str]], int]
+
+
+def const_weight(weight: int) -> WeightFn:
+    """Return a weight function that ignores the query and returns ``weight``."""
+    return lambda _query: weight
+
+
+_WEIGHT_ONE = const_weight(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One real REST path of an exchange.
+
+    Attributes:
+        endpoint: fault/stats endpoint name (``ping``/``time``/``status``/``ticker``/``orderbook``).
+        handler: builds the normal reply from a :class:`RequestContext`.
+        weight: request weight for the query (Binance IP weight [BN-REST]; 1 elsewhere).
+    """
+
+    endpoint: str
+    handler: Handler
+    weight: WeightFn = _WEIGHT_ONE
+
+
+class RequestContext:
+    """Everything a handler needs about one request. Cheap to build (``__slots__``).
+
+    Attributes:
+        route: the matched :class:`Route`, or ``None`` for an unknown path.
+        endpoint: ``route.endpoint`` or ``None``.
+        path: request path with the ``/<exchange>`` prefix removed (``"/api/v3/ping"``).
+        query: decoded query parameters (last value wins).
+        now: real wall-clock time, epoch seconds (float).
+        fault: the effective :class:`~simulator.faults.Fault`, or ``None``.
+    """
+
+    __slots__ = ("endpoint", "fault", "market", "now", "path", "query", "route", "venue")
+
+    def __init__(
+        self,
+        *,
+        route: Route | None,
+        path: str,
+        query: dict[str, str],
+        now: float,
+        fault: Fault | None,
+        market: Market,
+        venue: Venue,
+    ) -> None:
+        """Store the request facts (see class docstring)."""
+        self.route = route
+        self.endpoint = route.endpoint if route is not None else None
+        self.path = path
+        self.query = query
+        self.now = now
+        self.fault = fault
+        self.market = market
+        self.venue = venue
+
+    @property
+    def server_ms(self) -> int:
+        """The exchange's clock in epoch ms: real time plus any ``clock_skew`` ``skew_ms``.
+
+        Used for every *server time* field (time endpoints, Bybit envelope ``time``, Kraken
+        status ``timestamp``, Binance ban-until). Market-data timestamps use :attr:`data_ms`.
+        """
+        fault = self.fault
+        if fault is not None and fault.kind == "clock_skew":
+            return int(self.now * 1000.0 + fault.params["skew_ms"])
+        return int(self.now * 1000.0)
+
+    @property
+    def data_ms(self) -> int:
+        """Generation time of market data in epoch ms: real time, minus ``age_s`` under a
+        ``stale`` fault (not affected by ``clock_skew``, so the two faults stay independent)."""
+        fault = self.fault
+        if fault is not None and fault.kind == "stale":
+            return int((self.now - fault.params["age_s"]) * 1000.0)
+        return int(self.now * 1000.0)
+
+    @property
+    def maintenance(self) -> bool:
+        """True when the effective fault is ``maintenance``."""
+        return self.fault is not None and self.fault.kind == "maintenance"
+
+    def view(self) -> VenueView:
+        """Market state for this venue: current, or frozen at ``created_at - age_s`` when the
+        effective fault is ``stale`` (prices stop moving)."""
+        fault = self.fault
+        if fault is not None and fault.kind == "stale":
+            frozen = fault.created_at - fault.params["age_s"]
+            return self.market.view(self.venue.name, frozen * 1000.0)
+        return self.market.view(self.venue.name, self.now * 1000.0)
+
+    def int_param(self, name: str, default: int) -> int | None:
+        """Query parameter ``name`` as a non-negative int; ``default`` if absent; ``None`` if it
+        is present but not made of ASCII digits (1–20 of them)."""
+        raw = self.query.get(name)
+        if raw is None:
+            return default
+        if not raw.isascii() or not raw.isdigit() or len(raw) > 20:
+            return None
+        return int(raw)
+
+
+class Exchange:
+    """Base class of one simulated exchange.
+
+    Subclasses set :attr:`name` and :attr:`gateway_server`, and implement
+    :meth:`build_routes`, :meth:`not_found`, :meth:`error_body` and :meth:`rate_limited`;
+    they may override :meth:`banned`, :meth:`maintenance_reply`, :meth:`on_request`,
+    :meth:`decorate` and :meth:`resolve`.
+    """
+
+    name: ClassVar[str] = ""
+    gateway_server: ClassVar[str] = "cloudflare"
+    """Footer of the HTML gateway page for ``http_error`` with ``body: "html"``."""
+    json_gateway_statuses: ClassVar[frozenset[int]] = frozenset()
+    """Gateway statuses (502/503/504) the exchange itself documents a JSON error for; the
+    ``http_error`` fault then defaults to the JSON body instead of the CDN HTML page."""
+
+    def __init__(self, market: Market) -> None:
+        """Bind the exchange to the shared ``market`` and build its route table."""
+        self.market = market
+        self.venue: Venue = market.venues[self.name]
+        self.routes: dict[str, Route] = self.build_routes()
+
+    # -- to implement -----------------------------------------------------------------------
+    def build_routes(self) -> dict[str, Route]:
+        """Map real REST paths (without the ``/<exchange>`` prefix) to :class:`Route`."""
+        raise NotImplementedError
+
+    def not_found(self, ctx: RequestContext) -> Reply:
+        """The exchange's answer to an unknown path."""
+        raise NotImplementedError
+
+    def error_body(self, ctx: RequestContext, status: int) -> Reply:
+        """The exchange's own JSON error for HTTP ``status`` (``http_error`` fault)."""
+        raise NotImplementedError
+
+    def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """The exchange's own rate-limit response (``rate_limited`` fault)."""
+        raise NotImplementedError
+
+    def banned(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """The exchange's IP-ban response. Only Binance has one; the registry rejects the fault
+        elsewhere, so the default is a 500 that should never be seen."""
+        return self.error_body(ctx, 500)
+
+    def maintenance_reply(self, ctx: RequestContext) -> Reply | None:
+        """Reply for a market-data endpoint (``ticker``/``orderbook``) while ``maintenance`` is
+        active, or ``None`` to answer normally (the default: nothing documented)."""
+        return None
+
+    def on_request(self, ctx: RequestContext) -> None:
+        """Account for a request as soon as it is read (e.g. Binance weight). Default: no-op."""
+
+    def decorate(self, ctx: RequestContext, reply: Reply) -> None:
+        """Add per-exchange headers (rate-limit usage) to ``reply`` in place. Default: no-op."""
+
+    # -- shared -----------------------------------------------------------------------------
+    def resolve(self, path: str) -> Route | None:
+        """Find the route for ``path`` (exact match); ``None`` if unknown."""
+        return self.routes.get(path)
+
+    @property
+    def endpoints(self) -> frozenset[str]:
+        """Endpoint names this exchange serves (used to validate fault scopes)."""
+        return frozenset(route.endpoint for route in self.routes.values())
+
+    def respond(self, ctx: RequestContext) -> Reply:
+        """Produce the reply for ``ctx``, applying the effective HTTP-level fault, then
+        :meth:`decorate` it. ``down``/``latency`` must have been handled by the caller."""
+        fault = ctx.fault
+        kind = fault.kind if fault is not None else None
+        if kind is None or kind in ("clock_skew", "stale", "latency", "down"):
+            reply = ctx.route.handler(ctx) if ctx.route is not None else self.not_found(ctx)
+        elif kind == "http_error":
+            assert fault is not None
+            reply = self.http_error(ctx, fault.params["status"], fault.params["body"] == "html")
+        elif kind == "rate_limited":
+            assert fault is not None
+            reply = self.rate_limited(ctx, fault)
+        elif kind == "banned":
+            assert fault is not None
+            reply = self.banned(ctx, fault)
+        elif ctx.route is None:
+            reply = self.not_found(ctx)
+        elif kind == "maintenance" and ctx.endpoint in ("ticker", "orderbook"):
+            reply = self.maintenance_reply(ctx) or ctx.route.handler(ctx)
+        else:
+            reply = ctx.route.handler(ctx)
+        self.decorate(ctx, reply)
+        return reply
+
+    def http_error(self, ctx: RequestContext, status: int, html: bool) -> Reply:
+        """``http_error`` fault: a CDN gateway page (``html``) or :meth:`error_body`."""
+        if html:
+            return gateway_page(status, self.gateway_server)
+        return self.error_body(ctx, status)

@@ -1,0 +1,257 @@
+"""Bybit v5 REST (``/bybit`` prefix): market time, system status, spot tickers and order book.
+
+Facts: envelope ``retCode/retMsg/result/retExtInfo/time`` [BY-GUIDE]; bodies [BY-TIME,
+BY-TICKERS, BY-OB, BY-STATUS]; error codes and HTTP semantics [BY-ERR]; IP limit 600 requests per
+5 s and ``403 access too frequent`` [BY-RL]. There is no ping endpoint (facts: UNVERIFIED absence).
+
+``X-Bapi-Limit`` / ``-Status`` / ``-Reset-Timestamp`` are documented per UID and endpoint
+[BY-RL]; whether public calls carry them is UNVERIFIED. The simulator sends them on every JSON
+response, filled from the documented IP window: limit 600, remaining = 600 minus the requests of
+all clients in the current 5 s window (never below 0), reset = now (server ms) while requests
+remain, else the end of the window.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.exchanges.base import Exchange, RequestContext, Route
+from simulator.faults import Fault
+from simulator.responses import CT_JSON, Reply, gateway_page, json_reply, text_reply
+
+__all__ = ["IP_LIMIT", "IP_WINDOW_S", "BybitExchange"]
+
+IP_LIMIT = 600
+"""Requests per :data:`IP_WINDOW_S` per IP [BY-RL]."""
+IP_WINDOW_S = 5
+
+_SYMBOL = "BTCUSDT"
+_CATEGORIES = ("spot", "linear", "inverse", "option")
+_MAX_BOOK = 1000  # spot limit 1–1000, default 1 [BY-OB]
+
+_ERRORS: dict[int, tuple[int, str]] = {
+    401: (10003, "API key is invalid. Check whether the key and domain are matched."),
+    429: (10006, "Too many visits!"),
+    500: (10016, "Server error."),
+    503: (10016, "Server error."),
+    504: (10000, "Server Timeout"),
+}
+_PARAM_ERROR = 10001  # "Request parameter error." (BY-ERR; message not copied in facts file)
+
+
+class BybitExchange(Exchange):
+    """Simulated Bybit v5 public REST API (see module docstring for sources)."""
+
+    name = "bybit"
+    gateway_server = "openresty"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """See :class:`~simulator.exchanges.base.Exchange`; also creates the IP window."""
+        super().__init__(*args, **kwargs)
+        self._window = -1
+        self._count = 0
+
+    def build_routes(self) -> dict[str, Route]:
+        """Routes: ``/v5/market/time``, ``/v5/system/status``, ``/v5/market/tickers``,
+        ``/v5/market/orderbook`` [BY-TIME, BY-STATUS, BY-TICKERS, BY-OB]."""
+        return {
+            "/v5/market/time": Route("time", self.time),
+            "/v5/system/status": Route("status", self.status),
+            "/v5/market/tickers": Route("ticker", self.tickers),
+            "/v5/market/orderbook": Route("orderbook", self.orderbook),
+        }
+
+    # -- accounting -------------------------------------------------------------------------
+    def on_request(self, ctx: RequestContext) -> None:
+        """Count the request in the current 5 s IP window."""
+        window = int(ctx.now // IP_WINDOW_S)
+        if window != self._window:
+            self._window = window
+            self._count = 0
+        self._count += 1
+
+    def decorate(self, ctx: RequestContext, reply: Reply) -> None:
+        """Add ``X-Bapi-Limit*`` headers to JSON replies (not to gateway HTML / the text 403,
+        which come from the front end, not the API) [BY-RL]."""
+        if reply.content_type is not CT_JSON:
+            return
+        used = self._count if int(ctx.now // IP_WINDOW_S) == self._window else 0
+        remaining = max(IP_LIMIT - used, 0)
+        if remaining:
+            reset = ctx.server_ms
+        else:
+            reset = (self._window + 1) * IP_WINDOW_S * 1000 + (ctx.server_ms - int(ctx.now * 1000))
+        reply.headers.append((b"X-Bapi-Limit", b"%d" % IP_LIMIT))
+        reply.headers.append((b"X-Bapi-Limit-Status", b"%d" % remaining))
+        reply.headers.append((b"X-Bapi-Limit-Reset-Timestamp", b"%d" % reset))
+
+    # -- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def envelope(
+        ctx: RequestContext, result: Any, code: int = 0, msg: str = "OK", status: int = 200
+    ) -> Reply:
+        """``{"retCode", "retMsg", "result", "retExtInfo": {}, "time": server ms}``
+        [BY-GUIDE]; ``time`` follows ``clock_skew``."""
+        body = {
+            "retCode": code,
+            "retMsg": msg,
+            "result": result,
+            "retExtInfo": {},
+            "time": ctx.server_ms,
+        }
+        return json_reply(status, body)
+
+    def _param_error(self, ctx: RequestContext, msg: str) -> Reply:
+        """Business error: HTTP 200, ``retCode`` 10001, empty ``result`` [BY-ERR, CCXT-BY]."""
+        return self.envelope(ctx, {}, _PARAM_ERROR, msg)
+
+    def _check_spot(self, ctx: RequestContext, symbol_required: bool) -> Reply | None:
+        """Validate ``category`` (required; only ``spot`` is simulated) and ``symbol``."""
+        category = ctx.query.get("category")
+        if category is None or category == "":
+            return self._param_error(ctx, "params error: category is required")
+        if category not in _CATEGORIES:
+            return self._param_error(ctx, f"Illegal category: {category}")
+        symbol = ctx.query.get("symbol")
+        if symbol is None and symbol_required:
+            return self._param_error(ctx, "params error: symbol is required")
+        if category != "spot" or (symbol is not None and symbol != _SYMBOL):
+            return self._param_error(ctx, "Not supported symbols")
+        return None
+
+    # -- handlers ---------------------------------------------------------------------------
+    def time(self, ctx: RequestContext) -> Reply:
+        """``GET /v5/market/time`` → ``result.timeSecond`` (s, string), ``result.timeNano`` (ns,
+        string), envelope ``time`` (ms) — all consistent and skewed by ``clock_skew`` [BY-TIME]."""
+        ms = ctx.server_ms
+        nano = ms * 1_000_000 + int(ctx.now * 1_000_000) % 1000 * 1000
+        return self.envelope(ctx, {"timeSecond": str(ms // 1000), "timeNano": str(nano)})
+
+    def status(self, ctx: RequestContext) -> Reply:
+        """``GET /v5/system/status`` → ``result.list`` of maintenance records [BY-STATUS].
+
+        Normally one ``completed`` record from yesterday (clients must check ``state``, as
+        ccxt does: any ``ongoing`` item = maintenance); under ``maintenance`` an ``ongoing``
+        record is listed first. ``begin``/``end`` are ms strings; ``retMsg`` is ``""`` as in the
+        doc example.
+        """
+        now_ms = ctx.server_ms
+        day_start = now_ms - now_ms % 86_400_000
+        items = [
+            self._item(
+                "9f2c8f1e-0000-4000-8000-00000000b7b1",
+                "Scheduled system upgrade",
+                "completed",
+                day_start - 7_200_000,
+                day_start - 5_400_000,
+            )
+        ]
+        if ctx.maintenance:
+            assert ctx.fault is not None
+            begin = int(ctx.fault.created_at * 1000)
+            end = begin + int((ctx.fault.duration_s or 3600) * 1000)
+            items.insert(
+                0,
+                self._item(
+                    "4d95b2a0-587f-11f0-bcc9-56f28c94d6ea",
+                    "System maintenance",
+                    "ongoing",
+                    begin,
+                    end,
+                ),
+            )
+        return self.envelope(ctx, {"list": items}, msg="")
+
+    @staticmethod
+    def _item(ident: str, title: str, state: str, begin: int, end: int) -> dict[str, Any]:
+        return {
+            "id": ident,
+            "title": title,
+            "state": state,
+            "begin": str(begin),
+            "end": str(end),
+            "href": "",
+            "serviceTypes": [1, 2, 3, 4, 5],
+            "product": [1, 2, 3, 4],
+            "uidSuffix": [],
+            "maintainType": 1,
+            "env": 1,
+        }
+
+    def tickers(self, ctx: RequestContext) -> Reply:
+        """``GET /v5/market/tickers?category=spot[&symbol=BTCUSDT]`` → ``result.category`` +
+        ``result.list`` of spot tickers, all values strings [BY-TICKERS]. Missing ``category`` →
+        retCode 10001 on HTTP 200; unknown symbol → 10001 "Not supported symbols" (message not in
+        the facts file)."""
+        error = self._check_spot(ctx, symbol_required=False)
+        if error is not None:
+            return error
+        v = ctx.view()
+        st = v.stats
+        prev = v.scaled(st.open_24h)
+        vwap = v.scaled(st.vwap_24h)
+        item = {
+            "symbol": _SYMBOL,
+            "bid1Price": v.price(v.best_bid),
+            "bid1Size": v.qty(v.bid_qty),
+            "ask1Price": v.price(v.best_ask),
+            "ask1Size": v.qty(v.ask_qty),
+            "lastPrice": v.price(v.last),
+            "prevPrice24h": v.price(prev),
+            "price24hPcnt": f"{(v.last - prev) / prev:.4f}",
+            "highPrice24h": v.price(max(v.scaled(st.high_24h), v.last)),
+            "lowPrice24h": v.price(min(v.scaled(st.low_24h), v.last)),
+            "turnover24h": f"{v.volume_24h * vwap:.8f}",
+            "volume24h": v.qty(v.volume_24h),
+            "usdIndexPrice": f"{(v.best_bid + v.best_ask) / 2.0:.8f}",
+        }
+        return self.envelope(ctx, {"category": "spot", "list": [item]})
+
+    def orderbook(self, ctx: RequestContext) -> Reply:
+        """``GET /v5/market/orderbook?category=spot&symbol=BTCUSDT&limit=N`` → ``result``
+        ``{"s", "a": [[price, size]], "b": ..., "ts": ms, "u": int, "seq": int, "cts": ms}``;
+        ``limit`` 1–1000, default 1 [BY-OB]. ``ts``/``cts`` lag under ``stale``."""
+        error = self._check_spot(ctx, symbol_required=True)
+        if error is not None:
+            return error
+        limit = ctx.int_param("limit", 1)
+        if limit is None or not 1 <= limit <= _MAX_BOOK:
+            return self._param_error(ctx, f"params error: limit must be 1-{_MAX_BOOK}")
+        v = ctx.view()
+        bids, asks = v.levels(limit)
+        ts = ctx.data_ms
+        result = {
+            "s": _SYMBOL,
+            "a": [[p, q] for p, q, _, _ in asks],
+            "b": [[p, q] for p, q, _, _ in bids],
+            "ts": ts,
+            "u": v.update_id,
+            "seq": v.update_id * 7 + 1_000_000_000,
+            "cts": ts - 5 - v.update_id % 120,
+        }
+        return self.envelope(ctx, result)
+
+    # -- errors and faults ------------------------------------------------------------------
+    def not_found(self, ctx: RequestContext) -> Reply:
+        """Unknown path → HTTP 404 "path not found" [BY-ERR]; body shape not documented, so an
+        openresty-style HTML page (Bybit's front end) is returned."""
+        return gateway_page(404, self.gateway_server)
+
+    def error_body(self, ctx: RequestContext, status: int) -> Reply:
+        """``http_error`` JSON body: envelope with 10003 (401), 10006 (429), 10016 (500/503),
+        10000 (504), else 10001; 403 → the text "access too frequent" [BY-ERR, BY-RL]."""
+        if status == 403:
+            return text_reply(403, "access too frequent")
+        code, msg = _ERRORS.get(
+            status,
+            (
+                _PARAM_ERROR if status < 500 else 10016,
+                "Request parameter error." if status < 500 else "Server error.",
+            ),
+        )
+        return self.envelope(ctx, {}, code, msg, status)
+
+    def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """IP limit breached: HTTP 403 with body ``access too frequent`` [BY-RL] (text/plain;
+        the exact body format is not documented)."""
+        return text_reply(403, "access too frequent")

@@ -1,0 +1,130 @@
+"""Coinbase Exchange REST (``/coinbase`` prefix): ``/time``, product ticker and product book.
+
+Facts: bodies [CB-TICKER, CB-TIME-EX, CCXT-CBX]; ISO-8601 µs timestamps and string decimals
+[COINCISE-CB response_formats.md]; errors ``{"message": ...}`` with standard HTTP statuses, 429 on
+rate limit [COINCISE-CB network_connectivity.md, rate_limits.md]. Coinbase Exchange has no ping
+and no system-status API (status page only), so the ``maintenance`` fault is rejected for it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from simulator.exchanges.base import Exchange, RequestContext, Route
+from simulator.faults import Fault
+from simulator.responses import Reply, json_reply, reason_phrase
+from simulator.timefmt import iso_ms, iso_us
+
+__all__ = ["CoinbaseExchange"]
+
+_PRODUCT = "BTC-USD"
+_LEVEL2_DEPTH = 50  # the real level-2 book is the whole aggregated book; 50 levels suffice here
+_LEVEL3_DEPTH = 50
+_NOT_FOUND = b'{"message":"NotFound"}'
+
+
+class CoinbaseExchange(Exchange):
+    """Simulated Coinbase Exchange public REST API (see module docstring for sources)."""
+
+    name = "coinbase"
+    gateway_server = "cloudflare"
+
+    def build_routes(self) -> dict[str, Route]:
+        """Routes: ``/time`` plus templated ``/products/{id}/ticker`` and ``/products/{id}/book``
+        (resolved by :meth:`resolve`) [CB-TICKER, CCXT-CBX]."""
+        return {
+            "/time": Route("time", self.time),
+            "/products/{id}/ticker": Route("ticker", self.ticker),
+            "/products/{id}/book": Route("orderbook", self.book),
+        }
+
+    def resolve(self, path: str) -> Route | None:
+        """Match ``/time`` exactly and ``/products/<any id>/(ticker|book)``; the product id is
+        checked by the handler (unknown product → 404 NotFound)."""
+        route = self.routes.get(path)
+        if route is not None:
+            return route
+        parts = path.split("/")
+        if len(parts) == 4 and parts[1] == "products" and parts[2]:
+            return self.routes.get(f"/products/{{id}}/{parts[3]}")
+        return None
+
+    @staticmethod
+    def _product_ok(ctx: RequestContext) -> bool:
+        return ctx.path.split("/")[2] == _PRODUCT
+
+    # -- handlers ---------------------------------------------------------------------------
+    def time(self, ctx: RequestContext) -> Reply:
+        """``GET /time`` → ``{"iso": ISO-8601 ms, "epoch": float seconds}`` (skewed)
+        [CB-TIME-EX]."""
+        ms = ctx.server_ms
+        return json_reply(200, {"iso": iso_ms(ms / 1000.0), "epoch": ms / 1000.0})
+
+    def ticker(self, ctx: RequestContext) -> Reply:
+        """``GET /products/BTC-USD/ticker`` → ``{"trade_id": int, "price", "size", "time":
+        ISO-8601 µs last-trade time, "bid", "ask", "volume"}`` [CB-TICKER]. ``time`` lags by
+        ``age_s`` under ``stale``."""
+        if not self._product_ok(ctx):
+            return Reply(404, _NOT_FOUND)
+        v = ctx.view()
+        trade_ms = ctx.data_ms - (v.t_ms - v.trade_ms) - 1  # strictly before data time
+        micros = (v.trade_id * 7919) % 1000  # deterministic sub-ms part
+        body = {
+            "trade_id": v.trade_id,
+            "price": v.price(v.last),
+            "size": v.qty(v.last_qty),
+            "time": iso_us(trade_ms / 1000.0 + micros / 1e6),
+            "bid": v.price(v.best_bid),
+            "ask": v.price(v.best_ask),
+            "volume": v.qty(v.volume_24h),
+        }
+        return json_reply(200, body)
+
+    def book(self, ctx: RequestContext) -> Reply:
+        """``GET /products/BTC-USD/book?level=1|2|3`` → ``{"sequence": int, "bids": [...],
+        "asks": [...]}``; level 1/2 entries ``[price, size, num_orders]``, level 3
+        ``[price, size, order_id]`` [CCXT-CBX]; default level 1. Bad level → 400
+        ``{"message": "Invalid level"}`` (message UNVERIFIED)."""
+        if not self._product_ok(ctx):
+            return Reply(404, _NOT_FOUND)
+        level = ctx.query.get("level", "1")
+        if level not in ("1", "2", "3"):
+            return json_reply(400, {"message": "Invalid level"})
+        v = ctx.view()
+        if level == "3":
+            bids, asks = v.levels(_LEVEL3_DEPTH)
+            tick = v.tick
+            body = {
+                "sequence": v.update_id,
+                "bids": [
+                    [p, q, str(uuid.UUID(int=hash((tick, i, 1)) & (2**128 - 1)))]
+                    for i, (p, q, _, _) in enumerate(bids)
+                ],
+                "asks": [
+                    [p, q, str(uuid.UUID(int=hash((tick, i, 2)) & (2**128 - 1)))]
+                    for i, (p, q, _, _) in enumerate(asks)
+                ],
+            }
+        else:
+            bids, asks = v.levels(1 if level == "1" else _LEVEL2_DEPTH)
+            body = {
+                "sequence": v.update_id,
+                "bids": [[p, q, n] for p, q, n, _ in bids],
+                "asks": [[p, q, n] for p, q, n, _ in asks],
+            }
+        return json_reply(200, body)
+
+    # -- errors and faults ------------------------------------------------------------------
+    def not_found(self, ctx: RequestContext) -> Reply:
+        """Unknown path → HTTP 404 ``{"message": "NotFound"}`` (same as an unknown product)."""
+        return Reply(404, _NOT_FOUND)
+
+    def error_body(self, ctx: RequestContext, status: int) -> Reply:
+        """``http_error`` JSON: ``{"message": ...}`` — 401 "Invalid API Key", 404 "NotFound",
+        else the HTTP reason phrase [COINCISE-CB network_connectivity.md]."""
+        message = {401: "Invalid API Key", 404: "NotFound"}.get(status, reason_phrase(status))
+        return json_reply(status, {"message": message})
+
+    def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """HTTP 429 ``{"message": "Too Many Requests"}`` [COINCISE-CB rate_limits.md]."""
+        return json_reply(429, {"message": "Too Many Requests"})

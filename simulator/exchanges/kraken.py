@@ -1,0 +1,160 @@
+"""Kraken spot REST (``/kraken`` prefix): ``/0/public/Time``, ``SystemStatus``, ``Ticker``,
+``Depth``.
+
+Facts: envelope ``{"error": [], "result": {...}}``; errors only in ``error[]`` on HTTP 200 —
+"HTTP status codes are generally not used", a non-200 means the request did not reach Kraken
+[KR-REST-INTRO]; bodies [KR-TIME, KR-STATUS, KR-SPEC]; error strings [KR-SUPPORT-ERR, KR-ERRORS,
+CCXT-KR]. No ping endpoint (UNVERIFIED absence), no usage headers.
+
+Maintenance: ``SystemStatus.status`` becomes ``"maintenance"`` and Ticker/Depth answer
+``{"error": ["EService:Unavailable"]}`` (HTTP 200), the unavailable/maintenance error ccxt maps
+[CCXT-KR]; Time keeps answering.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.exchanges.base import Exchange, RequestContext, Route
+from simulator.faults import Fault
+from simulator.responses import Reply, json_reply
+from simulator.timefmt import iso_s, kraken_rfc1123
+
+__all__ = ["KrakenExchange"]
+
+_PAIR = "XXBTZUSD"
+_PAIR_ALIASES = frozenset({"XBTUSD", "XXBTZUSD"})
+_MAX_COUNT = 500  # count 1–500, default 100 per third-party clients (UNVERIFIED) [KR-DEPTH]
+
+_UNKNOWN_PAIR = b'{"error":["EQuery:Unknown asset pair"]}'
+_INVALID_ARGS = b'{"error":["EGeneral:Invalid arguments"]}'
+_UNAVAILABLE = b'{"error":["EService:Unavailable"]}'
+_RATE_LIMIT = b'{"error":["EAPI:Rate limit exceeded"]}'
+
+
+class KrakenExchange(Exchange):
+    """Simulated Kraken public REST API (see module docstring for sources)."""
+
+    name = "kraken"
+    gateway_server = "cloudflare"
+
+    def build_routes(self) -> dict[str, Route]:
+        """Routes under ``/0/public/``: Time, SystemStatus, Ticker, Depth [KR-TIME, KR-STATUS,
+        KR-TICKER, KR-DEPTH]."""
+        return {
+            "/0/public/Time": Route("time", self.time),
+            "/0/public/SystemStatus": Route("status", self.status),
+            "/0/public/Ticker": Route("ticker", self.ticker),
+            "/0/public/Depth": Route("orderbook", self.depth),
+        }
+
+    @staticmethod
+    def _pair_error(ctx: RequestContext, required: bool) -> Reply | None:
+        """Check ``pair`` (comma-separated list allowed; only XBTUSD / XXBTZUSD exist).
+        Unknown → ``EQuery:Unknown asset pair`` [KR-SUPPORT-ERR]; missing but required →
+        ``EGeneral:Invalid arguments`` [KR-REST-INTRO format]."""
+        pair = ctx.query.get("pair")
+        if pair is None:
+            return Reply(200, _INVALID_ARGS) if required else None
+        if all(p.strip().upper() in _PAIR_ALIASES for p in pair.split(",")):
+            return None
+        return Reply(200, _UNKNOWN_PAIR)
+
+    @staticmethod
+    def _ok(result: Any) -> Reply:
+        return json_reply(200, {"error": [], "result": result})
+
+    # -- handlers ---------------------------------------------------------------------------
+    def time(self, ctx: RequestContext) -> Reply:
+        """``GET /0/public/Time`` → ``result.unixtime`` (int **seconds**) and ``result.rfc1123``
+        (``"Thu, 06 Jul 23 18:50:48 +0000"``), both skewed by ``clock_skew`` [KR-TIME]."""
+        seconds = ctx.server_ms // 1000
+        return self._ok({"unixtime": seconds, "rfc1123": kraken_rfc1123(seconds)})
+
+    def status(self, ctx: RequestContext) -> Reply:
+        """``GET /0/public/SystemStatus`` → ``result`` ``{"status": "online" | "maintenance",
+        "timestamp": ISO-8601 s (server time), "upcoming_maintenance": [], "emergency": []}``
+        [KR-STATUS]."""
+        return self._ok(
+            {
+                "status": "maintenance" if ctx.maintenance else "online",
+                "timestamp": iso_s(ctx.server_ms / 1000.0),
+                "upcoming_maintenance": [],
+                "emergency": [],
+            }
+        )
+
+    def ticker(self, ctx: RequestContext) -> Reply:
+        """``GET /0/public/Ticker?pair=XBTUSD`` → ``result.XXBTZUSD`` with ``a``/``b`` [price,
+        whole-lot vol, lot vol], ``c`` [price, lot vol], ``v``/``p``/``t``/``l``/``h`` [today,
+        24 h], ``o`` today's open (midnight UTC); no timestamp field [KR-SPEC, KR-TICKER].
+        Without ``pair`` all pairs are returned (just this one)."""
+        error = self._pair_error(ctx, required=False)
+        if error is not None:
+            return error
+        v = ctx.view()
+        st = v.stats
+        bid_lot = max(int(v.bid_qty), 1)
+        ask_lot = max(int(v.ask_qty), 1)
+        trades_24h = v.trade_id - v.first_trade_id_24h + 1
+        info = {
+            "a": [v.price(v.best_ask), str(ask_lot), f"{v.ask_qty:.3f}"],
+            "b": [v.price(v.best_bid), str(bid_lot), f"{v.bid_qty:.3f}"],
+            "c": [v.price(v.last), v.qty(v.last_qty)],
+            "v": [v.qty(v.volume_today), v.qty(v.volume_24h)],
+            "p": [v.price(v.scaled(st.vwap_today)), v.price(v.scaled(st.vwap_24h))],
+            "t": [max(int(trades_24h * st.day_fraction), 1), trades_24h],
+            "l": [
+                v.price(min(v.scaled(st.low_today), v.last)),
+                v.price(min(v.scaled(st.low_24h), v.last)),
+            ],
+            "h": [
+                v.price(max(v.scaled(st.high_today), v.last)),
+                v.price(max(v.scaled(st.high_24h), v.last)),
+            ],
+            "o": v.price(v.scaled(st.open_today)),
+        }
+        return self._ok({_PAIR: info})
+
+    def depth(self, ctx: RequestContext) -> Reply:
+        """``GET /0/public/Depth?pair=XBTUSD&count=N`` → ``result.XXBTZUSD`` ``{"asks": [[price,
+        volume, timestamp]], "bids": ...}``; timestamp = int **seconds** when the level last
+        changed (lags by ``age_s`` under ``stale``); ``count`` default 100, values above 500 are
+        clamped [KR-SPEC depth.yaml, KR-DEPTH (UNVERIFIED range)]."""
+        error = self._pair_error(ctx, required=True)
+        if error is not None:
+            return error
+        count = ctx.int_param("count", 100)
+        if count is None:
+            return Reply(200, b'{"error":["EGeneral:Invalid arguments:count"]}')
+        v = ctx.view()
+        bids, asks = v.levels(min(max(count, 1), _MAX_COUNT))
+        now_s = ctx.data_ms // 1000
+        book = {
+            "asks": [[p, q, now_s - age] for p, q, _, age in asks],
+            "bids": [[p, q, now_s - age] for p, q, _, age in bids],
+        }
+        return self._ok({_PAIR: book})
+
+    # -- errors and faults ------------------------------------------------------------------
+    def maintenance_reply(self, ctx: RequestContext) -> Reply | None:
+        """``{"error": ["EService:Unavailable"]}`` on HTTP 200 [CCXT-KR]."""
+        return Reply(200, _UNAVAILABLE)
+
+    def not_found(self, ctx: RequestContext) -> Reply:
+        """Unknown path → HTTP 404 ``{"error": ["EGeneral:Unknown method"]}``. The string is
+        what Kraken returns for unknown/POSTed public methods per third-party reports; the HTTP
+        status is a simulator choice (not in the facts file)."""
+        return json_reply(404, {"error": ["EGeneral:Unknown method"]})
+
+    def error_body(self, ctx: RequestContext, status: int) -> Reply:
+        """``http_error`` with ``body: "json"`` (the default for Kraken is the CDN HTML page,
+        since non-200 answers do not come from Kraken [KR-REST-INTRO]): ``EAPI:Rate limit
+        exceeded`` (429), ``EService:Unavailable`` (5xx), ``EGeneral:Invalid arguments`` (4xx)."""
+        if status == 429:
+            return Reply(429, _RATE_LIMIT)
+        return Reply(status, _UNAVAILABLE if status >= 500 else _INVALID_ARGS)
+
+    def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """HTTP 200 ``{"error": ["EAPI:Rate limit exceeded"]}`` [CCXT-KR, KR-ERRORS]."""
+        return Reply(200, _RATE_LIMIT)

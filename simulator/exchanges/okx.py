@@ -1,0 +1,168 @@
+"""OKX v5 REST (``/okx`` prefix): public time, system status, spot ticker and order book.
+
+Facts: envelope ``{"code": "0", "msg": "", "data": [...]}`` with a **string** code [OKX-MD,
+OKX-ERR]; time [OKX-TIME]; status records [OKX-STATUS]; error codes with their HTTP status
+[OKX-ERR]. No ping endpoint and no rate-limit usage headers are documented (UNVERIFIED absence).
+
+Maintenance: ``/api/v5/system/status`` lists an ``ongoing`` record and the market-data endpoints
+(ticker, books) answer HTTP 503 code ``50001`` "Service temporarily unavailable. Please try again
+later." — the documented maintenance error [OKX-ERR; ccxt maps 50001 → OnMaintenance]. The time
+endpoint keeps answering.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.exchanges.base import Exchange, RequestContext, Route
+from simulator.faults import Fault
+from simulator.responses import Reply, json_reply
+
+__all__ = ["OkxExchange"]
+
+_INST = "BTC-USDT"
+_MAX_SZ = 400  # sz max 400, default 1 [OKX-MD]
+
+_ERRORS: dict[int, tuple[str, str]] = {
+    401: ("50111", "Invalid OK-ACCESS-KEY."),
+    429: ("50011", "Too Many Requests"),
+    500: ("50026", "System error. Try again later"),
+    503: ("50001", "Service temporarily unavailable. Please try again later."),
+}
+
+
+def _body(code: str, msg: str, data: list[Any] | None = None) -> dict[str, Any]:
+    return {"code": code, "msg": msg, "data": [] if data is None else data}
+
+
+class OkxExchange(Exchange):
+    """Simulated OKX v5 public REST API (see module docstring for sources)."""
+
+    name = "okx"
+    gateway_server = "cloudflare"
+    json_gateway_statuses = frozenset({503})  # 50001 "Service temporarily unavailable" [OKX-ERR]
+
+    def build_routes(self) -> dict[str, Route]:
+        """Routes: ``/api/v5/public/time``, ``/api/v5/system/status``,
+        ``/api/v5/market/ticker``, ``/api/v5/market/books`` [OKX-TIME, OKX-STATUS, OKX-MD]."""
+        return {
+            "/api/v5/public/time": Route("time", self.time),
+            "/api/v5/system/status": Route("status", self.status),
+            "/api/v5/market/ticker": Route("ticker", self.ticker),
+            "/api/v5/market/books": Route("orderbook", self.books),
+        }
+
+    def _inst_error(self, ctx: RequestContext) -> Reply | None:
+        """Missing ``instId`` → HTTP 400 code 50014; unknown → HTTP 200 code 51001. Neither
+        code is in the facts file (OKX doc codes quoted from memory: UNVERIFIED)."""
+        inst = ctx.query.get("instId")
+        if not inst:
+            return json_reply(400, _body("50014", "Parameter instId can not be empty."))
+        if inst != _INST:
+            return json_reply(
+                200,
+                _body("51001", "Instrument ID, Instrument ID code, or Spread ID doesn't exist."),
+            )
+        return None
+
+    # -- handlers ---------------------------------------------------------------------------
+    def time(self, ctx: RequestContext) -> Reply:
+        """``GET /api/v5/public/time`` → ``data[0].ts`` (ms **string**, skewed) [OKX-TIME]."""
+        return json_reply(200, _body("0", "", [{"ts": str(ctx.server_ms)}]))
+
+    def status(self, ctx: RequestContext) -> Reply:
+        """``GET /api/v5/system/status[?state=...]`` → ``data: []`` normally; under
+        ``maintenance`` one ``ongoing`` record with ``begin``/``end`` ms strings,
+        ``serviceType`` "5" (trading service), ``maintType`` "1" [OKX-STATUS]. A ``state``
+        filter other than ``ongoing`` hides it."""
+        data: list[dict[str, str]] = []
+        state = ctx.query.get("state")
+        if ctx.maintenance and state in (None, "", "ongoing"):
+            assert ctx.fault is not None
+            begin = int(ctx.fault.created_at * 1000)
+            end = begin + int((ctx.fault.duration_s or 3600) * 1000)
+            data.append(
+                {
+                    "begin": str(begin),
+                    "end": str(end),
+                    "href": "",
+                    "preOpenBegin": "",
+                    "scheDesc": "",
+                    "serviceType": "5",
+                    "state": "ongoing",
+                    "maintType": "1",
+                    "env": "1",
+                    "system": "unified",
+                    "title": "Trading system maintenance",
+                }
+            )
+        return json_reply(200, _body("0", "", data))
+
+    def ticker(self, ctx: RequestContext) -> Reply:
+        """``GET /api/v5/market/ticker?instId=BTC-USDT`` → one SPOT ticker, every field a string,
+        ``ts`` = ms string (lags under ``stale``) [OKX-MD]."""
+        error = self._inst_error(ctx)
+        if error is not None:
+            return error
+        v = ctx.view()
+        st = v.stats
+        item = {
+            "instType": "SPOT",
+            "instId": _INST,
+            "last": v.price(v.last),
+            "lastSz": v.qty(v.last_qty),
+            "askPx": v.price(v.best_ask),
+            "askSz": v.qty(v.ask_qty),
+            "bidPx": v.price(v.best_bid),
+            "bidSz": v.qty(v.bid_qty),
+            "open24h": v.price(v.scaled(st.open_24h)),
+            "high24h": v.price(max(v.scaled(st.high_24h), v.last)),
+            "low24h": v.price(min(v.scaled(st.low_24h), v.last)),
+            "volCcy24h": f"{v.volume_24h * v.scaled(st.vwap_24h):.4f}",
+            "vol24h": v.qty(v.volume_24h),
+            "sodUtc0": v.price(v.scaled(st.open_today)),
+            "sodUtc8": v.price(v.scaled(st.sod_utc8)),
+            "ts": str(ctx.data_ms),
+        }
+        return json_reply(200, _body("0", "", [item]))
+
+    def books(self, ctx: RequestContext) -> Reply:
+        """``GET /api/v5/market/books?instId=BTC-USDT&sz=N`` → ``data[0]`` ``{"asks": [[px, sz,
+        "0", orderCount]], "bids": ..., "ts": ms string}``; ``sz`` 1–400, default 1 [OKX-MD].
+        Invalid ``sz`` → HTTP 400 code 51000 (UNVERIFIED)."""
+        error = self._inst_error(ctx)
+        if error is not None:
+            return error
+        sz = ctx.int_param("sz", 1)
+        if sz is None or not 1 <= sz <= _MAX_SZ:
+            return json_reply(400, _body("51000", "Parameter sz error"))
+        v = ctx.view()
+        bids, asks = v.levels(sz)
+        book = {
+            "asks": [[p, q, "0", str(n)] for p, q, n, _ in asks],
+            "bids": [[p, q, "0", str(n)] for p, q, n, _ in bids],
+            "ts": str(ctx.data_ms),
+        }
+        return json_reply(200, _body("0", "", [book]))
+
+    # -- errors and faults ------------------------------------------------------------------
+    def maintenance_reply(self, ctx: RequestContext) -> Reply | None:
+        """HTTP 503 code ``50001`` during maintenance [OKX-ERR]."""
+        return json_reply(503, _body(*_ERRORS[503]))
+
+    def not_found(self, ctx: RequestContext) -> Reply:
+        """Unknown path → HTTP 404 with the OKX envelope ``{"code": "404", "msg": "Not Found",
+        "data": []}`` (OKX's real 404 body is not in the facts file: simulator choice)."""
+        return json_reply(404, _body("404", "Not Found"))
+
+    def error_body(self, ctx: RequestContext, status: int) -> Reply:
+        """``http_error`` JSON: 401 → 50111, 429 → 50011, 500 → 50026, 503 → 50001 [OKX-ERR];
+        other 5xx → 50026, other 4xx → 51000 "Parameter error" (UNVERIFIED)."""
+        code, msg = _ERRORS.get(
+            status, _ERRORS[500] if status >= 500 else ("51000", "Parameter error")
+        )
+        return json_reply(status, _body(code, msg))
+
+    def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """HTTP 429 ``{"code": "50011", "msg": "Too Many Requests", "data": []}`` [OKX-ERR]."""
+        return json_reply(429, _body("50011", "Too Many Requests"))

@@ -1,0 +1,385 @@
+"""The simulator's HTTP/1.1 server: asyncio streams + h11, keep-alive and pipelining.
+
+Request flow: parse with h11 → ``/_control/...`` goes to :class:`~simulator.control.ControlAPI`;
+``/<exchange>/<real path>`` is routed to that exchange. The effective fault is looked up once;
+transport faults are applied here (``down``: TCP RST or a hang; ``latency``: an asyncio sleep that
+never blocks other connections), everything else by :meth:`Exchange.respond`.
+
+In-process use::
+
+    server = SimulatorServer("127.0.0.1", 0)
+    await server.start()          # server.port is the bound port
+    ...
+    await server.stop()           # cancels hung connections, leaves no tasks behind
+
+or from synchronous code (tests, benchmarks)::
+
+    server, stop = run_in_thread()
+    httpx.get(f"{server.url}/binance/api/v3/ping")
+    stop()
+
+    with simulator_in_thread() as server: ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+import h11
+
+from simulator.control import CONTROL_PREFIX, ControlAPI
+from simulator.exchanges import build_exchanges
+from simulator.exchanges.base import Exchange, RequestContext
+from simulator.faults import FaultRegistry
+from simulator.market import Market
+from simulator.responses import Reply, json_reply, reason_phrase
+from simulator.stats import RequestStats
+from simulator.timefmt import http_date_now
+
+__all__ = ["SimulatorServer", "run_in_thread", "simulator_in_thread"]
+
+log = logging.getLogger("simulator")
+
+_READ_SIZE = 65_536
+_LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER {on, 0 s}: close() sends RST
+_REASONS: dict[int, bytes] = {s: reason_phrase(s).encode() for s in range(100, 600)}
+
+
+def _parse_query(qs: str) -> dict[str, str]:
+    """Decode a query string into a dict (last value wins); fast path without escapes."""
+    if not qs:
+        return {}
+    if "%" in qs or "+" in qs:
+        return dict(parse_qsl(qs, keep_blank_values=True))
+    out: dict[str, str] = {}
+    for part in qs.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            out[key] = value
+    return out
+
+
+class SimulatorServer:
+    """Exchange simulator bound to ``host:port`` (``port=0`` picks a free port).
+
+    Attributes:
+        market: the shared :class:`~simulator.market.Market`.
+        exchanges: ``{name: Exchange}``.
+        faults: the :class:`~simulator.faults.FaultRegistry` (loop-thread only).
+        stats: the :class:`~simulator.stats.RequestStats`.
+        port: the bound TCP port, valid after :meth:`start`.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        market: Market | None = None,
+        backlog: int = 2048,
+    ) -> None:
+        """Prepare (but do not bind) a server; see class docstring."""
+        self.host = host
+        self.port = port
+        self._backlog = backlog
+        self.market = market or Market()
+        self.exchanges: dict[str, Exchange] = build_exchanges(self.market)
+        self.faults = FaultRegistry(
+            {name: ex.endpoints for name, ex in self.exchanges.items()},
+            json_statuses={name: ex.json_gateway_statuses for name, ex in self.exchanges.items()},
+        )
+        self.stats = RequestStats()
+        self.control = ControlAPI(self.faults, self.stats, self._extra_stats)
+        self._server: asyncio.Server | None = None
+        self._conns: set[asyncio.Task[Any]] = set()
+        self._closing = False
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``"http://127.0.0.1:8000"`` (IPv6 hosts are bracketed)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and start accepting connections; sets :attr:`port`.
+
+        Raises:
+            OSError: the address cannot be bound (in use, bad host).
+        """
+        self._closing = False
+        self._server = await asyncio.start_server(
+            self._on_connection,
+            self.host,
+            self.port,
+            backlog=self._backlog,
+            reuse_address=True,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("exchange-simulator listening on %s", self.url)
+
+    async def stop(self) -> None:
+        """Stop listening, cancel every open connection (hung ones included) and wait for
+        their tasks to finish. Idempotent."""
+        server, self._server = self._server, None
+        self._closing = True
+        if server is not None:
+            server.close()
+        for _ in range(10):  # connections accepted during shutdown exit at their first step
+            tasks = [t for t in self._conns if t is not asyncio.current_task()]
+            if not tasks:
+                break
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0)
+        if server is not None:
+            await server.wait_closed()
+
+    async def __aenter__(self) -> SimulatorServer:
+        """``async with SimulatorServer() as s:`` starts and stops the server."""
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        """Stop the server (see :meth:`stop`)."""
+        await self.stop()
+
+    def _extra_stats(self) -> dict[str, Any]:
+        binance = self.exchanges.get("binance")
+        used = binance.weight.used(time.time()) if binance is not None else 0  # type: ignore[attr-defined]
+        return {"binance_used_weight_1m": used}
+
+    # -- connection handling ----------------------------------------------------------------
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Serve one client connection until it closes, a fault ends it, or :meth:`stop`."""
+        task = asyncio.current_task()
+        if self._closing or task is None:
+            writer.transport.abort()
+            return
+        self._conns.add(task)
+        try:
+            await self._serve(reader, writer)
+        except (asyncio.CancelledError, ConnectionError, OSError):
+            pass
+        except Exception:  # pragma: no cover - defensive: never kill the server on a bug
+            log.exception("connection handler failed")
+        finally:
+            self._conns.discard(task)
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_READ_SIZE)
+        request: h11.Request | None = None
+        body: list[bytes] = []
+        while True:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                await self._protocol_error(conn, writer, exc)
+                return
+            if event is h11.NEED_DATA:
+                data = await reader.read(_READ_SIZE)
+                conn.receive_data(data)
+                continue
+            kind = type(event)
+            if kind is h11.Request:
+                request = event  # type: ignore[assignment]
+                body = []
+            elif kind is h11.Data:
+                body.append(event.data)  # type: ignore[union-attr]
+            elif kind is h11.EndOfMessage:
+                assert request is not None
+                if not await self._handle(conn, request, b"".join(body), reader, writer):
+                    return
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+            else:  # ConnectionClosed or PAUSED
+                return
+
+    async def _protocol_error(
+        self, conn: h11.Connection, writer: asyncio.StreamWriter, exc: h11.RemoteProtocolError
+    ) -> None:
+        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            reply = json_reply(exc.error_status_hint, {"error": f"request: {exc}"})
+            reply.headers.append((b"Connection", b"close"))
+            with contextlib.suppress(h11.LocalProtocolError):
+                await self._send(conn, writer, reply, head=False)
+
+    async def _handle(
+        self,
+        conn: h11.Connection,
+        request: h11.Request,
+        body: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Answer one request. Returns False when the connection must end (``down`` fault)."""
+        target = request.target.decode("latin-1")
+        path, _, qs = target.partition("?")
+        method = request.method.decode("ascii", "replace")
+        head = method == "HEAD"
+        if path.startswith(CONTROL_PREFIX):
+            await self._send(conn, writer, self.control.handle(method, path, body), head)
+            return True
+        slash = path.find("/", 1)
+        exchange = self.exchanges.get(path[1:slash] if slash > 0 else path[1:])
+        if exchange is None:
+            reply = json_reply(
+                404,
+                {
+                    "error": f"path: {path!r} is not under /<exchange>/ "
+                    f"({', '.join(self.exchanges)}) or /_control/"
+                },
+            )
+            await self._send(conn, writer, reply, head)
+            return True
+        sub = path[slash:] if slash > 0 else "/"
+        route = exchange.resolve(sub) if method == "GET" or head else None
+        endpoint = route.endpoint if route is not None else None
+        fault = self.faults.effective(exchange.name, endpoint)
+        ctx = RequestContext(
+            route=route,
+            path=sub,
+            query=_parse_query(qs),
+            now=time.time(),
+            fault=fault,
+            market=self.market,
+            venue=exchange.venue,
+        )
+        self.stats.request(exchange.name, endpoint)
+        exchange.on_request(ctx)
+        if fault is not None:
+            if fault.kind == "down":
+                mode = fault.params["mode"]
+                self.stats.outcome(exchange.name, mode)
+                if mode == "reset":
+                    self._reset(writer)
+                else:
+                    await self._hang(reader)
+                return False
+            if fault.kind == "latency":
+                await asyncio.sleep(fault.delay_s())
+                ctx.now = time.time()
+        try:
+            reply = exchange.respond(ctx)
+        except Exception:
+            log.exception("handler failed for %s %s", method, target)
+            reply = exchange.error_body(ctx, 500)
+        self.stats.outcome(exchange.name, reply.status)
+        await self._send(conn, writer, reply, head)
+        return True
+
+    @staticmethod
+    async def _send(
+        conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, head: bool
+    ) -> None:
+        headers = [
+            (b"Content-Type", reply.content_type),
+            (b"Content-Length", b"%d" % len(reply.body)),
+            (b"Date", http_date_now()),
+            *reply.headers,
+        ]
+        status = reply.status
+        data = conn.send(
+            h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
+        )
+        if not head:
+            data += conn.send(h11.Data(data=reply.body))  # type: ignore[operator]
+        data += conn.send(h11.EndOfMessage())  # type: ignore[operator]
+        writer.write(data)  # type: ignore[arg-type]
+        await writer.drain()
+
+    @staticmethod
+    def _reset(writer: asyncio.StreamWriter) -> None:
+        """Close with SO_LINGER {1, 0}: the kernel sends a TCP RST instead of a FIN."""
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
+        writer.transport.abort()
+
+    @staticmethod
+    async def _hang(reader: asyncio.StreamReader) -> None:
+        """Never answer: drain input until the client closes (or the task is cancelled)."""
+        while await reader.read(_READ_SIZE):
+            pass
+
+
+def run_in_thread(
+    host: str = "127.0.0.1", port: int = 0, *, timeout: float = 10.0
+) -> tuple[SimulatorServer, Callable[[], None]]:
+    """Start a :class:`SimulatorServer` on its own event loop in a daemon thread.
+
+    Returns:
+        ``(server, stop)``: ``server.port`` / ``server.url`` are ready; ``stop()`` stops the
+        server, closes the loop and joins the thread (idempotent).
+
+    Raises:
+        OSError: binding failed. TimeoutError: the server did not start within ``timeout`` s.
+    """
+    loop = asyncio.new_event_loop()
+    server = SimulatorServer(host, port)
+    started = threading.Event()
+    errors: list[BaseException] = []
+
+    def runner() -> None:
+        """Thread body: start the server, run the loop until ``stop``, then close it."""
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(server.start())
+        except BaseException as exc:  # reported to the caller
+            errors.append(exc)
+            started.set()
+            loop.close()
+            return
+        started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    thread = threading.Thread(target=runner, name="exchange-simulator", daemon=True)
+    thread.start()
+    if not started.wait(timeout):
+        raise TimeoutError("exchange simulator did not start")
+    if errors:
+        thread.join(timeout)
+        raise errors[0]
+
+    def stop() -> None:
+        """Stop the server, close its loop and join the thread; no-op if already stopped.
+
+        Raises:
+            TimeoutError: the server did not stop within ``timeout`` seconds.
+        """
+        if not thread.is_alive():
+            return
+        future = asyncio.run_coroutine_threadsafe(server.stop(), loop)
+        future.result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+
+    return server, stop
+
+
+@contextlib.contextmanager
+def simulator_in_thread(host: str = "127.0.0.1", port: int = 0) -> Iterator[SimulatorServer]:
+    """Context-manager form of :func:`run_in_thread`: yields the running server."""
+    server, stop = run_in_thread(host, port)
+    try:
+        yield server
+    finally:
+        stop()

@@ -1,0 +1,59 @@
+"""Request counters exposed at ``GET /_control/stats`` (for benchmarks and tests)."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+__all__ = ["RequestStats"]
+
+
+class RequestStats:
+    """Counts requests per ``(exchange, endpoint)`` and outcomes per ``(exchange, outcome)``.
+
+    ``endpoint`` is the fault/profile endpoint name, or ``"unknown"`` for unrouted paths.
+    ``outcome`` is the HTTP status as a string (``"200"``, ``"429"``) or ``"reset"`` / ``"hang"``
+    for ``down`` faults. Control-API calls are not counted.
+    """
+
+    __slots__ = ("_outcomes", "_requests", "started", "total")
+
+    def __init__(self) -> None:
+        """Start all counters at zero."""
+        self._requests: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._outcomes: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.total = 0
+        self.started = time.time()
+
+    def request(self, exchange: str, endpoint: str | None) -> None:
+        """Count one request that reached ``exchange`` (``endpoint=None`` = unknown path)."""
+        self.total += 1
+        self._requests[(exchange, endpoint or "unknown")] += 1
+
+    def outcome(self, exchange: str, outcome: int | str) -> None:
+        """Count how a request of ``exchange`` ended (status code or ``"reset"``/``"hang"``)."""
+        self._outcomes[(exchange, str(outcome))] += 1
+
+    def reset(self) -> None:
+        """Zero every counter (``DELETE /_control/stats``)."""
+        self._requests.clear()
+        self._outcomes.clear()
+        self.total = 0
+        self.started = time.time()
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"total": int, "since": epoch s, "requests": {exchange: {endpoint: n}},
+        "outcomes": {exchange: {status|reset|hang: n}}}``."""
+        requests: dict[str, dict[str, int]] = {}
+        for (exchange, endpoint), n in sorted(self._requests.items()):
+            requests.setdefault(exchange, {})[endpoint] = n
+        outcomes: dict[str, dict[str, int]] = {}
+        for (exchange, outcome), n in sorted(self._outcomes.items()):
+            outcomes.setdefault(exchange, {})[outcome] = n
+        return {
+            "total": self.total,
+            "since": self.started,
+            "requests": requests,
+            "outcomes": outcomes,
+        }
