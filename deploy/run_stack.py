@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", type=Path, help="default: run/<mode> in the repository")
     args = parser.parse_args(argv)
     run_dir = args.run_dir or ROOT / "run" / args.mode
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     try:
         return run_demo(run_dir) if args.mode == "demo" else run_up(run_dir)
