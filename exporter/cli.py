@@ -1,4 +1,4 @@
-"""``exchange-exporter --config PATH [--listen HOST:PORT]``: probe exchanges, serve /metrics."""
+"""``exchange-exporter --config PATH [--listen HOST:PORT] [--check-config]``."""
 
 from __future__ import annotations
 
@@ -7,12 +7,16 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
+from typing import Any
 
-from prometheus_client import start_http_server
+import yaml
+from pydantic import SecretStr
 
-from exporter.config import ConfigError, load_config
+from exporter.config import ConfigError, ExporterConfig, load_config
 from exporter.metrics import ExporterMetrics
-from exporter.scheduler import ProbeScheduler
+from exporter.runtime import ExporterRuntime
+from exporter.server import make_server, serve_in_thread
 
 DEFAULT_LISTEN = "127.0.0.1:9101"
 
@@ -29,17 +33,56 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port_text)
 
 
+def effective_config(config: ExporterConfig) -> dict[str, Any]:
+    """The config with every default filled in and secrets shown as ``**********``."""
+
+    def redact(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "**********"
+        if isinstance(value, dict):
+            return {k: redact(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [redact(v) for v in value]
+        return value
+
+    data = redact(config.model_dump())
+    for exchange, raw in zip(config.exchanges, data["exchanges"], strict=True):
+        raw["symbol"] = exchange.effective_symbol()
+        raw["endpoints"] = [
+            {"name": p.name, "interval": f"{p.interval:g}s", "timeout": f"{p.timeout:g}s"}
+            for p in exchange.endpoint_plan()
+        ]
+        raw["interval"] = f"{exchange.interval:g}s"
+        raw["timeout"] = f"{exchange.timeout:g}s"
+        raw["circuit"]["open_seconds"] = f"{exchange.circuit.open_seconds:g}s"
+        raw["max_body_bytes"] = config.body_limit(exchange)
+    connectivity = data["connectivity"]
+    connectivity["interval"] = f"{config.connectivity.interval:g}s"
+    connectivity["timeout"] = f"{config.connectivity.timeout:g}s"
+    return data
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the exporter until SIGINT/SIGTERM. Returns 0 on a clean stop, 2 on a config error."""
+    """Run the exporter until SIGINT/SIGTERM (SIGHUP reloads the config).
+
+    Returns:
+        0 on a clean stop or a valid ``--check-config``; 2 on a config error (one line per
+        problem on stderr); 1 when the listen address cannot be bound.
+    """
     parser = argparse.ArgumentParser(
         prog="exchange-exporter", description="Probe crypto exchange APIs; serve /metrics."
     )
-    parser.add_argument("--config", required=True, help="exporter YAML config file")
+    parser.add_argument("--config", required=True, type=Path, help="exporter YAML config")
     parser.add_argument(
         "--listen",
         type=parse_listen,
         default=parse_listen(DEFAULT_LISTEN),
-        help=f"HOST:PORT for /metrics (default {DEFAULT_LISTEN})",
+        help=f"HOST:PORT for /metrics, /status, /healthz, /-/reload (default {DEFAULT_LISTEN})",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the config, print the effective config and exit",
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     args = parser.parse_args(argv)
@@ -49,34 +92,42 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"exchange-exporter: config error:\n{exc}", file=sys.stderr)
+        print(str(exc), file=sys.stderr)
         return 2
+    if args.check_config:
+        print(f"# {args.config}: valid; effective configuration:")
+        print(yaml.safe_dump(effective_config(config), sort_keys=False), end="")
+        return 0
     metrics = ExporterMetrics()
-    scheduler = ProbeScheduler(config, metrics)
+    runtime = ExporterRuntime(args.config, config, metrics)
     host, port = args.listen
     try:
-        server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+        server = make_server(host, port, runtime)
     except OSError as exc:
         print(f"exchange-exporter: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
+    serve_in_thread(server)
+    targets = runtime.scheduler.targets
     print(
-        f"exchange-exporter listening on http://{host}:{port}/metrics "
-        f"({len(scheduler.targets)} endpoints on {len(config.exchanges)} exchanges)",
+        f"exchange-exporter listening on http://{host}:{server.server_address[1]}/metrics "
+        f"({len(targets)} endpoints on {len(config.exchanges)} exchanges)",
         flush=True,
     )
     try:
-        asyncio.run(_run(scheduler))
+        asyncio.run(_run(runtime))
     finally:
         server.shutdown()
+        server.server_close()
     return 0
 
 
-async def _run(scheduler: ProbeScheduler) -> None:
+async def _run(runtime: ExporterRuntime) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await scheduler.run(stop)
+    loop.add_signal_handler(signal.SIGHUP, runtime.reload)
+    await runtime.run(stop)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -54,6 +55,72 @@ def _duration(value: Any) -> float:
 Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 
 
+class EndpointConfig(BaseModel):
+    """One endpoint with its own schedule (``endpoints: [{name: status, interval: 60s}]``).
+
+    Attributes:
+        name: endpoint name offered by the exchange's profile.
+        interval: seconds between probes; None inherits the exchange's interval.
+        timeout: per-probe timeout in seconds; None inherits the exchange's timeout.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    interval: Seconds | None = None
+    timeout: Seconds | None = None
+
+
+class CircuitConfig(BaseModel):
+    """Per-exchange circuit breaker (see :mod:`exporter.resilience`).
+
+    Attributes:
+        failure_threshold: consecutive failed probes of the exchange (any endpoint, no success
+            in between) that open the circuit.
+        open_seconds: how long the circuit stays open before one trial probe (half-open).
+        slow_factor: while open, probe intervals are multiplied by this.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    failure_threshold: int = Field(default=5, ge=1, le=1000)
+    open_seconds: Seconds = 30.0
+    slow_factor: float = Field(default=4.0, ge=1.0, le=100.0)
+
+
+class ConnectivityConfig(BaseModel):
+    """The exporter's own connectivity canary.
+
+    Attributes:
+        interval: seconds between checks.
+        timeout: seconds allowed for each DNS lookup and the canary request.
+        canary_url: an optional URL that should always answer (any HTTP status counts as
+            reachable); None checks DNS resolution of every configured host only.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval: Seconds = 15.0
+    timeout: Seconds = 3.0
+    canary_url: str | None = None
+
+    @field_validator("canary_url")
+    @classmethod
+    def _canary(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointPlan:
+    """An endpoint's effective schedule after inheritance: name, interval and timeout (s)."""
+
+    name: str
+    interval: float
+    timeout: float
+
+
 class ExchangeConfig(BaseModel):
     """One probed exchange.
 
@@ -61,10 +128,15 @@ class ExchangeConfig(BaseModel):
         name: label value for ``exchange`` (lowercase, ``[a-z][a-z0-9_-]*``, ≤ 32 chars).
         profile: built-in profile name (see :data:`exporter.profiles.PROFILES`).
         base_url: scheme + host (+ optional path prefix), e.g. ``https://api.binance.com``.
-        interval: seconds between probes of each endpoint.
+        interval: seconds between probes of each endpoint (default for every endpoint).
         timeout: per-probe timeout in seconds (≤ interval).
-        endpoints: endpoint names to probe; None means the profile's defaults.
+        endpoints: endpoints to probe, each a name or ``{name, interval, timeout}``; None means
+            the profile's defaults.
         symbol: market symbol in the exchange's spelling; None means the profile's default.
+        weight_budget: the fraction (0–1] of each of the exchange's documented limits that the
+            exporter's schedule may use; the rest belongs to the trading bots on the same IP.
+        circuit: circuit-breaker settings.
+        max_body_bytes: largest response body read; None uses the exporter-wide value.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -74,8 +146,11 @@ class ExchangeConfig(BaseModel):
     base_url: str
     interval: Seconds = 5.0
     timeout: Seconds = 3.0
-    endpoints: list[str] | None = None
+    endpoints: list[str | EndpointConfig] | None = None
     symbol: str | None = Field(default=None, min_length=1, max_length=40)
+    weight_budget: float = Field(default=0.10, gt=0.0, le=1.0)
+    circuit: CircuitConfig = CircuitConfig()
+    max_body_bytes: int | None = Field(default=None, ge=1024, le=256 * 1024 * 1024)
 
     @field_validator("name")
     @classmethod
@@ -100,17 +175,20 @@ class ExchangeConfig(BaseModel):
 
     @field_validator("endpoints")
     @classmethod
-    def _endpoints(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+    def _endpoints(
+        cls, value: list[str | EndpointConfig] | None, info: ValidationInfo
+    ) -> list[str | EndpointConfig] | None:
         if value is None:
             return None
         if not value:
             raise ValueError("must not be empty (omit it for the profile's defaults)")
-        if len(set(value)) != len(value):
+        names = [item if isinstance(item, str) else item.name for item in value]
+        if len(set(names)) != len(names):
             raise ValueError("lists an endpoint twice")
         profile = info.data.get("profile")
         if profile in PROFILES:
             offered = get_profile(profile).endpoint_specs("X")
-            unknown = [name for name in value if name not in offered]
+            unknown = [name for name in names if name not in offered]
             if unknown:
                 raise ValueError(
                     f"{', '.join(unknown)} not offered by profile {profile!r} "
@@ -119,22 +197,66 @@ class ExchangeConfig(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _timeout_within_interval(self) -> ExchangeConfig:
-        if self.timeout > self.interval:
-            raise ValueError(
-                f"timeout {self.timeout:g}s must not exceed interval {self.interval:g}s"
-            )
+    def _schedule(self) -> ExchangeConfig:
+        for plan in self.endpoint_plan():
+            if plan.timeout > plan.interval:
+                raise ValueError(
+                    f"endpoint {plan.name}: timeout {plan.timeout:g}s must not exceed interval "
+                    f"{plan.interval:g}s"
+                )
+        check_budget(self)
         return self
 
+    def endpoint_plan(self) -> tuple[EndpointPlan, ...]:
+        """Return every endpoint to probe with its effective interval and timeout."""
+        if self.endpoints is None:
+            items: list[str | EndpointConfig] = list(PROFILES[self.profile].default_endpoints)
+        else:
+            items = list(self.endpoints)
+        plan = []
+        for item in items:
+            if isinstance(item, str):
+                plan.append(EndpointPlan(item, self.interval, self.timeout))
+            else:
+                interval = item.interval if item.interval is not None else self.interval
+                timeout = item.timeout if item.timeout is not None else min(self.timeout, interval)
+                plan.append(EndpointPlan(item.name, interval, timeout))
+        return tuple(plan)
+
     def endpoint_names(self) -> tuple[str, ...]:
-        """Return the endpoints to probe: the configured ones or the profile's defaults."""
-        if self.endpoints is not None:
-            return tuple(self.endpoints)
-        return PROFILES[self.profile].default_endpoints
+        """Return the names of the endpoints to probe."""
+        return tuple(plan.name for plan in self.endpoint_plan())
 
     def effective_symbol(self) -> str:
         """Return the configured symbol or the profile's default."""
         return self.symbol or PROFILES[self.profile].default_symbol
+
+
+def check_budget(exchange: ExchangeConfig) -> None:
+    """Check that the exchange's probe schedule fits its request-weight budget.
+
+    For every documented limit of the profile (:attr:`Profile.limits`), the weight the schedule
+    spends per window (Σ weight × window / interval over the endpoints the limit covers) must
+    not exceed ``weight_budget`` × limit.
+
+    Raises:
+        ValueError: naming the limit, the usage, the budget and the interval that would fit.
+    """
+    profile = get_profile(exchange.profile)
+    specs = profile.endpoint_specs(exchange.effective_symbol())
+    plan = exchange.endpoint_plan()
+    for rule in profile.limits:
+        covered = [p for p in plan if rule.applies_to(p.name)]
+        used = sum(specs[p.name].weight * rule.window_seconds / p.interval for p in covered)
+        allowed = exchange.weight_budget * rule.limit
+        if used > allowed + 1e-9:
+            factor = used / allowed
+            slowest = ", ".join(f"{p.name} every {p.interval * factor:.3g}s" for p in covered)
+            raise ValueError(
+                f"probe schedule uses {used:.3g} of {rule.limit:g} per {rule.window_seconds:g}s "
+                f"({rule.name} {rule.source}); the budget is {exchange.weight_budget:.0%} = "
+                f"{allowed:.3g}. Probe less often (e.g. {slowest}) or raise weight_budget"
+            )
 
 
 class ExporterConfig(BaseModel):
@@ -143,12 +265,16 @@ class ExporterConfig(BaseModel):
     Attributes:
         exchanges: at least one exchange, names unique.
         max_concurrency: probes in flight at once across all exchanges (1–10,000).
+        max_body_bytes: largest response body read per probe; larger is ``bad_response``.
+        connectivity: the exporter's own connectivity canary.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     exchanges: list[ExchangeConfig] = Field(min_length=1)
     max_concurrency: int = Field(default=64, ge=1, le=10_000)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    connectivity: ConnectivityConfig = ConnectivityConfig()
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExporterConfig:
@@ -158,6 +284,10 @@ class ExporterConfig(BaseModel):
                 raise ValueError(f"exchange name {exchange.name!r} is used twice")
             seen.add(exchange.name)
         return self
+
+    def body_limit(self, exchange: ExchangeConfig) -> int:
+        """The response body cap for ``exchange`` in bytes."""
+        return exchange.max_body_bytes or self.max_body_bytes
 
 
 def parse_config(data: Any, source: str = "<config>") -> ExporterConfig:

@@ -7,6 +7,8 @@ All per-probe series are labelled only by ``exchange`` (configured names), ``end
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from exporter import __version__
@@ -84,6 +86,71 @@ class ExporterMetrics:
             ["exchange"],
             registry=r,
         )
+        self.http_responses = Counter(
+            "exchange_api_http_responses",
+            "Probe responses by HTTP status code.",
+            ["exchange", "endpoint", "code"],
+            registry=r,
+        )
+        self.errors = Counter(
+            "exchange_api_errors",
+            "Error codes in the exchange's own error envelope (Binance code, Bybit retCode, OKX "
+            "code, Kraken error string, Coinbase HTTP status); codes the profile does not "
+            'document are counted as code="other".',
+            ["exchange", "endpoint", "code"],
+            registry=r,
+        )
+        self.maintenance = Gauge(
+            "exchange_maintenance",
+            "1 while the exchange reports maintenance (status endpoint or a maintenance error "
+            "code), else 0.",
+            ["exchange"],
+            registry=r,
+        )
+        self.market_data_age = Gauge(
+            "exchange_market_data_age_seconds",
+            "Age of the market data in the last ticker/order-book response: exchange time (from "
+            "local time corrected by the measured clock skew) minus the data's own timestamp. "
+            "Only for endpoints whose body carries a timestamp.",
+            ["exchange", "endpoint"],
+            registry=r,
+        )
+        self.backoff_until = Gauge(
+            "exchange_rate_limit_backoff_until_timestamp_seconds",
+            "Unix time until which probes of the exchange are paused after a rate-limit or ban "
+            "answer (Retry-After or the documented ban length); in the past when not paused.",
+            ["exchange"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "exchange_circuit_state",
+            "Circuit breaker of the exchange: 0 closed (normal), 1 open (repeated failures; "
+            "probes slowed), 2 half-open (a trial probe decides).",
+            ["exchange"],
+            registry=r,
+        )
+        self.connectivity_up = Gauge(
+            "exchange_exporter_connectivity_up",
+            "1 when the exporter's own connectivity canary passes (DNS resolution of every "
+            "configured host, and the canary URL when configured), else 0.",
+            registry=r,
+        )
+        self.dns_up = Gauge(
+            "exchange_exporter_dns_up",
+            "1 when the configured host of the exchange resolves, else 0.",
+            ["exchange"],
+            registry=r,
+        )
+        self.config_reload_success = Gauge(
+            "exchange_exporter_config_last_reload_successful",
+            "1 if the last configuration (re)load succeeded, else 0.",
+            registry=r,
+        )
+        self.config_reload_timestamp = Gauge(
+            "exchange_exporter_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration (re)load.",
+            registry=r,
+        )
         self.last_probe = Gauge(
             "exchange_api_last_probe_timestamp_seconds",
             "Unix time at which the last probe of the endpoint finished.",
@@ -108,3 +175,49 @@ class ExporterMetrics:
         for result in results:
             self.requests.labels(exchange, endpoint, result)
         self.consecutive_failures.labels(exchange, endpoint).set(0)
+
+    def declare_exchange(self, exchange: str) -> None:
+        """Create the per-exchange gauges at their resting values."""
+        self.maintenance.labels(exchange).set(0)
+        self.backoff_until.labels(exchange).set(0)
+        self.circuit_state.labels(exchange).set(0)
+
+    def forget_endpoint(self, exchange: str, endpoint: str) -> None:
+        """Remove every series of an endpoint that is no longer configured (after a reload)."""
+        for metric in (
+            self.request_duration,
+            self.up,
+            self.consecutive_failures,
+            self.market_data_age,
+            self.last_probe,
+        ):
+            _remove(metric, exchange, endpoint)
+        for metric in (self.requests, self.http_responses, self.errors):
+            for labels in _label_sets(metric):
+                if labels[:2] == (exchange, endpoint):
+                    _remove(metric, *labels)
+
+    def forget_exchange(self, exchange: str) -> None:
+        """Remove the per-exchange series of an exchange that is no longer configured."""
+        for metric in (
+            self.maintenance,
+            self.backoff_until,
+            self.circuit_state,
+            self.clock_skew,
+            self.dns_up,
+        ):
+            _remove(metric, exchange)
+        for metric in (self.rate_limit_used, self.rate_limit_limit):
+            for labels in _label_sets(metric):
+                if labels[0] == exchange:
+                    _remove(metric, *labels)
+
+
+def _label_sets(metric: Counter | Gauge | Histogram) -> list[tuple[str, ...]]:
+    # prometheus_client keeps children in a private dict; snapshot its keys.
+    return list(metric._metrics.keys())
+
+
+def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
+    with contextlib.suppress(KeyError):
+        metric.remove(*labels)

@@ -1,4 +1,9 @@
-"""One probe: a timed HTTP request to an exchange endpoint, classified and recorded in metrics."""
+"""One probe: a timed HTTP request to an exchange endpoint, classified and recorded.
+
+The prober owns the transport (one shared :class:`httpx.AsyncClient`, a total deadline per
+probe, a cap on the body size) and records every outcome in metrics and in the exchange's
+state; the profile (``exporter.profiles``) only reads the finished response.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,14 @@ import httpx
 
 from exporter.metrics import ExporterMetrics
 from exporter.profiles import EndpointSpec, Profile, Result, Verdict
+from exporter.state import EndpointState, ExchangeState
+
+TRANSPORT_RESULTS = frozenset({Result.TIMEOUT, Result.CONNECT_ERROR})
+"""Results that mean no HTTP answer arrived."""
+
+CIRCUIT_FAILURES = frozenset({Result.TIMEOUT, Result.CONNECT_ERROR, Result.HTTP_ERROR})
+"""Results that count as failures for the circuit breaker (the exchange is not answering
+properly); rate limits are handled by the rate-limit gate instead."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +36,7 @@ class ProbeTarget:
         url: the full request URL.
         interval: seconds between probes.
         timeout: total seconds allowed for one probe (connect + send + receive).
+        max_body_bytes: larger bodies are not read and the probe is ``bad_response``.
     """
 
     exchange: str
@@ -31,6 +45,7 @@ class ProbeTarget:
     url: str
     interval: float
     timeout: float
+    max_body_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +54,10 @@ class ProbeRecord:
 
     Attributes:
         result: the classified outcome.
-        duration: seconds from send to full response; None when no HTTP response arrived.
+        duration: seconds from send to the last body byte; None when no HTTP response arrived.
         status: HTTP status, or None.
-        verdict: the profile's verdict when an HTTP response arrived, else None.
-        error: a short description of a transport failure, or "".
+        verdict: the profile's verdict when a complete HTTP response arrived, else None.
+        error: a short description of the failure, or "".
     """
 
     result: Result
@@ -52,71 +67,142 @@ class ProbeRecord:
     error: str = ""
 
 
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _BodyTooLargeError
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLargeError
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Prober:
-    """Runs probes on one shared :class:`httpx.AsyncClient` and records them in metrics.
+    """Runs probes on one shared HTTP client and records them.
 
     Args:
         client: the shared HTTP client (connection pool reused across probes).
-        metrics: where to record outcomes.
+        metrics: where outcomes are exported.
+        states: per-exchange state by exchange name (updated in place).
     """
 
-    def __init__(self, client: httpx.AsyncClient, metrics: ExporterMetrics) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        metrics: ExporterMetrics,
+        states: dict[str, ExchangeState],
+    ) -> None:
         self._client = client
         self._metrics = metrics
-        self._failures: dict[tuple[str, str], int] = {}
+        self._states = states
 
     async def probe(self, target: ProbeTarget) -> ProbeRecord:
-        """Probe ``target`` once and update its metrics; never raises (except cancellation).
+        """Probe ``target`` once and record the outcome; never raises (except cancellation).
 
-        Transport failures are classified as ``timeout`` (no complete answer within
-        ``target.timeout``) or ``connect_error`` (refused, reset, TLS or protocol failure).
+        Transport failures are ``timeout`` (no complete answer within ``target.timeout``,
+        including a body that trickles in too slowly) or ``connect_error`` (refused, reset, TLS
+        or protocol failure). A body over ``target.max_body_bytes`` is ``bad_response``.
         """
         wall_start = time.time()
         start = time.perf_counter()
+        status: int | None = None
         try:
-            async with asyncio.timeout(target.timeout):
-                response = await self._client.get(target.url, timeout=target.timeout)
+            async with (
+                asyncio.timeout(target.timeout),
+                self._client.stream("GET", target.url, timeout=target.timeout) as response,
+            ):
+                status = response.status_code
+                body = await _read_capped(response, target.max_body_bytes)
         except (TimeoutError, httpx.TimeoutException):
-            record = ProbeRecord(Result.TIMEOUT, None, None, None, "timed out")
+            record = ProbeRecord(Result.TIMEOUT, None, status, None, "timed out")
+        except _BodyTooLargeError:
+            error = f"body larger than {target.max_body_bytes} bytes"
+            record = ProbeRecord(Result.BAD_RESPONSE, None, status, None, error)
         except httpx.DecodingError as exc:
-            record = ProbeRecord(Result.BAD_RESPONSE, None, None, None, type(exc).__name__)
+            record = ProbeRecord(Result.BAD_RESPONSE, None, status, None, type(exc).__name__)
         except httpx.HTTPError as exc:
-            record = ProbeRecord(Result.CONNECT_ERROR, None, None, None, type(exc).__name__)
+            detail = str(exc)[:120]
+            error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+            record = ProbeRecord(Result.CONNECT_ERROR, None, status, None, error)
         else:
             duration = time.perf_counter() - start
-            verdict = target.profile.classify(
-                target.endpoint.name, response.status_code, response.headers, response.content
-            )
-            record = ProbeRecord(verdict.result, duration, response.status_code, verdict)
-            self._record_response(target, response, verdict, duration, wall_start)
-        self._record_outcome(target, record.result)
+            assert status is not None
+            verdict = target.profile.classify(target.endpoint.name, status, response.headers, body)
+            record = ProbeRecord(verdict.result, duration, status, verdict, verdict.message)
+            self._record_response(target, response.headers, verdict, duration, wall_start)
+        if status is not None:
+            self._metrics.http_responses.labels(
+                target.exchange, target.endpoint.name, str(status)
+            ).inc()
+        self._record_outcome(target, record)
         return record
 
     def _record_response(
         self,
         target: ProbeTarget,
-        response: httpx.Response,
+        headers: httpx.Headers,
         verdict: Verdict,
         duration: float,
         wall_start: float,
     ) -> None:
         m = self._metrics
-        m.request_duration.labels(target.exchange, target.endpoint.name).observe(duration)
-        for reading in target.profile.rate_limits(response.headers):
-            m.rate_limit_used.labels(target.exchange, reading.window).set(reading.used)
+        exchange, endpoint = target.exchange, target.endpoint.name
+        state = self._states[exchange]
+        m.request_duration.labels(exchange, endpoint).observe(duration)
+        state.endpoints[endpoint].add_latency(duration)
+        for reading in target.profile.rate_limits(headers):
+            m.rate_limit_used.labels(exchange, reading.window).set(reading.used)
             if reading.limit is not None:
-                m.rate_limit_limit.labels(target.exchange, reading.window).set(reading.limit)
+                m.rate_limit_limit.labels(exchange, reading.window).set(reading.limit)
+            state.rate_limits[reading.window] = (reading.used, reading.limit)
+        midpoint = wall_start + duration / 2.0
         if verdict.server_time is not None:
-            midpoint = wall_start + duration / 2.0
-            m.clock_skew.labels(target.exchange).set(verdict.server_time - midpoint)
+            state.clock_skew = verdict.server_time - midpoint
+            m.clock_skew.labels(exchange).set(state.clock_skew)
+        if verdict.data_time is not None:
+            exchange_now = midpoint + (state.clock_skew or 0.0)
+            m.market_data_age.labels(exchange, endpoint).set(exchange_now - verdict.data_time)
+        label = target.profile.error_label(verdict.error_code)
+        if label is not None:
+            m.errors.labels(exchange, endpoint, label).inc()
+        if verdict.result in (Result.RATE_LIMITED, Result.BANNED):
+            seconds = verdict.retry_after
+            if seconds is None:
+                seconds = target.profile.backoff_seconds.get(verdict.result, 60.0)
+            m.backoff_until.labels(exchange).set(state.gate.block(seconds))
 
-    def _record_outcome(self, target: ProbeTarget, result: Result) -> None:
+    def _record_outcome(self, target: ProbeTarget, record: ProbeRecord) -> None:
         m = self._metrics
-        key = (target.exchange, target.endpoint.name)
-        m.requests.labels(target.exchange, target.endpoint.name, result.value).inc()
+        exchange, endpoint = target.exchange, target.endpoint.name
+        state = self._states[exchange]
+        ep: EndpointState = state.endpoints[endpoint]
+        result = record.result
         ok = result is Result.OK
-        failures = 0 if ok else self._failures.get(key, 0) + 1
-        self._failures[key] = failures
-        m.up.labels(*key).set(1 if ok else 0)
-        m.consecutive_failures.labels(*key).set(failures)
-        m.last_probe.labels(*key).set(time.time())
+        now = time.time()
+        ep.last_result = result.value
+        ep.last_error = "" if ok else (record.error or result.value)
+        ep.last_probe_at = now
+        ep.consecutive_failures = 0 if ok else ep.consecutive_failures + 1
+        ep.transport_failures = ep.transport_failures + 1 if result in TRANSPORT_RESULTS else 0
+        if ok:
+            ep.last_success_at = now
+        verdict = record.verdict
+        if verdict is not None and verdict.maintenance is not None:
+            ep.maintenance = verdict.maintenance
+        else:
+            ep.maintenance = result is Result.MAINTENANCE
+        state.circuit.record(result not in CIRCUIT_FAILURES)
+        m.requests.labels(exchange, endpoint, result.value).inc()
+        m.up.labels(exchange, endpoint).set(1 if ok else 0)
+        m.consecutive_failures.labels(exchange, endpoint).set(ep.consecutive_failures)
+        m.last_probe.labels(exchange, endpoint).set(now)
+        m.maintenance.labels(exchange).set(1 if state.in_maintenance() else 0)
+        m.circuit_state.labels(exchange).set(int(state.circuit.state))

@@ -1,18 +1,30 @@
-"""Probe scheduling: each endpoint on its own interval, start offsets spread, no self-overlap."""
+"""Probe scheduling: each endpoint on its own interval, offsets spread, no self-overlap, reloads.
+
+Every (exchange, endpoint) runs in its own task. Target ``i`` of ``n`` first starts at
+``interval × i / n``; a probe never starts before the previous probe of the same endpoint has
+finished; missed slots are skipped, not bunched; at most ``max_concurrency`` probes are in flight.
+Before each probe the loop consults the exchange's rate-limit gate (paused → wait it out), its
+circuit breaker (open → slower; half-open → one trial) and the endpoint's transport backoff.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import math
+import random
+from dataclasses import dataclass
 
 import httpx
 
 from exporter import __version__
+from exporter.canary import ConnectivityCanary
 from exporter.config import ExporterConfig
 from exporter.metrics import ExporterMetrics
 from exporter.prober import Prober, ProbeTarget
 from exporter.profiles import Result, get_profile
+from exporter.resilience import transport_backoff
+from exporter.state import EndpointState, ExchangeState
 
 log = logging.getLogger(__name__)
 
@@ -23,33 +35,53 @@ def build_targets(config: ExporterConfig) -> list[ProbeTarget]:
     for exchange in config.exchanges:
         profile = get_profile(exchange.profile)
         specs = profile.endpoint_specs(exchange.effective_symbol())
-        for name in exchange.endpoint_names():
-            spec = specs[name]
+        for plan in exchange.endpoint_plan():
+            spec = specs[plan.name]
             targets.append(
                 ProbeTarget(
                     exchange=exchange.name,
                     profile=profile,
                     endpoint=spec,
                     url=spec.url(exchange.base_url),
-                    interval=exchange.interval,
-                    timeout=exchange.timeout,
+                    interval=plan.interval,
+                    timeout=plan.timeout,
+                    max_body_bytes=config.body_limit(exchange),
                 )
             )
     return targets
 
 
-class ProbeScheduler:
-    """Runs every target forever on its own interval.
+@dataclass(frozen=True, slots=True)
+class _TargetKey:
+    exchange: str
+    endpoint: str
+    url: str
+    interval: float
+    timeout: float
+    max_body_bytes: int
+    profile: str
 
-    Target ``i`` of ``n`` first starts at ``interval * i / n`` seconds, spreading load across the
-    interval. A target's next probe never starts before its previous one finished; when a probe
-    overruns, the missed slots are skipped rather than bunched. At most ``max_concurrency``
-    probes are in flight at once.
+    @classmethod
+    def of(cls, target: ProbeTarget) -> _TargetKey:
+        return cls(
+            target.exchange,
+            target.endpoint.name,
+            target.url,
+            target.interval,
+            target.timeout,
+            target.max_body_bytes,
+            target.profile.name,
+        )
+
+
+class ProbeScheduler:
+    """Runs every target of the current config until stopped; :meth:`apply` swaps configs.
 
     Args:
         config: the validated exporter config.
         metrics: where probes are recorded.
         client: an HTTP client to share; by default one is created (and closed) by :meth:`run`.
+        rng: random source for offsets' jitter and backoff jitter.
     """
 
     def __init__(
@@ -57,17 +89,50 @@ class ProbeScheduler:
         config: ExporterConfig,
         metrics: ExporterMetrics,
         client: httpx.AsyncClient | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
-        self.targets = build_targets(config)
+        self.states: dict[str, ExchangeState] = {}
+        self.targets: list[ProbeTarget] = build_targets(config)
         self._client = client
+        self._rng = rng or random.Random()
+        self._tasks: dict[tuple[str, str], tuple[_TargetKey, asyncio.Task[None]]] = {}
+        self._semaphore: asyncio.Semaphore | None = None
+        self._semaphore_limit = config.max_concurrency
+        self._prober: Prober | None = None
+        self._canary: ConnectivityCanary | None = None
+        self._sync_states(config)
+
+    def _sync_states(self, config: ExporterConfig) -> None:
         results = tuple(r.value for r in Result)
-        for target in self.targets:
-            metrics.declare(target.exchange, target.endpoint.name, results)
+        wanted = {e.name: e for e in config.exchanges}
+        for name in list(self.states):
+            if name not in wanted:
+                del self.states[name]
+                self.metrics.forget_exchange(name)
+        for name, exchange in wanted.items():
+            state = self.states.get(name)
+            if state is None:
+                state = self.states[name] = ExchangeState.for_config(exchange)
+                self.metrics.declare_exchange(name)
+            else:
+                circuit = state.circuit
+                circuit.failure_threshold = exchange.circuit.failure_threshold
+                circuit.open_seconds = exchange.circuit.open_seconds
+                circuit.slow_factor = exchange.circuit.slow_factor
+            planned = set(exchange.endpoint_names())
+            for endpoint in list(state.endpoints):
+                if endpoint not in planned:
+                    del state.endpoints[endpoint]
+                    self.metrics.forget_endpoint(name, endpoint)
+            for endpoint in planned:
+                if endpoint not in state.endpoints:
+                    state.endpoints[endpoint] = EndpointState()
+                    self.metrics.declare(name, endpoint, results)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Probe until ``stop`` is set (or forever), then cancel and await every probe loop."""
+        """Probe until ``stop`` is set (or forever), then cancel and await every task."""
         own_client = self._client is None
         client = self._client or httpx.AsyncClient(
             limits=httpx.Limits(
@@ -77,45 +142,104 @@ class ProbeScheduler:
             headers={"User-Agent": f"exchange-watch/{__version__}"},
             follow_redirects=False,
         )
-        prober = Prober(client, self.metrics)
-        semaphore = asyncio.Semaphore(self.config.max_concurrency)
-        count = len(self.targets)
-        tasks = [
-            asyncio.create_task(
-                self._loop(prober, semaphore, target, target.interval * i / count),
-                name=f"probe-{target.exchange}-{target.endpoint.name}",
-            )
-            for i, target in enumerate(self.targets)
-        ]
+        self._prober = Prober(client, self.metrics, self.states)
+        self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        self._semaphore_limit = self.config.max_concurrency
+        self._canary = ConnectivityCanary(client, self.metrics)
+        self._canary.configure(self.config)
+        canary_task = asyncio.create_task(self._canary.run(), name="connectivity-canary")
+        self._start_targets(self.targets)
         try:
             if stop is None:
-                await asyncio.gather(*tasks)
+                await asyncio.Event().wait()
             else:
                 await stop.wait()
         finally:
+            canary_task.cancel()
+            tasks = [task for _, task in self._tasks.values()] + [canary_task]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._tasks.clear()
             if own_client:
                 await client.aclose()
 
-    async def _loop(
-        self, prober: Prober, semaphore: asyncio.Semaphore, target: ProbeTarget, offset: float
-    ) -> None:
+    def apply(self, config: ExporterConfig) -> dict[str, int]:
+        """Switch to ``config`` while running; must be called on the scheduler's event loop.
+
+        Unchanged endpoints keep their task, state and counters; removed endpoints stop and
+        their series are removed; new or changed endpoints (re)start.
+
+        Returns:
+            Counts ``{"kept", "started", "stopped"}``.
+        """
+        new_targets = build_targets(config)
+        new_keys = {(t.exchange, t.endpoint.name): (_TargetKey.of(t), t) for t in new_targets}
+        stopped = kept = 0
+        for key, (old_key, task) in list(self._tasks.items()):
+            if key in new_keys and new_keys[key][0] == old_key:
+                kept += 1
+                continue
+            task.cancel()
+            del self._tasks[key]
+            stopped += key not in new_keys
+        self.config = config
+        self.targets = new_targets
+        self._sync_states(config)
+        if self._semaphore is not None and config.max_concurrency != self._semaphore_limit:
+            self._semaphore = asyncio.Semaphore(config.max_concurrency)
+            self._semaphore_limit = config.max_concurrency
+        if self._canary is not None:
+            self._canary.configure(config)
+        started = self._start_targets([t for k, (_, t) in new_keys.items() if k not in self._tasks])
+        return {"kept": kept, "started": started, "stopped": stopped}
+
+    def _start_targets(self, targets: list[ProbeTarget]) -> int:
+        if self._prober is None:
+            return 0
+        count = max(len(self.targets), 1)
+        order = {(t.exchange, t.endpoint.name): i for i, t in enumerate(self.targets)}
+        for target in targets:
+            index = order[(target.exchange, target.endpoint.name)]
+            offset = target.interval * index / count
+            task = asyncio.create_task(
+                self._loop(target, offset),
+                name=f"probe-{target.exchange}-{target.endpoint.name}",
+            )
+            self._tasks[(target.exchange, target.endpoint.name)] = (_TargetKey.of(target), task)
+        return len(targets)
+
+    async def _loop(self, target: ProbeTarget, offset: float) -> None:
         loop = asyncio.get_running_loop()
+        state = self.states[target.exchange]
+        endpoint = state.endpoints[target.endpoint.name]
+        prober = self._prober
+        assert prober is not None
         next_at = loop.time() + offset
-        lag_histogram = self.metrics.schedule_lag
+        lag = self.metrics.schedule_lag
         while True:
             delay = next_at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
+            paused = state.gate.remaining()
+            if paused > 0:
+                # Rate-limited or banned: no request of ours may reach the exchange before
+                # the wait is over; resume spread over one interval.
+                next_at = loop.time() + paused + self._rng.uniform(0, target.interval)
+                continue
+            if not state.circuit.allow():
+                next_at += state.circuit.interval(target.interval)
+                continue
+            semaphore = self._semaphore
+            assert semaphore is not None
             async with semaphore:
-                lag_histogram.observe(max(loop.time() - next_at, 0.0))
+                lag.observe(max(loop.time() - next_at, 0.0))
                 try:
                     await prober.probe(target)
                 except Exception:  # a bug must not silence the probe loop
                     log.exception("probe of %s %s failed", target.exchange, target.endpoint.name)
-            next_at += target.interval
+            interval = transport_backoff(target.interval, endpoint.transport_failures, self._rng)
+            next_at += state.circuit.interval(interval)
             behind = loop.time() - next_at
             if behind > 0:
                 next_at += math.ceil(behind / target.interval) * target.interval

@@ -2,7 +2,12 @@
 
 Prints ``exchange-simulator listening on http://HOST:PORT`` (flushed) once bound — with the real
 port when ``:0`` was given — and exits with code 0 on SIGTERM or SIGINT. Exit code 2 on bad
-arguments, 1 if the address cannot be bound.
+arguments (including an unknown or invalid ``--scenario``, reported before binding), 1 if the
+address cannot be bound.
+
+Options: ``--no-limits`` turns request-limit enforcement off (benchmarks); ``--scenario
+NAME_OR_PATH`` starts a shipped scenario (``simulator/scenarios/NAME.yml``) or a YAML file as
+soon as the server listens.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import signal
 import sys
 
+from simulator.scenario import Scenario, ScenarioError, load_scenario_file
 from simulator.server import SimulatorServer
 
 __all__ = ["main", "parse_listen"]
@@ -49,6 +55,18 @@ def _build_parser() -> argparse.ArgumentParser:
         help="address to bind (default 127.0.0.1:8000)",
     )
     parser.add_argument(
+        "--no-limits",
+        action="store_true",
+        help="do not enforce the per-IP request limits (Binance weight 6000/min, Bybit 600/5 s); "
+        "usage is still counted and reported",
+    )
+    parser.add_argument(
+        "--scenario",
+        metavar="NAME_OR_PATH",
+        help="start a timeline scenario at boot: a shipped name (e.g. binance-outage) or a "
+        "YAML file",
+    )
+    parser.add_argument(
         "--log-level",
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -58,15 +76,16 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(host: str, port: int) -> None:
+async def _serve(server: SimulatorServer, scenario: Scenario | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # before binding: no window without handlers
         loop.add_signal_handler(sig, stop.set)
-    server = SimulatorServer(host, port)
     await server.start()
     try:
         print(f"exchange-simulator listening on {server.url}", flush=True)
+        if scenario is not None:
+            server.scenarios.start(scenario)
         await stop.wait()
     finally:
         await server.stop()
@@ -79,15 +98,23 @@ def main(argv: list[str] | None = None) -> int:
         argv: arguments without the program name (default ``sys.argv[1:]``).
 
     Returns:
-        0 after a signal-triggered shutdown, 1 if binding failed.
+        0 after a signal-triggered shutdown, 1 if binding failed, 2 for a bad ``--scenario``.
     """
     args = _build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     host, port = args.listen
+    server = SimulatorServer(host, port, limits=not args.no_limits)
+    scenario = None
+    if args.scenario is not None:
+        try:
+            scenario = load_scenario_file(args.scenario, faults=server.faults, limits=server.limits)
+        except ScenarioError as exc:
+            print(f"exchange-simulator: --scenario: {exc}", file=sys.stderr)
+            return 2
     try:
-        asyncio.run(_serve(host, port))
+        asyncio.run(_serve(server, scenario))
     except OSError as exc:
         print(f"exchange-simulator: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1

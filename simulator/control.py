@@ -8,23 +8,42 @@ path                        method   answer
                                      :meth:`simulator.faults.Fault.to_json`)
 ``/_control/faults``        POST     set/clear one fault (JSON body, see :mod:`simulator.faults`)
                                      → 200 ``{"faults": [...]}``; invalid → 400 ``{"error": msg}``
-``/_control/faults``        DELETE   clear all → ``{"faults": []}``
+``/_control/faults``        DELETE   clear all faults → ``{"faults": []}`` (limits untouched)
+``/_control/limits``        GET      ``{"limits": {exchange: config + usage + ban state}}``
+``/_control/limits``        POST     change one exchange's limits (partial; see
+                                     :mod:`simulator.limits`) → ``{"limits": ...}``
+``/_control/limits``        DELETE   usage, 429 counts and bans cleared, configuration back to
+                                     the boot values → ``{"limits": ...}``
+``/_control/consume``       POST     add usage from "another process on this IP"
+                                     (``{"exchange": "binance", "weight": n}`` /
+                                     ``{"exchange": "bybit", "requests": n}``) → ``{"limits"}``
+``/_control/scenario``      GET      ``{"scenario": status | null, "shipped": [names]}``
+``/_control/scenario``      POST     ``{"name": "<shipped>"}`` or ``{"scenario": {...}}``: stop
+                                     the running one, start this → ``{"scenario": status}``
+``/_control/scenario``      DELETE   stop the running scenario (faults stay) →
+                                     ``{"scenario": status | null}``
 ``/_control/stats``         GET      request counters (:meth:`RequestStats.to_json`) plus
-                                     ``binance_used_weight_1m``
+                                     ``binance_used_weight_1m`` and ``bybit_requests_5s``
 ``/_control/stats``         DELETE   reset counters → the zeroed stats
 =========================== ======== ==========================================================
 
-Unknown control path → 404 ``{"error": ...}``; wrong method → 405 ``{"error": ...}`` + ``Allow``.
+Invalid bodies → 400 ``{"error": "<field>: <problem>, got <value>"}``. Unknown control path → 404
+``{"error": ...}``; wrong method → 405 ``{"error": ...}`` + ``Allow``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
-from simulator.faults import FaultError, FaultRegistry
+from simulator.faults import FaultRegistry
+from simulator.limits import LimitRegistry
 from simulator.responses import Reply, json_reply
+from simulator.scenario import load_scenario, load_scenario_file, shipped_scenarios
+from simulator.scenario_runner import ScenarioRunner
+from simulator.specs import SpecError
 from simulator.stats import RequestStats
 
 __all__ = ["CONTROL_PREFIX", "ControlAPI"]
@@ -32,13 +51,32 @@ __all__ = ["CONTROL_PREFIX", "ControlAPI"]
 CONTROL_PREFIX = "/_control"
 
 
+def _decode(body: bytes) -> Any:
+    """Decode a JSON object body.
+
+    Raises:
+        SpecError: ``"body: ..."`` for invalid JSON, an empty body or a non-object.
+    """
+    try:
+        spec = json.loads(body.decode("utf-8")) if body.strip() else None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SpecError(f"body: not valid JSON ({exc})") from None
+    if spec is None:
+        raise SpecError("body: expected a JSON object, got an empty body")
+    if not isinstance(spec, dict):
+        raise SpecError(f"body: expected a JSON object, got {type(spec).__name__}")
+    return spec
+
+
 class ControlAPI:
-    """Dispatches control requests. Runs on the event-loop thread, like the registry.
+    """Dispatches control requests. Runs on the event-loop thread, like the registries.
 
     Args:
         faults: the shared :class:`FaultRegistry`.
         stats: the shared :class:`RequestStats`.
         extra_stats: returns extra fields merged into ``GET /_control/stats``.
+        limits: the shared :class:`LimitRegistry` (default: none).
+        scenarios: the :class:`ScenarioRunner` (default: one on ``faults`` and ``limits``).
     """
 
     def __init__(
@@ -46,10 +84,15 @@ class ControlAPI:
         faults: FaultRegistry,
         stats: RequestStats,
         extra_stats: Callable[[], dict[str, Any]] | None = None,
+        *,
+        limits: LimitRegistry | None = None,
+        scenarios: ScenarioRunner | None = None,
     ) -> None:
-        """Bind the API to the shared registry and counters."""
+        """Bind the API to the shared registries and counters."""
         self.faults = faults
         self.stats = stats
+        self.limits = limits if limits is not None else LimitRegistry({})
+        self.scenarios = scenarios or ScenarioRunner(faults, self.limits)
         self._extra_stats = extra_stats or dict
         self._routes: dict[str, dict[str, Callable[[bytes], Reply]]] = {
             "/_control/health": {"GET": self._health},
@@ -57,6 +100,17 @@ class ControlAPI:
                 "GET": self._list_faults,
                 "POST": self._set_fault,
                 "DELETE": self._clear_faults,
+            },
+            "/_control/limits": {
+                "GET": self._get_limits,
+                "POST": self._set_limits,
+                "DELETE": self._reset_limits,
+            },
+            "/_control/consume": {"POST": self._consume},
+            "/_control/scenario": {
+                "GET": self._get_scenario,
+                "POST": self._start_scenario,
+                "DELETE": self._stop_scenario,
             },
             "/_control/stats": {"GET": self._get_stats, "DELETE": self._reset_stats},
         }
@@ -77,31 +131,72 @@ class ControlAPI:
                 {"error": f"method: {method} not allowed on {path} (allowed: {allow})"},
                 [(b"Allow", allow.encode())],
             )
-        return handler(body)
+        try:
+            return handler(body)
+        except SpecError as exc:
+            return json_reply(400, {"error": str(exc)})
 
     def _health(self, _body: bytes) -> Reply:
         return json_reply(200, {"status": "ok"})
 
+    # -- faults -----------------------------------------------------------------------------
     def _list_faults(self, _body: bytes) -> Reply:
         return json_reply(200, {"faults": self.faults.to_json()})
 
     def _set_fault(self, body: bytes) -> Reply:
-        try:
-            spec = json.loads(body.decode("utf-8")) if body.strip() else None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return json_reply(400, {"error": f"body: not valid JSON ({exc})"})
-        if spec is None:
-            return json_reply(400, {"error": "body: expected a JSON object, got an empty body"})
-        try:
-            self.faults.apply(spec)
-        except FaultError as exc:
-            return json_reply(400, {"error": str(exc)})
+        self.faults.apply(_decode(body))
         return json_reply(200, {"faults": self.faults.to_json()})
 
     def _clear_faults(self, _body: bytes) -> Reply:
         self.faults.clear()
         return json_reply(200, {"faults": []})
 
+    # -- limits -----------------------------------------------------------------------------
+    def _get_limits(self, _body: bytes) -> Reply:
+        return json_reply(200, {"limits": self.limits.to_json(time.time())})
+
+    def _set_limits(self, body: bytes) -> Reply:
+        self.limits.configure(_decode(body))
+        return self._get_limits(body)
+
+    def _reset_limits(self, body: bytes) -> Reply:
+        self.limits.reset()
+        return self._get_limits(body)
+
+    def _consume(self, body: bytes) -> Reply:
+        self.limits.consume(_decode(body), time.time())
+        return self._get_limits(body)
+
+    # -- scenarios --------------------------------------------------------------------------
+    def _get_scenario(self, _body: bytes) -> Reply:
+        return json_reply(
+            200, {"scenario": self.scenarios.to_json(), "shipped": shipped_scenarios()}
+        )
+
+    def _start_scenario(self, body: bytes) -> Reply:
+        spec = _decode(body)
+        for key in spec:
+            if key not in ("name", "scenario"):
+                raise SpecError(f"{key}: unexpected field (give name or scenario)")
+        if ("name" in spec) == ("scenario" in spec):
+            raise SpecError("name: give either name (a shipped scenario) or scenario (inline)")
+        if "name" in spec:
+            name = spec["name"]
+            if not isinstance(name, str) or "/" in name or name.endswith((".yml", ".yaml")):
+                raise SpecError(f"name: must be a shipped scenario name, got {name!r}")
+            scenario = load_scenario_file(name, faults=self.faults, limits=self.limits)
+        else:
+            scenario = load_scenario(
+                spec["scenario"], "<inline>", faults=self.faults, limits=self.limits
+            )
+        self.scenarios.start(scenario)
+        return json_reply(200, {"scenario": self.scenarios.to_json()})
+
+    def _stop_scenario(self, _body: bytes) -> Reply:
+        self.scenarios.stop()
+        return json_reply(200, {"scenario": self.scenarios.to_json()})
+
+    # -- stats ------------------------------------------------------------------------------
     def _get_stats(self, _body: bytes) -> Reply:
         return json_reply(200, {**self.stats.to_json(), **self._extra_stats()})
 

@@ -6,28 +6,44 @@ replaces the old one. For a request to ``(exchange, endpoint)`` the *effective* 
 endpoint-scoped one if present, else the exchange-wide one (endpoint ``None``) — faults never
 stack. Faults with ``duration_s`` expire by themselves (checked lazily on lookup).
 
-Fault kinds and their parameters (all numbers may be int or float unless stated; booleans are
-rejected as numbers):
+Fault kinds and their parameters (numbers may be int or float unless stated; booleans are
+rejected as numbers). What each exchange answers is documented in ``simulator/README.md`` and in
+the exchange modules; the per-exchange kinds (†) are validated by the exchange itself.
 
-=============== =====================================================================
-fault           parameters
-=============== =====================================================================
-``down``        ``mode``: ``"reset"`` (default, TCP RST after reading the request) or
-                ``"hang"`` (never answer)
-``latency``     ``latency_ms`` (required, 0–600000), ``jitter_ms`` (0–600000, default 0,
-                uniform ±, the total delay is clamped at 0)
-``http_error``  ``status`` (required int 400–599), ``body``: ``"json"`` (the exchange's
-                error JSON) or ``"html"`` (CDN gateway page); default ``"html"`` for
-                502/503/504/52x (except OKX 503, documented as JSON code 50001) and for
-                every Kraken status, else ``"json"``
-``rate_limited`` ``retry_after`` (int s, 0–259200, default 30; Binance only, the only venue
-                documenting ``Retry-After`` [BN-REST])
-``banned``      Binance only; ``retry_after`` (int s, 0–259200, default 120)
-``maintenance`` none; exchange-wide or ``endpoint: "status"`` only; not for Coinbase
-``clock_skew``  ``skew_ms`` (required, signed, |x| <= 86400000)
-``stale``       ``age_s`` (required, 0–86400)
-``none``        none; clears the exchange's faults (all scopes) or one endpoint's fault
-=============== =====================================================================
+================ =====================================================================
+fault            parameters
+================ =====================================================================
+``down``         ``mode``: ``"reset"`` (default, TCP RST after reading the request) or
+                 ``"hang"`` (never answer)
+``reset``        alias of ``down`` + ``mode: "reset"`` (stored and listed as ``down``)
+``hang``         alias of ``down`` + ``mode: "hang"`` (stored and listed as ``down``)
+``latency``      ``latency_ms`` (required, 0–600000), ``jitter_ms`` (0–600000, default 0,
+                 uniform ±, the total delay is clamped at 0)
+``slow_body``    headers at once, then the (complete, valid) body in slices:
+                 ``bytes_per_second`` (> 0, default 64) and ``interval_ms`` (10–60000,
+                 default 1000: one slice of ``bytes_per_second × interval`` bytes per interval,
+                 the first one interval after the headers)
+``http_error``   ``status`` (required int 400–599), ``body``: ``"json"`` (the exchange's
+                 error JSON) or ``"html"`` (CDN gateway page); default ``"html"`` for
+                 502/503/504/52x (except OKX 503, documented as JSON code 50001) and for
+                 every Kraken status, else ``"json"``
+``rate_limited`` † ``retry_after`` (int s; Binance default 30 → ``Retry-After``; Bybit
+                 default 1 → ``X-Bapi-Limit-Reset-Timestamp``; OKX/Coinbase only when given,
+                 UNVERIFIED header), ``http_status`` (OKX only: 200 or 429, default 429)
+``banned``       † Binance (``retry_after`` int s, default 120), Bybit, Kraken; rejected for
+                 OKX and Coinbase (no documented IP-ban answer)
+``api_error``    † ``code`` (required; Binance/Bybit int, OKX int or digit string, Coinbase
+                 int 400–599 = the HTTP status, Kraken full error string such as
+                 ``"EService:Unavailable"``), ``http_status`` (override, int 200–599; not
+                 Coinbase), ``message`` (override the documented message; not Kraken)
+``maintenance``  none; exchange-wide or ``endpoint: "status"`` only; not for Coinbase
+``clock_skew``   ``skew_ms`` (required, signed, |x| <= 86400000)
+``stale``        ``age_s`` (0–86400) or ``age_ms`` (0–86400000); exactly one is required
+``bad_json``     none: HTTP 200, JSON content type, the normal body cut in half (invalid)
+``huge_body``    ``size_bytes`` (int 1024–67108864, default 5242880): HTTP 200 with a valid
+                 JSON order book of exactly that many bytes, streamed
+``none``         none; clears the exchange's faults (all scopes) or one endpoint's fault
+================ =====================================================================
 
 Common fields: ``exchange`` (required), ``fault`` (required), ``endpoint`` (optional string or
 null), ``duration_s`` (optional, > 0 and <= 86400; not allowed with ``none``). Unknown fields are
@@ -38,40 +54,96 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.specs import SpecError, check_fields, choice, number
+
 __all__ = [
+    "EXCHANGE_KINDS",
     "FAULT_KINDS",
     "Fault",
     "FaultError",
     "FaultRegistry",
+    "ParamValidator",
 ]
 
 FAULT_KINDS: tuple[str, ...] = (
     "down",
+    "reset",
+    "hang",
     "latency",
+    "slow_body",
     "http_error",
     "rate_limited",
     "banned",
+    "api_error",
     "maintenance",
     "clock_skew",
     "stale",
+    "bad_json",
+    "huge_body",
     "none",
 )
 
-_MAX_RETRY_AFTER_S = 259_200  # bans scale "from 2 minutes to 3 days" [BN-REST]
+EXCHANGE_KINDS: frozenset[str] = frozenset({"rate_limited", "banned", "api_error"})
+"""Kinds whose parameters and answers differ per exchange (validated by the exchange)."""
+
+_ALIASES: dict[str, str] = {"reset": "reset", "hang": "hang"}  # alias -> down mode
 _MAX_LATENCY_MS = 600_000
 _MAX_SKEW_MS = 86_400_000
 _MAX_AGE_S = 86_400
 _MAX_DURATION_S = 86_400
+_MAX_BODY_RATE = 1_000_000_000
+_MIN_HUGE = 1024
+_MAX_HUGE = 64 * 1024 * 1024
+_DEFAULT_HUGE = 5 * 1024 * 1024
 _GATEWAY_STATUSES = frozenset({502, 503, 504, *range(520, 531)})
 
+_PARAM_NAMES: dict[str, tuple[str, ...]] = {
+    "down": ("mode",),
+    "reset": (),
+    "hang": (),
+    "latency": ("latency_ms", "jitter_ms"),
+    "slow_body": ("bytes_per_second", "interval_ms"),
+    "http_error": ("status", "body"),
+    "rate_limited": ("retry_after", "http_status"),
+    "banned": ("retry_after",),
+    "api_error": ("code", "http_status", "message"),
+    "maintenance": (),
+    "clock_skew": ("skew_ms",),
+    "stale": ("age_s", "age_ms"),
+    "bad_json": (),
+    "huge_body": ("size_bytes",),
+    "none": (),
+}
 
-class FaultError(ValueError):
+
+class FaultError(SpecError):
     """A fault specification is invalid. ``str(err)`` names the field and the bad value, e.g.
     ``"latency_ms: must be a number >= 0, got -5"``."""
+
+
+ParamValidator = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+"""``(kind, spec) -> params`` for the :data:`EXCHANGE_KINDS` of one exchange; raises
+:class:`FaultError` naming the field (see ``Exchange.fault_params``)."""
+
+
+def _generic_params(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Fallback validator for exchanges that bring none: no rate-limit parameters, no ban,
+    ``api_error`` with any int or string ``code``."""
+    if kind == "banned":
+        raise FaultError(f"fault: 'banned' is not supported for {spec.get('exchange')!r}")
+    if kind == "api_error":
+        code = spec.get("code")
+        if not isinstance(code, int | str) or isinstance(code, bool):
+            raise FaultError(f"code: required int or string for fault 'api_error', got {code!r}")
+        return {"code": code}
+    for name in _PARAM_NAMES[kind]:
+        if name in spec:
+            raise FaultError(f"{name}: not supported for {spec.get('exchange')!r}")
+    return {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +153,8 @@ class Fault:
     Attributes:
         exchange: exchange name.
         endpoint: endpoint name, or ``None`` for exchange-wide.
-        kind: one of :data:`FAULT_KINDS` except ``"none"``.
+        kind: one of :data:`FAULT_KINDS` except ``"none"`` and the aliases ``reset``/``hang``
+            (stored as ``down``).
         params: normalised parameters with defaults filled in (see module docstring).
         created_at: wall-clock epoch seconds when the fault was set.
         duration_s: requested lifetime in seconds, or ``None`` for until cleared.
@@ -115,39 +188,10 @@ class Fault:
         return out
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
-
-
-def _number(
-    spec: Mapping[str, Any],
-    name: str,
-    lo: float,
-    hi: float,
-    *,
-    required: bool,
-    default: float | None = None,
-    integer: bool = False,
-) -> float | None:
-    """Read ``spec[name]`` as a number in ``[lo, hi]``; raise :class:`FaultError` otherwise."""
-    if name not in spec:
-        if required:
-            raise FaultError(f"{name}: required for fault {spec.get('fault')!r}")
-        return default
-    value = spec[name]
-    kind = "an integer" if integer else "a number"
-    if not _is_number(value) or (integer and not float(value).is_integer()):
-        raise FaultError(f"{name}: must be {kind}, got {value!r}")
-    if not lo <= value <= hi:
-        raise FaultError(f"{name}: must be {kind} between {lo:g} and {hi:g}, got {value!r}")
-    return int(value) if integer else value
-
-
-def _choice(spec: Mapping[str, Any], name: str, allowed: Collection[str], default: str) -> str:
-    value = spec.get(name, default)
-    if not isinstance(value, str) or value not in allowed:
-        raise FaultError(f"{name}: must be one of {', '.join(sorted(allowed))}, got {value!r}")
-    return value
+def _number(spec: Mapping[str, Any], name: str, lo: float, hi: float, **kw: Any) -> Any:
+    """:func:`simulator.specs.number` raising :class:`FaultError`."""
+    msg = f"required for fault {spec.get('fault')!r}"
+    return number(spec, name, lo, hi, error=FaultError, required_msg=msg, **kw)
 
 
 class FaultRegistry:
@@ -155,9 +199,10 @@ class FaultRegistry:
 
     Args:
         endpoints: for each exchange name, the endpoint names it has (from its route table).
-        ban_capable: exchanges that support the ``banned`` fault (Binance: HTTP 418 [BN-REST]).
-        status_capable: exchanges with a system-status API (all but Coinbase Exchange).
-        retry_after_capable: exchanges that send ``Retry-After`` on rate limiting.
+        validators: per exchange, the :data:`ParamValidator` for ``rate_limited``, ``banned``
+            and ``api_error`` (default: a generic one without bans).
+        status_capable: exchanges with a system-status API (default: those with a ``status``
+            endpoint; Coinbase Exchange has none).
         json_statuses: per exchange, gateway statuses (502/503/504/52x) for which the exchange
             documents its own JSON error, so ``http_error`` defaults to ``body: "json"`` (OKX 503
             code 50001 [OKX-ERR]).
@@ -169,9 +214,8 @@ class FaultRegistry:
         self,
         endpoints: Mapping[str, Collection[str]],
         *,
-        ban_capable: Collection[str] = ("binance",),
+        validators: Mapping[str, ParamValidator] | None = None,
         status_capable: Collection[str] | None = None,
-        retry_after_capable: Collection[str] = ("binance",),
         json_statuses: Mapping[str, Collection[int]] | None = None,
         html_errors: Collection[str] = ("kraken",),
     ) -> None:
@@ -179,14 +223,18 @@ class FaultRegistry:
         self._json_statuses = {ex: frozenset(v) for ex, v in (json_statuses or {}).items()}
         self._html_errors = frozenset(html_errors)
         self._endpoints = {ex: frozenset(eps) for ex, eps in endpoints.items()}
-        self._ban_capable = frozenset(ban_capable)
+        self._validators = dict(validators or {})
         self._status_capable = frozenset(
             status_capable
             if status_capable is not None
             else [ex for ex, eps in self._endpoints.items() if "status" in eps]
         )
-        self._retry_after_capable = frozenset(retry_after_capable)
         self._faults: dict[tuple[str, str | None], Fault] = {}
+
+    @property
+    def exchanges(self) -> frozenset[str]:
+        """Names of the exchanges faults can be set on."""
+        return frozenset(self._endpoints)
 
     # -- hot path ---------------------------------------------------------------------------
     def effective(self, exchange: str, endpoint: str | None) -> Fault | None:
@@ -255,14 +303,17 @@ class FaultRegistry:
                 f"endpoint: {endpoint!r} is not an endpoint of {exchange} (expected one of "
                 f"{valid}, or null for all)"
             )
-        allowed = {"exchange", "fault", "endpoint", "duration_s", *_PARAM_NAMES[kind]}
-        for name in spec:
-            if name not in allowed:
-                extra = ", ".join(sorted(_PARAM_NAMES[kind])) or "none"
-                raise FaultError(
-                    f"{name}: unexpected field for fault {kind!r} (its parameters: {extra})"
-                )
+        params_allowed = _PARAM_NAMES[kind]
+        check_fields(
+            spec,
+            {"exchange", "fault", "endpoint", "duration_s", *params_allowed},
+            f"fault {kind!r}",
+            error=FaultError,
+            shown=params_allowed,
+        )
         params = self._params(spec, exchange, kind, endpoint)
+        if kind in _ALIASES:
+            kind = "down"
         duration = None
         if kind != "none":
             duration = _number(spec, "duration_s", 0.001, _MAX_DURATION_S, required=False)
@@ -283,8 +334,12 @@ class FaultRegistry:
         self, spec: Mapping[str, Any], exchange: str, kind: str, endpoint: str | None
     ) -> dict[str, Any]:
         """Validate and normalise the kind-specific parameters."""
+        if kind in EXCHANGE_KINDS:
+            return self._validators.get(exchange, _generic_params)(kind, spec)
         if kind == "down":
-            return {"mode": _choice(spec, "mode", ("reset", "hang"), "reset")}
+            return {"mode": choice(spec, "mode", ("reset", "hang"), "reset", error=FaultError)}
+        if kind in _ALIASES:
+            return {"mode": _ALIASES[kind]}
         if kind == "latency":
             return {
                 "latency_ms": _number(spec, "latency_ms", 0, _MAX_LATENCY_MS, required=True),
@@ -292,48 +347,19 @@ class FaultRegistry:
                     spec, "jitter_ms", 0, _MAX_LATENCY_MS, required=False, default=0
                 ),
             }
+        if kind == "slow_body":
+            rate = _number(spec, "bytes_per_second", 0, _MAX_BODY_RATE, required=False, default=64)
+            if rate == 0:
+                raise FaultError("bytes_per_second: must be > 0, got 0")
+            interval = _number(spec, "interval_ms", 10, 60_000, required=False, default=1000)
+            return {"bytes_per_second": rate, "interval_ms": interval}
         if kind == "http_error":
             status = int(_number(spec, "status", 400, 599, required=True, integer=True) or 0)
             gateway = status in _GATEWAY_STATUSES or exchange in self._html_errors
             json_doc = status in self._json_statuses.get(exchange, ())
             default = "html" if gateway and not json_doc else "json"
-            return {"status": status, "body": _choice(spec, "body", ("json", "html"), default)}
-        if kind == "rate_limited":
-            if exchange not in self._retry_after_capable:
-                if "retry_after" in spec:
-                    raise FaultError(
-                        f"retry_after: {exchange} documents no Retry-After header; only "
-                        f"{', '.join(sorted(self._retry_after_capable))} accept it"
-                    )
-                return {}
-            return {
-                "retry_after": _number(
-                    spec,
-                    "retry_after",
-                    0,
-                    _MAX_RETRY_AFTER_S,
-                    required=False,
-                    default=30,
-                    integer=True,
-                )
-            }
-        if kind == "banned":
-            if exchange not in self._ban_capable:
-                raise FaultError(
-                    f"fault: 'banned' (HTTP 418 IP ban) is only supported for "
-                    f"{', '.join(sorted(self._ban_capable))}, not {exchange!r}"
-                )
-            return {
-                "retry_after": _number(
-                    spec,
-                    "retry_after",
-                    0,
-                    _MAX_RETRY_AFTER_S,
-                    required=False,
-                    default=120,
-                    integer=True,
-                )
-            }
+            body = choice(spec, "body", ("json", "html"), default, error=FaultError)
+            return {"status": status, "body": body}
         if kind == "maintenance":
             if exchange not in self._status_capable:
                 raise FaultError(
@@ -349,8 +375,19 @@ class FaultRegistry:
         if kind == "clock_skew":
             return {"skew_ms": _number(spec, "skew_ms", -_MAX_SKEW_MS, _MAX_SKEW_MS, required=True)}
         if kind == "stale":
-            return {"age_s": _number(spec, "age_s", 0, _MAX_AGE_S, required=True)}
-        return {}  # "none"
+            return _stale_params(spec)
+        if kind == "huge_body":
+            size = _number(
+                spec,
+                "size_bytes",
+                _MIN_HUGE,
+                _MAX_HUGE,
+                required=False,
+                default=_DEFAULT_HUGE,
+                integer=True,
+            )
+            return {"size_bytes": size}
+        return {}  # "none", "bad_json"
 
     def clear(self, exchange: str | None = None, endpoint: str | None = None) -> None:
         """Remove faults: all (``exchange=None``), all of one exchange (``endpoint=None``), or
@@ -380,14 +417,19 @@ class FaultRegistry:
                 del self._faults[key]
 
 
-_PARAM_NAMES: dict[str, tuple[str, ...]] = {
-    "down": ("mode",),
-    "latency": ("latency_ms", "jitter_ms"),
-    "http_error": ("status", "body"),
-    "rate_limited": ("retry_after",),
-    "banned": ("retry_after",),
-    "maintenance": (),
-    "clock_skew": ("skew_ms",),
-    "stale": ("age_s",),
-    "none": (),
-}
+def _stale_params(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """``stale``: exactly one of ``age_s`` / ``age_ms``. ``age_ms`` is kept as given and also
+    converted to ``age_s`` (what the handlers read)."""
+    if "age_ms" in spec:
+        if "age_s" in spec:
+            raise FaultError(
+                f"age_ms: give either age_s or age_ms, not both, got {spec['age_ms']!r}"
+            )
+        age_ms = _number(spec, "age_ms", 0, _MAX_AGE_S * 1000, required=True)
+        return {"age_ms": age_ms, "age_s": age_ms / 1000.0}
+    msg = "required for fault 'stale' (or give age_ms)"
+    return {
+        "age_s": number(
+            spec, "age_s", 0, _MAX_AGE_S, required=True, error=FaultError, required_msg=msg
+        )
+    }

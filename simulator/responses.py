@@ -7,6 +7,7 @@ when it writes it. Bodies are pre-encoded bytes so the hot path does a single ``
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -54,12 +55,22 @@ class Reply:
         body: encoded body bytes.
         content_type: ``Content-Type`` value (bytes), JSON unless stated.
         headers: extra ``(name, value)`` byte pairs, e.g. rate-limit headers.
+        stream: when set, the body is these parts (``body`` is ignored) and ``stream_length``
+            is its exact total size in bytes (``huge_body`` fault).
+        stream_length: ``Content-Length`` of a streamed body.
+        bytes_per_second: when > 0, the server sends the body in slices of
+            ``bytes_per_second × pace_interval_s`` bytes, one per interval (``slow_body``).
+        pace_interval_s: seconds between slices of a paced body.
     """
 
     status: int
     body: bytes
     content_type: bytes = CT_JSON
     headers: list[Header] = field(default_factory=list)
+    stream: Iterator[bytes] | None = None
+    stream_length: int = 0
+    bytes_per_second: float = 0.0
+    pace_interval_s: float = 1.0
 
 
 def json_reply(status: int, obj: Any, headers: list[Header] | None = None) -> Reply:

@@ -2,8 +2,12 @@
 
 Request flow: parse with h11 → ``/_control/...`` goes to :class:`~simulator.control.ControlAPI`;
 ``/<exchange>/<real path>`` is routed to that exchange. The effective fault is looked up once;
-transport faults are applied here (``down``: TCP RST or a hang; ``latency``: an asyncio sleep that
-never blocks other connections), everything else by :meth:`Exchange.respond`.
+transport faults are applied here (``down``: TCP RST or a hang, before any accounting — the
+request never reached the exchange; ``latency``: an asyncio sleep that never blocks other
+connections). Then the exchange accounts the request against its per-IP limits
+(:meth:`Exchange.on_request`, which may answer 429/418/403 itself) and builds the reply with
+:meth:`Exchange.respond`. Streamed (``huge_body``) and paced (``slow_body``) bodies are written
+part by part with a drain after each, so memory stays small.
 
 In-process use::
 
@@ -36,12 +40,15 @@ from urllib.parse import parse_qsl
 
 import h11
 
+from simulator.bodies import slices
 from simulator.control import CONTROL_PREFIX, ControlAPI
 from simulator.exchanges import build_exchanges
 from simulator.exchanges.base import Exchange, RequestContext
 from simulator.faults import FaultRegistry
+from simulator.limits import LimitRegistry
 from simulator.market import Market
 from simulator.responses import Reply, json_reply, reason_phrase
+from simulator.scenario_runner import ScenarioRunner
 from simulator.stats import RequestStats
 from simulator.timefmt import http_date_now
 
@@ -71,10 +78,20 @@ def _parse_query(qs: str) -> dict[str, str]:
 class SimulatorServer:
     """Exchange simulator bound to ``host:port`` (``port=0`` picks a free port).
 
+    Args:
+        host / port: address to bind.
+        market: shared market (default: a new :class:`~simulator.market.Market`).
+        backlog: listen backlog.
+        limits: enforce the per-IP request limits (Binance weight, Bybit IP window; see
+            :mod:`simulator.limits`). ``False`` = CLI ``--no-limits`` (benchmarks): usage is
+            still counted and reported, never refused. ``DELETE /_control/limits`` restores this.
+
     Attributes:
         market: the shared :class:`~simulator.market.Market`.
         exchanges: ``{name: Exchange}``.
         faults: the :class:`~simulator.faults.FaultRegistry` (loop-thread only).
+        limits: the :class:`~simulator.limits.LimitRegistry` (loop-thread only).
+        scenarios: the :class:`~simulator.scenario_runner.ScenarioRunner` (loop-thread only).
         stats: the :class:`~simulator.stats.RequestStats`.
         port: the bound TCP port, valid after :meth:`start`.
     """
@@ -86,6 +103,7 @@ class SimulatorServer:
         *,
         market: Market | None = None,
         backlog: int = 2048,
+        limits: bool = True,
     ) -> None:
         """Prepare (but do not bind) a server; see class docstring."""
         self.host = host
@@ -95,10 +113,23 @@ class SimulatorServer:
         self.exchanges: dict[str, Exchange] = build_exchanges(self.market)
         self.faults = FaultRegistry(
             {name: ex.endpoints for name, ex in self.exchanges.items()},
+            validators={name: ex.fault_params for name, ex in self.exchanges.items()},
             json_statuses={name: ex.json_gateway_statuses for name, ex in self.exchanges.items()},
         )
-        self.stats = RequestStats()
-        self.control = ControlAPI(self.faults, self.stats, self._extra_stats)
+        self.limits = LimitRegistry(
+            {name: ex.limiter for name, ex in self.exchanges.items() if ex.limiter is not None},
+            tuple(self.exchanges),
+        )
+        self.limits.set_enabled(limits)
+        self.scenarios = ScenarioRunner(self.faults, self.limits)
+        self.stats = RequestStats(tuple(self.exchanges))
+        self.control = ControlAPI(
+            self.faults,
+            self.stats,
+            self._extra_stats,
+            limits=self.limits,
+            scenarios=self.scenarios,
+        )
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -131,6 +162,7 @@ class SimulatorServer:
         their tasks to finish. Idempotent."""
         server, self._server = self._server, None
         self._closing = True
+        await self.scenarios.close()
         if server is not None:
             server.close()
         for _ in range(10):  # connections accepted during shutdown exit at their first step
@@ -154,9 +186,13 @@ class SimulatorServer:
         await self.stop()
 
     def _extra_stats(self) -> dict[str, Any]:
-        binance = self.exchanges.get("binance")
-        used = binance.weight.used(time.time()) if binance is not None else 0  # type: ignore[attr-defined]
-        return {"binance_used_weight_1m": used}
+        now = time.time()
+        limiters = self.limits.limiters
+        return {
+            f"{name}_{key}": limiter.used(now)  # type: ignore[attr-defined]
+            for name, key in (("binance", "used_weight_1m"), ("bybit", "requests_5s"))
+            if (limiter := limiters.get(name)) is not None
+        }
 
     # -- connection handling ----------------------------------------------------------------
     async def _on_connection(
@@ -259,26 +295,33 @@ class SimulatorServer:
             venue=exchange.venue,
         )
         self.stats.request(exchange.name, endpoint)
-        exchange.on_request(ctx)
-        if fault is not None:
-            if fault.kind == "down":
-                mode = fault.params["mode"]
-                self.stats.outcome(exchange.name, mode)
-                if mode == "reset":
-                    self._reset(writer)
-                else:
-                    await self._hang(reader)
-                return False
-            if fault.kind == "latency":
-                await asyncio.sleep(fault.delay_s())
-                ctx.now = time.time()
+        if fault is not None and fault.kind == "down":
+            mode = fault.params["mode"]
+            self.stats.outcome(exchange.name, mode)
+            if mode == "reset":
+                self._reset(writer)
+            else:
+                await self._hang(reader)
+            return False
+        limited = exchange.on_request(ctx)
+        if fault is not None and fault.kind == "latency":
+            await asyncio.sleep(fault.delay_s())
+            ctx.now = time.time()
         try:
-            reply = exchange.respond(ctx)
+            if limited is not None:
+                self.stats.limited(exchange.name, limited.status)
+                exchange.decorate(ctx, limited)
+                reply = limited
+            else:
+                reply = exchange.respond(ctx)
         except Exception:
             log.exception("handler failed for %s %s", method, target)
             reply = exchange.error_body(ctx, 500)
         self.stats.outcome(exchange.name, reply.status)
-        await self._send(conn, writer, reply, head)
+        if reply.stream is not None or reply.bytes_per_second:
+            await self._send_streamed(conn, writer, reply, head)
+        else:
+            await self._send(conn, writer, reply, head)
         return True
 
     @staticmethod
@@ -302,6 +345,38 @@ class SimulatorServer:
         await writer.drain()
 
     @staticmethod
+    async def _send_streamed(
+        conn: h11.Connection, writer: asyncio.StreamWriter, reply: Reply, head: bool
+    ) -> None:
+        """Send headers at once, then the body part by part (``reply.stream``), paced to
+        ``reply.bytes_per_second`` in slices one ``pace_interval_s`` apart when set."""
+        length = reply.stream_length if reply.stream is not None else len(reply.body)
+        headers = [
+            (b"Content-Type", reply.content_type),
+            (b"Content-Length", b"%d" % length),
+            (b"Date", http_date_now()),
+            *reply.headers,
+        ]
+        status = reply.status
+        response = h11.Response(
+            status_code=status, headers=headers, reason=_REASONS.get(status, b"")
+        )
+        writer.write(conn.send(response))  # type: ignore[arg-type]
+        await writer.drain()
+        if not head:
+            parts = reply.stream if reply.stream is not None else iter((reply.body,))
+            interval = reply.pace_interval_s
+            if reply.bytes_per_second:
+                parts = slices(parts, max(int(reply.bytes_per_second * interval), 1))
+            for part in parts:
+                if reply.bytes_per_second:
+                    await asyncio.sleep(interval)
+                writer.write(conn.send(h11.Data(data=part)))  # type: ignore[arg-type]
+                await writer.drain()
+        writer.write(conn.send(h11.EndOfMessage()))  # type: ignore[arg-type]
+        await writer.drain()
+
+    @staticmethod
     def _reset(writer: asyncio.StreamWriter) -> None:
         """Close with SO_LINGER {1, 0}: the kernel sends a TCP RST instead of a FIN."""
         sock = writer.get_extra_info("socket")
@@ -318,9 +393,11 @@ class SimulatorServer:
 
 
 def run_in_thread(
-    host: str = "127.0.0.1", port: int = 0, *, timeout: float = 10.0
+    host: str = "127.0.0.1", port: int = 0, *, timeout: float = 10.0, limits: bool = True
 ) -> tuple[SimulatorServer, Callable[[], None]]:
     """Start a :class:`SimulatorServer` on its own event loop in a daemon thread.
+
+    ``limits=False`` disables request-limit enforcement (see :class:`SimulatorServer`).
 
     Returns:
         ``(server, stop)``: ``server.port`` / ``server.url`` are ready; ``stop()`` stops the
@@ -330,7 +407,7 @@ def run_in_thread(
         OSError: binding failed. TimeoutError: the server did not start within ``timeout`` s.
     """
     loop = asyncio.new_event_loop()
-    server = SimulatorServer(host, port)
+    server = SimulatorServer(host, port, limits=limits)
     started = threading.Event()
     errors: list[BaseException] = []
 
@@ -376,9 +453,11 @@ def run_in_thread(
 
 
 @contextlib.contextmanager
-def simulator_in_thread(host: str = "127.0.0.1", port: int = 0) -> Iterator[SimulatorServer]:
+def simulator_in_thread(
+    host: str = "127.0.0.1", port: int = 0, *, limits: bool = True
+) -> Iterator[SimulatorServer]:
     """Context-manager form of :func:`run_in_thread`: yields the running server."""
-    server, stop = run_in_thread(host, port)
+    server, stop = run_in_thread(host, port, limits=limits)
     try:
         yield server
     finally:

@@ -15,14 +15,25 @@ class RequestStats:
     ``endpoint`` is the fault/profile endpoint name, or ``"unknown"`` for unrouted paths.
     ``outcome`` is the HTTP status as a string (``"200"``, ``"429"``) or ``"reset"`` / ``"hang"``
     for ``down`` faults. Control-API calls are not counted.
+
+    ``limit_responses`` counts the 429 / 418 / 403 answers produced by the simulator's own
+    request-limit accounting (:mod:`simulator.limits`), per exchange — not those forced by
+    faults — so a soak test can assert it never tripped a limit.
+
+    Args:
+        exchanges: exchange names listed (with zeros) in ``limit_responses``.
     """
 
-    __slots__ = ("_outcomes", "_requests", "started", "total")
+    __slots__ = ("_exchanges", "_limited", "_outcomes", "_requests", "started", "total")
 
-    def __init__(self) -> None:
+    LIMIT_STATUSES: tuple[str, ...] = ("429", "418", "403")
+
+    def __init__(self, exchanges: tuple[str, ...] = ()) -> None:
         """Start all counters at zero."""
+        self._exchanges = exchanges
         self._requests: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._outcomes: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._limited: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.total = 0
         self.started = time.time()
 
@@ -35,25 +46,38 @@ class RequestStats:
         """Count how a request of ``exchange`` ended (status code or ``"reset"``/``"hang"``)."""
         self._outcomes[(exchange, str(outcome))] += 1
 
+    def limited(self, exchange: str, status: int) -> None:
+        """Count one limit answer (429/418/403) produced by request-limit enforcement."""
+        self._limited[(exchange, str(status))] += 1
+
     def reset(self) -> None:
         """Zero every counter (``DELETE /_control/stats``)."""
         self._requests.clear()
         self._outcomes.clear()
+        self._limited.clear()
         self.total = 0
         self.started = time.time()
 
     def to_json(self) -> dict[str, Any]:
         """``{"total": int, "since": epoch s, "requests": {exchange: {endpoint: n}},
-        "outcomes": {exchange: {status|reset|hang: n}}}``."""
+        "outcomes": {exchange: {status|reset|hang: n}},
+        "limit_responses": {exchange: {"429": n, "418": n, "403": n}}}``."""
         requests: dict[str, dict[str, int]] = {}
         for (exchange, endpoint), n in sorted(self._requests.items()):
             requests.setdefault(exchange, {})[endpoint] = n
         outcomes: dict[str, dict[str, int]] = {}
         for (exchange, outcome), n in sorted(self._outcomes.items()):
             outcomes.setdefault(exchange, {})[outcome] = n
+        limited = {
+            exchange: {
+                status: self._limited.get((exchange, status), 0) for status in self.LIMIT_STATUSES
+            }
+            for exchange in sorted({*self._exchanges, *(ex for ex, _ in self._limited)})
+        }
         return {
             "total": self.total,
             "since": self.started,
             "requests": requests,
             "outcomes": outcomes,
+            "limit_responses": limited,
         }

@@ -115,3 +115,62 @@ def test_unset_env_reference_is_an_error(tmp_path: Path, monkeypatch: pytest.Mon
     path = _write(tmp_path, VALID.replace("https://api.binance.com", "${NO_SUCH_VAR_EW}"))
     with pytest.raises(ConfigError, match="NO_SUCH_VAR_EW is not set"):
         load_config(path)
+
+
+def test_demo_and_real_configs_share_one_schedule() -> None:
+    real = load_config(ROOT / "deploy" / "exporter.yml")
+    demo = load_config(ROOT / "deploy" / "exporter.demo.yml")
+    for a, b in zip(real.exchanges, demo.exchanges, strict=True):
+        assert a.name == b.name and a.profile == b.profile
+        assert a.endpoint_plan() == b.endpoint_plan()
+        assert a.weight_budget == b.weight_budget
+
+
+BUDGET = """
+exchanges:
+  - name: okx
+    profile: okx
+    base_url: https://www.okx.com
+    interval: 5s
+    timeout: 3s
+"""
+
+
+def test_budget_rejects_a_schedule_over_the_documented_limit(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, BUDGET))
+    message = str(info.value)
+    assert "exchanges[0]:" in message
+    assert "GET /api/v5/system/status" in message and "[OKX-STATUS]" in message
+    assert "budget is 10%" in message and "status every 50s" in message
+
+
+def test_budget_accepts_per_endpoint_interval_or_larger_budget(tmp_path: Path) -> None:
+    slow_status = BUDGET + "    endpoints: [time, {name: status, interval: 50s}, ticker]\n"
+    config = load_config(_write(tmp_path, slow_status))
+    plan = {p.name: (p.interval, p.timeout) for p in config.exchanges[0].endpoint_plan()}
+    assert plan == {"time": (5.0, 3.0), "status": (50.0, 3.0), "ticker": (5.0, 3.0)}
+    assert load_config(_write(tmp_path, BUDGET + "    weight_budget: 1.0\n"))
+
+
+def test_binance_budget_counts_request_weight(tmp_path: Path) -> None:
+    # depth (weight 5) every 50 ms = 6000 weight/min: 100 % of REQUEST_WEIGHT, over 10 %.
+    text = VALID.replace("interval: 5s", "interval: 50ms").replace("timeout: 3s", "timeout: 50ms")
+    text += "    endpoints: [orderbook]\n"
+    with pytest.raises(ConfigError, match=r"uses 6e\+03 of 6000 per 60s \(REQUEST_WEIGHT"):
+        load_config(_write(tmp_path, text))
+
+
+def test_endpoint_timeout_must_fit_its_interval(tmp_path: Path) -> None:
+    text = VALID + "    endpoints: [{name: time, interval: 2s, timeout: 3s}]\n"
+    with pytest.raises(ConfigError, match="endpoint time: timeout 3s must not exceed interval 2s"):
+        load_config(_write(tmp_path, text))
+
+
+def test_every_problem_is_one_line(tmp_path: Path) -> None:
+    text = VALID.replace("interval: 5s", "interval: soon").replace("profile: binance", "profile: x")
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, text + "max_concurrency: 0\n"))
+    lines = str(info.value).splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith(str(tmp_path)) for line in lines)

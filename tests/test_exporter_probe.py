@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
-from exporter.config import parse_config
+from exporter.durations import parse_duration
 from exporter.metrics import ExporterMetrics
 from exporter.scheduler import ProbeScheduler
 
@@ -21,21 +21,32 @@ EXCHANGES = ("binance", "bybit", "okx", "coinbase", "kraken")
 def run_exporter(
     simulator_url: str, seconds: float, exchanges: tuple[str, ...] = EXCHANGES, **overrides: Any
 ) -> ExporterMetrics:
-    """Run a real scheduler against the simulator for ``seconds``; return its metrics."""
-    config = parse_config(
-        {
-            "exchanges": [
-                {
-                    "name": name,
-                    "profile": name,
-                    "base_url": f"{simulator_url}/{name}",
-                    "interval": overrides.get("interval", "300ms"),
-                    "timeout": overrides.get("timeout", "250ms"),
-                    **({"endpoints": overrides["endpoints"]} if "endpoints" in overrides else {}),
-                }
-                for name in exchanges
-            ]
-        }
+    """Run a real scheduler against the simulator for ``seconds``; return its metrics.
+
+    Probes far faster than any request budget allows, so the config is built without
+    validation (``model_construct``); the budget check has tests of its own.
+    """
+    from exporter.config import ExchangeConfig, ExporterConfig
+
+    interval = parse_duration(overrides.get("interval", "300ms"))
+    timeout = parse_duration(overrides.get("timeout", "250ms"))
+    config = ExporterConfig.model_construct(
+        exchanges=[
+            ExchangeConfig.model_construct(
+                name=name,
+                profile=name,
+                base_url=f"{simulator_url}/{name}",
+                interval=interval,
+                timeout=timeout,
+                endpoints=overrides.get("endpoints"),
+                **{
+                    k: v
+                    for k, v in overrides.items()
+                    if k not in ("interval", "timeout", "endpoints")
+                },
+            )
+            for name in exchanges
+        ]
     )
     metrics = ExporterMetrics()
 

@@ -113,7 +113,7 @@ def test_server_time_in_epoch_seconds(profile: str, expected: float) -> None:
             {"code": -1003, "msg": "Way too much request weight used; IP banned until 1"},
             {"Retry-After": "120"},
             Result.BANNED,
-            "418",
+            "-1003",
         ),
         (
             "binance",
@@ -145,7 +145,7 @@ def test_server_time_in_epoch_seconds(profile: str, expected: float) -> None:
             Result.RATE_LIMITED,
             "10006",
         ),
-        ("bybit", "ticker", 403, b"access too frequent", {}, Result.RATE_LIMITED, None),
+        ("bybit", "ticker", 403, b"access too frequent", {}, Result.BANNED, None),
         (
             "bybit",
             "time",
@@ -282,3 +282,120 @@ def test_every_profile_offers_its_defaults_and_never_raises(name: str) -> None:
                 assert isinstance(
                     profile.classify(endpoint, status, httpx.Headers(), body).result, Result
                 )
+
+
+@pytest.mark.parametrize(
+    ("profile", "endpoint", "body", "expected"),
+    [
+        ("binance", "ticker", {"lastPrice": "1", "closeTime": 1499869899040}, 1499869899.040),
+        (
+            "bybit",
+            "orderbook",
+            {"retCode": 0, "result": {"a": [], "b": [], "ts": 1716863719031}},
+            1716863719.031,
+        ),
+        (
+            "okx",
+            "ticker",
+            {"code": "0", "data": [{"last": "1", "ts": "1597026383085"}]},
+            1597026383.085,
+        ),
+        (
+            "okx",
+            "orderbook",
+            {"code": "0", "data": [{"asks": [], "bids": [], "ts": "1629966436396"}]},
+            1629966436.396,
+        ),
+        (
+            "coinbase",
+            "ticker",
+            {"price": "1", "time": "2020-03-20T00:22:57.833897Z"},
+            1584663777.833897,
+        ),
+        (
+            "kraken",
+            "orderbook",
+            {
+                "error": [],
+                "result": {
+                    "XXBTZUSD": {
+                        "asks": [["3539.9", "0.801", 1548119951]],
+                        "bids": [["3538.9", "0.754", 1548119886]],
+                    }
+                },
+            },
+            1548119951.0,
+        ),
+    ],
+)
+def test_market_data_time(profile: str, endpoint: str, body: Any, expected: float) -> None:
+    verdict = classify(profile, endpoint, body)
+    assert verdict.result is Result.OK
+    assert verdict.data_time == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("profile", "code", "label"),
+    [
+        ("binance", "-1021", "-1021"),
+        ("binance", "-9999", "other"),
+        ("bybit", "10002", "10002"),
+        ("okx", "50102", "50102"),
+        ("kraken", "EAPI:Invalid nonce", "EAPI:Invalid nonce"),
+        ("kraken", "EFoo:made up", "other"),
+        ("coinbase", "404", "404"),
+    ],
+)
+def test_error_code_labels_are_bounded(profile: str, code: str, label: str) -> None:
+    assert get_profile(profile).error_label(code) == label
+
+
+@pytest.mark.parametrize(
+    ("profile", "body", "kind"),
+    [
+        (
+            "binance",
+            {"code": -1021, "msg": "Timestamp for this request is outside of the recvWindow."},
+            "timestamp",
+        ),
+        (
+            "bybit",
+            {"retCode": 10002, "retMsg": "The request time exceeds the time window range."},
+            "timestamp",
+        ),
+        ("bybit", {"retCode": 10010, "retMsg": "Unmatched IP"}, "auth"),
+        ("okx", {"code": "50013", "msg": "Systems are busy.", "data": []}, "busy"),
+        ("kraken", {"error": ["EService:Unavailable"]}, "busy"),
+    ],
+)
+def test_documented_codes_have_kinds(profile: str, body: Any, kind: str) -> None:
+    verdict = classify(profile, "time", body)
+    assert verdict.result is Result.API_ERROR
+    assert verdict.error_kind == kind
+
+
+def test_bybit_retry_after_from_reset_timestamp() -> None:
+    import time
+
+    reset_ms = int((time.time() + 2.0) * 1000)
+    headers = {
+        "X-Bapi-Limit": "10",
+        "X-Bapi-Limit-Status": "0",
+        "X-Bapi-Limit-Reset-Timestamp": str(reset_ms),
+    }
+    verdict = classify(
+        "bybit", "ticker", {"retCode": 10006, "retMsg": "Too many visits!"}, **headers
+    )
+    assert verdict.result is Result.RATE_LIMITED
+    assert verdict.retry_after == pytest.approx(2.0, abs=0.2)
+
+
+def test_every_profile_has_limits_and_backoffs() -> None:
+    for name in PROFILES:
+        profile = get_profile(name)
+        assert profile.limits, name
+        assert all(rule.source for rule in profile.limits), name
+        assert profile.backoff_seconds[Result.RATE_LIMITED] > 0
+        assert (
+            profile.backoff_seconds[Result.BANNED] >= profile.backoff_seconds[Result.RATE_LIMITED]
+        )

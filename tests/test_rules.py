@@ -1,8 +1,8 @@
 """Checks for the monitoring configuration: Prometheus rules, Alertmanager routing, Grafana.
 
 Uses the real tools (Debian packages `prometheus` and `prometheus-alertmanager`): promtool,
-amtool and prometheus-alertmanager must be on PATH. Nothing is skipped; a missing tool fails
-with a message saying what to install.
+amtool and prometheus-alertmanager (upstream: alertmanager) must be on PATH. Nothing is
+skipped; a missing tool fails with a message saying what to install.
 """
 
 from __future__ import annotations
@@ -128,14 +128,13 @@ RECORDING_RULES = _rules("record")
 ALERT_NAMES = [rule["alert"] for _, rule in ALERT_RULES]
 
 
-def _alert_tests() -> list[tuple[Path, dict[str, Any]]]:
-    """Every alert_rule_test entry of every promtool unit test file, as (file, entry)."""
-    return [
-        (path, entry)
-        for path in UNIT_TEST_FILES
-        for test in _load_yaml(path)["tests"]
-        for entry in test.get("alert_rule_test", [])
-    ]
+# Every alert_rule_test entry of every promtool unit test file, as (file, entry).
+ALERT_TESTS = [
+    (path, entry)
+    for path in UNIT_TEST_FILES
+    for test in _load_yaml(path)["tests"]
+    for entry in test.get("alert_rule_test", [])
+]
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
@@ -161,14 +160,13 @@ def promql_metric_names(expr: str) -> set[str]:
     return names
 
 
-def known_metric_names() -> set[str]:
-    histogram_series = {
-        f"{name}{suffix}"
-        for name in EXPORTER_HISTOGRAMS
-        for suffix in ("_bucket", "_sum", "_count")
-    }
-    recorded = {rule["record"] for _, rule in RECORDING_RULES}
-    return EXPORTER_METRICS | histogram_series | recorded
+RECORDED_METRICS = {rule["record"] for _, rule in RECORDING_RULES}
+# Everything a rule may select: the exporter's series and the recording rules' outputs.
+KNOWN_METRICS = (
+    EXPORTER_METRICS
+    | {f"{h}{suffix}" for h in EXPORTER_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
+    | RECORDED_METRICS
+)
 
 
 def _dashboard_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -238,7 +236,7 @@ def test_alert_names_are_unique() -> None:
 def test_every_alert_has_a_firing_unit_test(alertname: str) -> None:
     firing = [
         entry
-        for _, entry in _alert_tests()
+        for _, entry in ALERT_TESTS
         if entry["alertname"] == alertname and entry.get("exp_alerts")
     ]
     assert firing, f"no promtool test in prometheus/tests expects {alertname} to fire"
@@ -248,7 +246,7 @@ def test_unit_tests_only_name_existing_alerts() -> None:
     """promtool passes an empty expectation for an alert that does not exist: catch typos."""
     unknown = {
         (_rel(path), entry["alertname"])
-        for path, entry in _alert_tests()
+        for path, entry in ALERT_TESTS
         if entry["alertname"] not in ALERT_NAMES
     }
     assert not unknown, f"tests name alerts that no rule defines: {sorted(unknown)}"
@@ -269,7 +267,7 @@ def test_alert_metadata(path: Path, rule: dict[str, Any]) -> None:
 def test_alert_fires_with_exchange_and_severity(path: Path, rule: dict[str, Any]) -> None:
     """Every expected firing alert in the unit tests carries exchange and the rule's severity."""
     name = rule["alert"]
-    for test_path, entry in _alert_tests():
+    for test_path, entry in ALERT_TESTS:
         if entry["alertname"] != name:
             continue
         for alert in entry.get("exp_alerts") or []:
@@ -303,10 +301,10 @@ def test_thresholds_table_lists_every_alert() -> None:
     ids=ALERT_NAMES + [rule["record"] for _, rule in RECORDING_RULES],
 )
 def test_rule_expressions_use_known_metrics(path: Path, rule: dict[str, Any]) -> None:
-    unknown = promql_metric_names(rule["expr"]) - known_metric_names()
+    unknown = promql_metric_names(rule["expr"]) - KNOWN_METRICS
     assert not unknown, f"{_rel(path)}: unknown metric names {sorted(unknown)}"
     # Raw exporter series are selected from the exporter's job only.
-    for name in promql_metric_names(rule["expr"]) - {r["record"] for _, r in RECORDING_RULES}:
+    for name in promql_metric_names(rule["expr"]) - RECORDED_METRICS:
         assert re.search(rf'{re.escape(name)}\{{[^}}]*job="{EXPORTER_JOB}"', rule["expr"]), (
             f'{_rel(path)}: select {name} with job="{EXPORTER_JOB}"'
         )
@@ -529,7 +527,7 @@ def test_dashboard(path: Path) -> None:
         if variable["type"] == "query":
             assert variable["datasource"]["uid"] == uid, f"variable {variable['name']}"
 
-    allowed = known_metric_names() | PROMETHEUS_BUILTINS
+    allowed = KNOWN_METRICS | PROMETHEUS_BUILTINS
     for where, expr in _dashboard_queries(dashboard):
         names = promql_metric_names(expr)
         assert names, f"{where}: no metric in {expr!r}"
@@ -549,8 +547,8 @@ def test_exchange_overview_dashboard_content() -> None:
     used = set().union(*(promql_metric_names(e) for _, e in _dashboard_queries(dashboard)))
     required = EXPORTER_METRICS | {"ALERTS"}
     assert required <= used, f"metrics without a panel: {sorted(required - used)}"
-    recorded = {rule["record"] for _, rule in RECORDING_RULES}
-    assert {n for n in recorded if n.endswith(("p50_5m", "p95_5m", "p99_5m"))} <= used
+    quantiles = {n for n in RECORDED_METRICS if n.endswith(("p50_5m", "p95_5m", "p99_5m"))}
+    assert quantiles <= used, f"latency quantiles without a panel: {sorted(quantiles - used)}"
 
 
 @pytest.mark.parametrize("path", DASHBOARD_FILES, ids=_rel)

@@ -49,6 +49,58 @@ ENDPOINT_NAMES: tuple[str, ...] = ("ping", "time", "status", "ticker", "orderboo
 """Probe endpoint names shared by profiles, metrics, rules and the simulator's fault API."""
 
 
+class ErrorKind(StrEnum):
+    """What an exchange's documented error code means, as a profile's code table records it.
+
+    ``rate_limit`` → result ``rate_limited``; ``ban`` → ``banned``; ``maintenance`` →
+    ``maintenance``; every other kind → ``api_error``.
+    """
+
+    RATE_LIMIT = "rate_limit"
+    BAN = "ban"
+    TIMESTAMP = "timestamp"
+    AUTH = "auth"
+    BUSY = "busy"
+    MAINTENANCE = "maintenance"
+    REQUEST = "request"
+    INTERNAL = "internal"
+
+    @property
+    def result(self) -> Result:
+        """The probe result this kind of error produces."""
+        return _KIND_RESULT.get(self, Result.API_ERROR)
+
+
+_KIND_RESULT = {
+    ErrorKind.RATE_LIMIT: Result.RATE_LIMITED,
+    ErrorKind.BAN: Result.BANNED,
+    ErrorKind.MAINTENANCE: Result.MAINTENANCE,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRule:
+    """A documented request limit that probes count against.
+
+    Attributes:
+        name: the exchange's name for the limit (e.g. ``REQUEST_WEIGHT``).
+        window_seconds: the limit's window.
+        limit: weight (or requests, where every request costs 1) allowed per window.
+        endpoints: the endpoints that share this limit; None means all of the profile's.
+        source: where the fact comes from (a tag of shared/reference/exchange-api-facts.md).
+    """
+
+    name: str
+    window_seconds: float
+    limit: float
+    endpoints: frozenset[str] | None = None
+    source: str = ""
+
+    def applies_to(self, endpoint: str) -> bool:
+        """Whether probes of ``endpoint`` count against this limit."""
+        return self.endpoints is None or endpoint in self.endpoints
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointSpec:
     """One probe endpoint of a profile.
@@ -99,7 +151,11 @@ class Verdict:
         server_time: exchange server time in Unix epoch seconds, when the body carries it.
         server_time_resolution: the resolution of ``server_time`` in seconds (0.001 for ms).
         maintenance: True/False when the status endpoint reported it, None otherwise.
-        retry_after: seconds from ``Retry-After`` on 429/418 responses, or None.
+        retry_after: seconds the exchange asks us to wait (``Retry-After``, or a reset
+            timestamp header), or None.
+        data_time: epoch seconds of the market data in a ticker/order-book body (last update
+            or generation time), when the exchange gives one.
+        error_kind: what ``error_code`` means per the profile's code table, or None.
     """
 
     result: Result
@@ -109,6 +165,8 @@ class Verdict:
     server_time_resolution: float = 0.001
     maintenance: bool | None = None
     retry_after: float | None = None
+    data_time: float | None = None
+    error_kind: ErrorKind | None = None
 
 
 class MalformedBodyError(Exception):
@@ -168,6 +226,29 @@ class Profile(ABC):
     default_endpoints: ClassVar[tuple[str, ...]]
     rate_limit_statuses: ClassVar[frozenset[int]] = frozenset({429})
     ban_statuses: ClassVar[frozenset[int]] = frozenset({418})
+    error_codes: ClassVar[Mapping[str, ErrorKind]] = {}
+    """Documented error codes → meaning; codes outside it are exported as ``other``."""
+    limits: ClassVar[tuple[LimitRule, ...]] = ()
+    """The documented limits the exporter's own request budget is checked against."""
+    backoff_seconds: ClassVar[Mapping[Result, float]] = {
+        Result.RATE_LIMITED: 60.0,
+        Result.BANNED: 120.0,
+    }
+    """How long to stop probing the exchange after a rate-limit or ban answer that carries no
+    ``Retry-After``; profiles set the documented lengths."""
+
+    def error_label(self, code: str | None) -> str | None:
+        """Return the ``code`` label for ``exchange_api_errors_total``: the code itself when
+        the profile documents it, ``other`` otherwise, None when there is no code."""
+        if code is None:
+            return None
+        return code if code in self.error_codes else "other"
+
+    def verdict_for_code(self, code: str, message: str) -> Verdict:
+        """Build the verdict of an error envelope from the profile's code table."""
+        kind = self.error_codes.get(code)
+        result = kind.result if kind is not None else Result.API_ERROR
+        return Verdict(result, code, message[:200], error_kind=kind)
 
     @abstractmethod
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
@@ -189,6 +270,10 @@ class Profile(ABC):
         """Return the rate-limit usage the response headers report (none by default)."""
         return []
 
+    def retry_after(self, headers: Mapping[str, str]) -> float | None:
+        """Seconds the response asks us to wait; ``Retry-After`` by default."""
+        return parse_retry_after(headers)
+
     def classify(
         self, endpoint: str, status: int, headers: Mapping[str, str], body: bytes
     ) -> Verdict:
@@ -203,17 +288,21 @@ class Profile(ABC):
         Returns:
             The verdict; never raises for any input.
         """
-        retry_after = parse_retry_after(headers)
+        retry_after = self.retry_after(headers)
         parsed: Any
         try:
             parsed = json.loads(body) if body else None
         except ValueError:
             parsed = _NOT_JSON
-        if status in self.ban_statuses:
-            return Verdict(Result.BANNED, str(status), _message(parsed), retry_after=retry_after)
-        if status in self.rate_limit_statuses:
+        if status in self.ban_statuses or status in self.rate_limit_statuses:
+            banned = status in self.ban_statuses
+            code = _code(parsed)
             return Verdict(
-                Result.RATE_LIMITED, _code(parsed), _message(parsed), retry_after=retry_after
+                Result.BANNED if banned else Result.RATE_LIMITED,
+                code,
+                _message(parsed) or _text(body),
+                retry_after=retry_after,
+                error_kind=ErrorKind.BAN if banned else ErrorKind.RATE_LIMIT,
             )
         if parsed is _NOT_JSON:
             result = Result.HTTP_ERROR if status >= 400 else Result.BAD_RESPONSE
@@ -243,6 +332,10 @@ def _message(parsed: Any) -> str:
             if key in parsed:
                 return str(parsed[key])[:200]
     return ""
+
+
+def _text(body: bytes) -> str:
+    return body[:200].decode("utf-8", "replace").strip()
 
 
 def _code(parsed: Any) -> str | None:

@@ -1,18 +1,21 @@
 """Binance spot public REST API profile.
 
 Facts (``shared/reference/exchange-api-facts.md`` §1, citing binance-spot-api-docs
-``rest-api.md`` [BN-REST], ``errors.md`` [BN-ERR], ccxt ``fetch_status`` [CCXT-BN]):
+``rest-api.md`` [BN-REST], ``errors.md`` [BN-ERR], ``enums.md`` [BN-ENUM], ``CHANGELOG.md``
+[BN-CL] and ccxt ``fetch_status`` [CCXT-BN]):
 
 - Endpoints and request weights: ``/api/v3/ping`` 1, ``/api/v3/time`` 1,
   ``/sapi/v1/system/status`` 1, ``/api/v3/ticker/24hr?symbol=`` 2 (single symbol),
-  ``/api/v3/depth?limit=`` 5 for limit 1–100 [BN-REST §General endpoints, Market data].
-- Errors: JSON ``{"code": <negative int>, "msg": ...}`` [BN-ERR]; HTTP 429 rate limit, 418 IP
-  ban, both with ``Retry-After`` seconds; 403 WAF; 5XX "execution status UNKNOWN"
-  [BN-REST §HTTP Return Codes]. ``-1003`` TOO_MANY_REQUESTS (msg says "IP banned until" for a ban).
-- Server time: ``serverTime`` in epoch milliseconds [BN-REST §Check server time].
-- Status: ``{"status": 0|1, "msg": "normal"|"system_maintenance"}`` [CCXT-BN fetch_status].
-- Usage header: ``X-MBX-USED-WEIGHT-1M`` against REQUEST_WEIGHT 6000 per minute
+  ``/api/v3/depth?limit=5`` 5 (limit 1–100) [BN-REST §Market data endpoints, BN-CL 2023-10-19].
+- Limit: REQUEST_WEIGHT 6000 per minute per IP, shared by every process on the IP
   [BN-REST §IP Limits, BN-ENUM §Rate limiters, BN-CL 2023-08-25].
+- Errors: JSON ``{"code": <negative int>, "msg": ...}`` [BN-ERR]; HTTP 429 rate limit, 418 IP
+  ban, both with ``Retry-After`` seconds; bans scale from 2 minutes to 3 days; 403 WAF; 5XX
+  "execution status UNKNOWN" [BN-REST §HTTP Return Codes].
+- Server time: ``serverTime`` in epoch milliseconds [BN-REST §Check server time]; the 24hr
+  ticker's ``closeTime`` (ms) dates the market data.
+- Status: ``{"status": 0|1, "msg": "normal"|"system_maintenance"}`` [CCXT-BN fetch_status].
+- Usage header: ``X-MBX-USED-WEIGHT-1M`` [BN-REST §IP Limits].
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any, ClassVar
 
 from exporter.profiles.base import (
     EndpointSpec,
+    ErrorKind,
+    LimitRule,
     Profile,
     RateLimitReading,
     Result,
@@ -33,8 +38,24 @@ from exporter.profiles.base import (
 REQUEST_WEIGHT_PER_MINUTE = 6000
 """Binance REQUEST_WEIGHT limit per IP per minute [BN-ENUM §Rate limiters]."""
 
-_RATE_LIMIT_CODES = frozenset({"-1003", "-1015"})
-_MAINTENANCE_CODES = frozenset({"-1016"})
+ERROR_CODES: dict[str, ErrorKind] = {
+    "-1000": ErrorKind.INTERNAL,  # UNKNOWN [BN-ERR]
+    "-1001": ErrorKind.INTERNAL,  # DISCONNECTED
+    "-1002": ErrorKind.AUTH,  # UNAUTHORIZED
+    "-1003": ErrorKind.RATE_LIMIT,  # TOO_MANY_REQUESTS (msg says "IP banned until" on a ban)
+    "-1007": ErrorKind.BUSY,  # TIMEOUT: backend timeout, execution status unknown
+    "-1008": ErrorKind.BUSY,  # SERVER_BUSY
+    "-1015": ErrorKind.RATE_LIMIT,  # TOO_MANY_ORDERS
+    "-1016": ErrorKind.MAINTENANCE,  # SERVICE_SHUTTING_DOWN
+    "-1021": ErrorKind.TIMESTAMP,  # INVALID_TIMESTAMP: outside recvWindow / ahead of server
+    "-1022": ErrorKind.AUTH,  # INVALID_SIGNATURE
+    "-1100": ErrorKind.REQUEST,  # ILLEGAL_CHARS
+    "-1102": ErrorKind.REQUEST,  # MANDATORY_PARAM_EMPTY_OR_MALFORMED
+    "-1121": ErrorKind.REQUEST,  # BAD_SYMBOL
+    "-1131": ErrorKind.TIMESTAMP,  # BAD_RECV_WINDOW [BN-CL]
+    "-2014": ErrorKind.AUTH,  # BAD_API_KEY_FMT
+    "-2015": ErrorKind.AUTH,  # REJECTED_MBX_KEY: invalid key, IP or permissions
+}
 
 
 class BinanceProfile(Profile):
@@ -43,6 +64,17 @@ class BinanceProfile(Profile):
     name: ClassVar[str] = "binance"
     default_symbol: ClassVar[str] = "BTCUSDT"
     default_endpoints: ClassVar[tuple[str, ...]] = ("ping", "time", "status", "ticker", "orderbook")
+    error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    limits: ClassVar[tuple[LimitRule, ...]] = (
+        LimitRule("REQUEST_WEIGHT per IP", 60.0, REQUEST_WEIGHT_PER_MINUTE, None,
+                  "[BN-ENUM §Rate limiters]"),
+    )  # fmt: skip
+    backoff_seconds: ClassVar[Mapping[Result, float]] = {
+        # 429 without Retry-After: the weight window is one minute [BN-REST §IP Limits].
+        Result.RATE_LIMITED: 60.0,
+        # 418 without Retry-After: bans start at 2 minutes [BN-REST §IP Limits].
+        Result.BANNED: 120.0,
+    }
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return ping, time, status, ticker (24hr, weight 2) and orderbook (depth 5, weight 5)."""
@@ -61,13 +93,10 @@ class BinanceProfile(Profile):
         if not isinstance(body, dict) or "code" not in body or "msg" not in body:
             return None
         code = str(body["code"])
-        message = str(body["msg"])[:200]
-        if code in _RATE_LIMIT_CODES:
-            banned = "banned" in message.lower()
-            return Verdict(Result.BANNED if banned else Result.RATE_LIMITED, code, message)
-        if code in _MAINTENANCE_CODES:
-            return Verdict(Result.MAINTENANCE, code, message)
-        return Verdict(Result.API_ERROR, code, message)
+        message = str(body["msg"])
+        if code == "-1003" and "banned" in message.lower():
+            return Verdict(Result.BANNED, code, message[:200], error_kind=ErrorKind.BAN)
+        return self.verdict_for_code(code, message)
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
         """Validate the documented fields of each endpoint's body [BN-REST]."""
@@ -81,13 +110,13 @@ class BinanceProfile(Profile):
         if endpoint == "status":
             state = dig(body, "status")
             if state == 1:
-                return Verdict(
-                    Result.MAINTENANCE, message=str(body.get("msg", ""))[:200], maintenance=True
-                )
+                message = str(body.get("msg", ""))[:200]
+                return Verdict(Result.MAINTENANCE, message=message, maintenance=True)
             return Verdict(Result.OK, maintenance=False)
         if endpoint == "ticker":
             as_float(dig(body, "lastPrice"), "lastPrice")
-            return Verdict(Result.OK)
+            close_ms = as_float(dig(body, "closeTime"), "closeTime")
+            return Verdict(Result.OK, data_time=close_ms / 1000.0)
         if endpoint == "orderbook":
             if not isinstance(dig(body, "bids"), list) or not isinstance(dig(body, "asks"), list):
                 return Verdict(Result.BAD_RESPONSE, message="bids/asks are not lists")

@@ -3,34 +3,55 @@
 Facts (``shared/reference/exchange-api-facts.md`` §2, citing bybit-exchange/docs v5
 [BY-GUIDE], [BY-TIME], [BY-STATUS], [BY-TICKERS], [BY-OB], [BY-ERR], [BY-RL]):
 
-- Envelope ``{"retCode", "retMsg", "result", "retExtInfo", "time"}``; errors come with HTTP 200
-  and ``retCode != 0`` [BY-GUIDE, CCXT-BY handle_errors].
-- ``10006`` "Too many visits" (API rate limit); ``10018`` IP rate limit (deprecated); HTTP 403
-  "access too frequent" is the IP rate limit (ban ≥ 10 minutes) [BY-RL, BY-ERR].
-- Server time: ``/v5/market/time`` → ``result.timeNano`` (ns, string) [BY-TIME].
+- Envelope ``{"retCode", "retMsg", "result", "retExtInfo", "time"}`` (``time`` = server ms);
+  errors come with HTTP 200 and ``retCode != 0`` [BY-GUIDE, CCXT-BY handle_errors].
+- ``10006`` "Too many visits" (API rate limit, per UID/endpoint per second); ``10018`` IP rate
+  limit (deprecated); HTTP 403 "access too frequent" is the IP limit of 600 requests per 5 s,
+  after which all sessions must stop for at least 10 minutes [BY-RL, BY-ERR].
+- ``10002`` request time outside recv window; ``10003/10004/10005/10010`` key, signature,
+  permission, IP whitelist; ``10000/10016`` server timeout/error [BY-ERR].
+- Server time: ``/v5/market/time`` → ``result.timeNano`` (ns, string) [BY-TIME]; the order book
+  carries ``ts`` (data generation, ms) [BY-OB].
 - Status: ``/v5/system/status`` → any ``result.list[].state == "ongoing"`` is maintenance
   [BY-STATUS, CCXT-BY fetch_status].
-- Usage headers ``X-Bapi-Limit`` (limit) and ``X-Bapi-Limit-Status`` (remaining) per rolling
-  second [BY-RL].
+- Usage headers ``X-Bapi-Limit`` (limit), ``X-Bapi-Limit-Status`` (remaining) and
+  ``X-Bapi-Limit-Reset-Timestamp`` (ms) [BY-RL].
 - No dedicated ping endpoint (UNVERIFIED absence in the facts file).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from exporter.profiles.base import (
     EndpointSpec,
+    ErrorKind,
+    LimitRule,
     Profile,
     RateLimitReading,
     Result,
     Verdict,
     as_float,
     dig,
+    parse_retry_after,
 )
 
-_RATE_LIMIT_CODES = frozenset({"10006", "10018"})
+ERROR_CODES: dict[str, ErrorKind] = {
+    "10000": ErrorKind.BUSY,  # Server Timeout [BY-ERR]
+    "10001": ErrorKind.REQUEST,  # parameter error
+    "10002": ErrorKind.TIMESTAMP,  # request time exceeds the time window range
+    "10003": ErrorKind.AUTH,  # API key is invalid
+    "10004": ErrorKind.AUTH,  # error sign
+    "10005": ErrorKind.AUTH,  # permission denied
+    "10006": ErrorKind.RATE_LIMIT,  # too many visits (API rate limit)
+    "10009": ErrorKind.AUTH,  # service restricted (region)
+    "10010": ErrorKind.AUTH,  # unmatched IP
+    "10016": ErrorKind.INTERNAL,  # server error
+    "10018": ErrorKind.RATE_LIMIT,  # exceeded the IP rate limit (deprecated)
+    "33004": ErrorKind.AUTH,  # api key expired (derivatives)
+}
 
 
 class BybitProfile(Profile):
@@ -39,7 +60,16 @@ class BybitProfile(Profile):
     name: ClassVar[str] = "bybit"
     default_symbol: ClassVar[str] = "BTCUSDT"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
-    rate_limit_statuses: ClassVar[frozenset[int]] = frozenset({403, 429})
+    # HTTP 403 is Bybit's IP-limit answer ("access too frequent"), a ban of ≥ 10 minutes.
+    ban_statuses: ClassVar[frozenset[int]] = frozenset({403, 418})
+    error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    limits: ClassVar[tuple[LimitRule, ...]] = (
+        LimitRule("requests per IP", 5.0, 600, None, "[BY-RL]"),
+    )
+    backoff_seconds: ClassVar[Mapping[Result, float]] = {
+        Result.RATE_LIMITED: 1.0,  # 10006 is a rolling per-second limit [BY-RL]
+        Result.BANNED: 600.0,  # 403: "wait for at least 10 minutes" [BY-RL]
+    }
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return time, status, ticker and orderbook (spot category, depth 1)."""
@@ -58,10 +88,7 @@ class BybitProfile(Profile):
         code = str(body["retCode"])
         if code == "0":
             return None
-        message = str(body.get("retMsg", ""))[:200]
-        if code in _RATE_LIMIT_CODES:
-            return Verdict(Result.RATE_LIMITED, code, message)
-        return Verdict(Result.API_ERROR, code, message)
+        return self.verdict_for_code(code, str(body.get("retMsg", "")))
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
         """Validate each endpoint's ``result`` fields [BY-TIME, BY-STATUS, BY-TICKERS, BY-OB]."""
@@ -83,7 +110,8 @@ class BybitProfile(Profile):
         if endpoint == "orderbook":
             dig(body, "result", "a")
             dig(body, "result", "b")
-            return Verdict(Result.OK)
+            generated_ms = as_float(dig(body, "result", "ts"), "result.ts")
+            return Verdict(Result.OK, data_time=generated_ms / 1000.0)
         return Verdict(Result.OK)
 
     def rate_limits(self, headers: Mapping[str, str]) -> list[RateLimitReading]:
@@ -98,3 +126,17 @@ class BybitProfile(Profile):
         except ValueError:
             return []
         return [RateLimitReading("1s", max(limit - remaining, 0.0), limit)]
+
+    def retry_after(self, headers: Mapping[str, str]) -> float | None:
+        """``Retry-After``, else the wait until ``X-Bapi-Limit-Reset-Timestamp`` (ms) when the
+        remaining count is 0 [BY-RL]."""
+        explicit = parse_retry_after(headers)
+        if explicit is not None:
+            return explicit
+        if headers.get("x-bapi-limit-status") != "0":
+            return None
+        try:
+            reset_ms = float(headers.get("x-bapi-limit-reset-timestamp", ""))
+        except ValueError:
+            return None
+        return max(reset_ms / 1000.0 - time.time(), 0.0)

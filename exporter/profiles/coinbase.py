@@ -1,20 +1,45 @@
 """Coinbase Exchange public REST API profile.
 
 Facts (``shared/reference/exchange-api-facts.md`` §4, citing docs.cdp.coinbase.com
-[CB-TICKER], [CB-EX-RL] and client-library copies of the documented examples [CB-TIME-EX]):
+[CB-TICKER], [CB-EX-RL] and client-library copies of the documented examples [CB-TIME-EX],
+[CB-TICKER-EX], [COINCISE-CB]):
 
-- Plain HTTP status signalling; error body ``{"message": ...}``; 429 on rate limit
-  [COINCISE-CB network_connectivity.md, rate_limits.md].
-- Server time ``GET /time`` → ``epoch`` (decimal seconds) [CB-TIME-EX].
-- Ticker ``GET /products/{id}/ticker`` → ``price``; book ``GET /products/{id}/book?level=2``.
+- Plain HTTP status signalling; error body ``{"message": ...}``; 400 bad request, 401 invalid
+  key, 403 forbidden, 404, 500; 429 on rate limit [COINCISE-CB network_connectivity.md].
+- Limit: public endpoints 10 requests/s per IP, bursts up to 15 [CB-EX-RL].
+- Server time ``GET /time`` → ``epoch`` (decimal seconds) [CB-TIME-EX]; the ticker's ``time``
+  (ISO 8601) is the last trade's time [CB-TICKER-EX].
 - No ping and no status API (status page only, UNVERIFIED), so no ``status`` endpoint.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar
 
-from exporter.profiles.base import EndpointSpec, Profile, Result, Verdict, as_float, dig
+from exporter.profiles.base import (
+    EndpointSpec,
+    ErrorKind,
+    LimitRule,
+    MalformedBodyError,
+    Profile,
+    Result,
+    Verdict,
+    as_float,
+    dig,
+)
+
+ERROR_CODES: dict[str, ErrorKind] = {
+    # Coinbase Exchange has no error codes of its own: the HTTP status is the code.
+    "400": ErrorKind.REQUEST,
+    "401": ErrorKind.AUTH,
+    "403": ErrorKind.AUTH,
+    "404": ErrorKind.REQUEST,
+    "429": ErrorKind.RATE_LIMIT,
+    "500": ErrorKind.INTERNAL,
+    "503": ErrorKind.BUSY,
+}
 
 
 class CoinbaseProfile(Profile):
@@ -23,6 +48,14 @@ class CoinbaseProfile(Profile):
     name: ClassVar[str] = "coinbase"
     default_symbol: ClassVar[str] = "BTC-USD"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "ticker", "orderbook")
+    error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    limits: ClassVar[tuple[LimitRule, ...]] = (
+        LimitRule("public requests per IP", 1.0, 10, None, "[CB-EX-RL]"),
+    )
+    backoff_seconds: ClassVar[Mapping[Result, float]] = {
+        Result.RATE_LIMITED: 5.0,  # a lazy-fill token bucket refilling every second [CB-EX-RL]
+        Result.BANNED: 120.0,  # no IP ban documented (UNVERIFIED); be conservative
+    }
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return time, ticker and orderbook (level 1: best bid/ask)."""
@@ -33,9 +66,10 @@ class CoinbaseProfile(Profile):
         }
 
     def check_envelope(self, endpoint: str, status: int, body: Any) -> Verdict | None:
-        """Report ``{"message": ...}`` on an error status as ``api_error`` [CB-TICKER]."""
+        """Report ``{"message": ...}`` on an error status as ``api_error`` with the HTTP status
+        as code [COINCISE-CB network_connectivity.md]."""
         if status >= 400 and isinstance(body, dict) and "message" in body:
-            return Verdict(Result.API_ERROR, str(status), str(body["message"])[:200])
+            return self.verdict_for_code(str(status), str(body["message"]))
         return None
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
@@ -45,9 +79,21 @@ class CoinbaseProfile(Profile):
             return Verdict(Result.OK, server_time=epoch)
         if endpoint == "ticker":
             as_float(dig(body, "price"), "price")
-            return Verdict(Result.OK)
+            return Verdict(Result.OK, data_time=parse_iso8601(dig(body, "time")))
         if endpoint == "orderbook":
             dig(body, "bids")
             dig(body, "asks")
             return Verdict(Result.OK)
         return Verdict(Result.OK)
+
+
+def parse_iso8601(value: Any) -> float:
+    """Parse Coinbase's ISO 8601 UTC time (``2020-03-20T00:22:57.833897Z``) to epoch seconds.
+
+    Raises:
+        MalformedBodyError: not such a timestamp.
+    """
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise MalformedBodyError(f"time is not ISO 8601: {str(value)[:40]!r}") from exc

@@ -1,14 +1,19 @@
 """Kraken spot public REST API profile.
 
 Facts (``shared/reference/exchange-api-facts.md`` §5, citing docs.kraken.com [KR-TIME],
-[KR-STATUS], [KR-REST-INTRO], [KR-ERRORS] and ccxt [CCXT-KR]):
+[KR-STATUS], [KR-REST-INTRO], [KR-ERRORS], [KR-SUPPORT-RL], [KR-SPEC] and ccxt [CCXT-KR]):
 
 - Envelope ``{"error": [], "result": {...}}``; HTTP status is "generally not used" — errors are
-  strings ``<E|W><category>:<message>`` in ``error`` [KR-REST-INTRO].
+  strings ``<E|W><category>:<message>`` in ``error``; a non-200 means the request did not reach
+  Kraken's servers [KR-REST-INTRO].
 - ``EAPI:Rate limit exceeded`` / ``EGeneral:Too many requests`` rate limit;
-  ``EGeneral:Temporary lockout`` a temporary ban; ``EService:Market in cancel_only mode`` /
-  ``post_only`` degraded trading [KR-ERRORS, CCXT-KR].
-- Server time ``/0/public/Time`` → ``result.unixtime`` (whole seconds) [KR-TIME].
+  ``EGeneral:Temporary lockout`` a temporary ban ("typically a few minutes");
+  ``EService:Unavailable``/``Busy``; ``cancel_only``/``post_only`` market modes [KR-ERRORS,
+  CCXT-KR].
+- Limit: public calls are limited by IP; "1 per second (or less)" stays within limits
+  [KR-SUPPORT-RL].
+- Server time ``/0/public/Time`` → ``result.unixtime`` (whole seconds) [KR-TIME]; order-book
+  levels carry a timestamp in seconds [KR-SPEC depth.yaml].
 - Status ``/0/public/SystemStatus`` → ``result.status`` ∈ online, maintenance, cancel_only,
   post_only (anything but ``online`` is reported as maintenance) [KR-STATUS, KR-WS-STATUS].
 - No dedicated ping endpoint (UNVERIFIED absence).
@@ -16,13 +21,37 @@ Facts (``shared/reference/exchange-api-facts.md`` §5, citing docs.kraken.com [K
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from exporter.profiles.base import EndpointSpec, Profile, Result, Verdict, as_float, dig
+from exporter.profiles.base import (
+    EndpointSpec,
+    ErrorKind,
+    LimitRule,
+    Profile,
+    Result,
+    Verdict,
+    as_float,
+    dig,
+)
 
-_RATE_LIMIT_ERRORS = ("EAPI:Rate limit exceeded", "EGeneral:Too many requests")
-_BAN_ERRORS = ("EGeneral:Temporary lockout",)
-_MAINTENANCE_ERRORS = ("EService:Market in cancel_only mode", "EService:Market in post_only mode")
+ERROR_CODES: dict[str, ErrorKind] = {
+    "EAPI:Rate limit exceeded": ErrorKind.RATE_LIMIT,  # [CCXT-KR, KR-ERRORS]
+    "EGeneral:Too many requests": ErrorKind.RATE_LIMIT,
+    "EOrder:Rate limit exceeded": ErrorKind.RATE_LIMIT,
+    "EGeneral:Temporary lockout": ErrorKind.BAN,
+    "EAPI:Invalid nonce": ErrorKind.TIMESTAMP,
+    "EAPI:Invalid key": ErrorKind.AUTH,
+    "EAPI:Invalid signature": ErrorKind.AUTH,
+    "EGeneral:Permission denied": ErrorKind.AUTH,
+    "EService:Unavailable": ErrorKind.BUSY,
+    "EService:Busy": ErrorKind.BUSY,
+    "EService:Market in cancel_only mode": ErrorKind.MAINTENANCE,
+    "EService:Market in post_only mode": ErrorKind.MAINTENANCE,
+    "EQuery:Unknown asset pair": ErrorKind.REQUEST,
+    "EGeneral:Invalid arguments": ErrorKind.REQUEST,
+    "EGeneral:Unknown method": ErrorKind.REQUEST,
+}
 
 
 class KrakenProfile(Profile):
@@ -31,6 +60,16 @@ class KrakenProfile(Profile):
     name: ClassVar[str] = "kraken"
     default_symbol: ClassVar[str] = "XBTUSD"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
+    error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    limits: ClassVar[tuple[LimitRule, ...]] = (
+        LimitRule("public requests per IP", 1.0, 1, None, "[KR-SUPPORT-RL]"),
+    )
+    backoff_seconds: ClassVar[Mapping[Result, float]] = {
+        # "restricted for a few seconds (or possibly longer)" [KR-SUPPORT-RL]
+        Result.RATE_LIMITED: 15.0,
+        # temporary lockout: "typically a few minutes" [KR-ERRORS]
+        Result.BANNED: 300.0,
+    }
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return time, status, ticker and orderbook (``count=1``)."""
@@ -44,20 +83,14 @@ class KrakenProfile(Profile):
         }
 
     def check_envelope(self, endpoint: str, status: int, body: Any) -> Verdict | None:
-        """Map a non-empty ``error`` array to a verdict [KR-ERRORS]."""
+        """Map a non-empty ``error`` array to a verdict by its first error [KR-ERRORS]."""
         if not isinstance(body, dict):
             return None
         errors = body.get("error")
         if not errors or not isinstance(errors, list):
             return None
         first = str(errors[0])[:200]
-        if first.startswith(_RATE_LIMIT_ERRORS):
-            return Verdict(Result.RATE_LIMITED, first, first)
-        if first.startswith(_BAN_ERRORS):
-            return Verdict(Result.BANNED, first, first)
-        if first.startswith(_MAINTENANCE_ERRORS):
-            return Verdict(Result.MAINTENANCE, first, first)
-        return Verdict(Result.API_ERROR, first, first)
+        return self.verdict_for_code(first, first)
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
         """Validate each endpoint's ``result`` fields [KR-TIME, KR-STATUS, KR-SPEC]."""
@@ -70,19 +103,18 @@ class KrakenProfile(Profile):
         if endpoint == "status":
             state = str(dig(body, "result", "status"))
             if state != "online":
-                return Verdict(
-                    Result.MAINTENANCE, message=f"status {state}"[:200], maintenance=True
-                )
+                message = f"status {state}"[:200]
+                return Verdict(Result.MAINTENANCE, message=message, maintenance=True)
             return Verdict(Result.OK, maintenance=False)
-        if endpoint in ("ticker", "orderbook"):
-            result = dig(body, "result")
-            if not isinstance(result, dict) or not result:
-                return Verdict(Result.BAD_RESPONSE, message="result has no pair")
-            pair = next(iter(result.values()))
-            if endpoint == "ticker":
-                as_float(dig(pair, "c", 0), "c[0]")
-            else:
-                dig(pair, "asks")
-                dig(pair, "bids")
+        result = dig(body, "result")
+        if not isinstance(result, dict) or not result:
+            return Verdict(Result.BAD_RESPONSE, message="result has no pair")
+        pair = next(iter(result.values()))
+        if endpoint == "ticker":
+            as_float(dig(pair, "c", 0), "c[0]")
             return Verdict(Result.OK)
+        if endpoint == "orderbook":
+            levels = list(dig(pair, "asks")) + list(dig(pair, "bids"))
+            stamps = [as_float(dig(level, 2), "level timestamp") for level in levels]
+            return Verdict(Result.OK, data_time=max(stamps) if stamps else None)
         return Verdict(Result.OK)

@@ -5,20 +5,52 @@ Facts (``shared/reference/exchange-api-facts.md`` §3, citing okx.com docs-v5 [O
 
 - Envelope ``{"code": "0", "msg": "", "data": [...]}``; ``code`` is a string, ``"0"`` success.
 - ``50011`` rate limit (HTTP 200 or 429); ``50013`` system busy (429); ``50001`` service
-  temporarily unavailable (503; ccxt OnMaintenance) [OKX-ERR, CCXT-OKX].
-- Server time ``/api/v5/public/time`` → ``data[0].ts`` (ms, string) [OKX-TIME].
+  temporarily unavailable (503; ccxt OnMaintenance); ``50102``/``50112`` timestamp;
+  ``5010x``/``5011x`` auth [OKX-ERR, CCXT-OKX].
+- Limits per endpoint and IP: time 10 requests / 2 s, status 1 / 5 s, ticker 20 / 2 s,
+  books 40 / 2 s [OKX-TIME, OKX-STATUS, OKX-MD].
+- Server time ``/api/v5/public/time`` → ``data[0].ts`` (ms, string) [OKX-TIME]; ticker and book
+  carry ``ts`` (data generation, ms string) [OKX-MD].
 - Status ``/api/v5/system/status`` → any ``data[].state == "ongoing"`` is maintenance [OKX-STATUS].
 - No rate-limit usage headers documented; no ping endpoint (both UNVERIFIED absences).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from exporter.profiles.base import EndpointSpec, Profile, Result, Verdict, as_float, dig
+from exporter.profiles.base import (
+    EndpointSpec,
+    ErrorKind,
+    LimitRule,
+    Profile,
+    Result,
+    Verdict,
+    as_float,
+    dig,
+)
 
-_RATE_LIMIT_CODES = frozenset({"50011", "50061"})
-_MAINTENANCE_CODES = frozenset({"50001"})
+ERROR_CODES: dict[str, ErrorKind] = {
+    "50001": ErrorKind.MAINTENANCE,  # service temporarily unavailable (503) [OKX-ERR, CCXT-OKX]
+    "50004": ErrorKind.BUSY,  # endpoint request timeout
+    "50011": ErrorKind.RATE_LIMIT,  # rate limit reached
+    "50013": ErrorKind.BUSY,  # systems are busy
+    "50014": ErrorKind.REQUEST,  # parameter can't be empty
+    "50026": ErrorKind.INTERNAL,  # system error
+    "50030": ErrorKind.AUTH,  # no permission for this endpoint
+    "50061": ErrorKind.RATE_LIMIT,  # sub-account order rate limit
+    "50100": ErrorKind.AUTH,  # API frozen
+    "50101": ErrorKind.AUTH,  # key does not match environment
+    "50102": ErrorKind.TIMESTAMP,  # timestamp request expired
+    "50105": ErrorKind.AUTH,  # passphrase incorrect
+    "50110": ErrorKind.AUTH,  # IP not in whitelist
+    "50111": ErrorKind.AUTH,  # invalid OK-ACCESS-KEY
+    "50112": ErrorKind.TIMESTAMP,  # invalid OK-ACCESS-TIMESTAMP
+    "50113": ErrorKind.AUTH,  # invalid signature
+    "50120": ErrorKind.AUTH,  # key lacks permission
+    "51001": ErrorKind.REQUEST,  # instrument ID does not exist
+}
 
 
 class OkxProfile(Profile):
@@ -27,6 +59,19 @@ class OkxProfile(Profile):
     name: ClassVar[str] = "okx"
     default_symbol: ClassVar[str] = "BTC-USDT"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
+    error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    limits: ClassVar[tuple[LimitRule, ...]] = (
+        LimitRule("GET /api/v5/public/time per IP", 2.0, 10, frozenset({"time"}), "[OKX-TIME]"),
+        LimitRule("GET /api/v5/system/status", 5.0, 1, frozenset({"status"}), "[OKX-STATUS]"),
+        LimitRule("GET /api/v5/market/ticker per IP", 2.0, 20, frozenset({"ticker"}),
+                  "[OKX-MD]"),
+        LimitRule("GET /api/v5/market/books per IP", 2.0, 40, frozenset({"orderbook"}),
+                  "[OKX-MD]"),
+    )  # fmt: skip
+    backoff_seconds: ClassVar[Mapping[Result, float]] = {
+        Result.RATE_LIMITED: 10.0,  # limits are per 2 s or 5 s windows [OKX-MD, OKX-STATUS]
+        Result.BANNED: 120.0,  # no IP ban documented (UNVERIFIED); be conservative
+    }
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return time, status, ticker and orderbook (``sz=1``)."""
@@ -46,12 +91,7 @@ class OkxProfile(Profile):
         code = str(body["code"])
         if code == "0":
             return None
-        message = str(body.get("msg", ""))[:200]
-        if code in _RATE_LIMIT_CODES:
-            return Verdict(Result.RATE_LIMITED, code, message)
-        if code in _MAINTENANCE_CODES:
-            return Verdict(Result.MAINTENANCE, code, message)
-        return Verdict(Result.API_ERROR, code, message)
+        return self.verdict_for_code(code, str(body.get("msg", "")))
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
         """Validate each endpoint's ``data`` fields [OKX-TIME, OKX-STATUS, OKX-MD]."""
@@ -67,9 +107,11 @@ class OkxProfile(Profile):
             return Verdict(Result.OK, maintenance=False)
         if endpoint == "ticker":
             as_float(dig(body, "data", 0, "last"), "data[0].last")
-            return Verdict(Result.OK)
+            generated_ms = as_float(dig(body, "data", 0, "ts"), "data[0].ts")
+            return Verdict(Result.OK, data_time=generated_ms / 1000.0)
         if endpoint == "orderbook":
             dig(body, "data", 0, "asks")
             dig(body, "data", 0, "bids")
-            return Verdict(Result.OK)
+            generated_ms = as_float(dig(body, "data", 0, "ts"), "data[0].ts")
+            return Verdict(Result.OK, data_time=generated_ms / 1000.0)
         return Verdict(Result.OK)

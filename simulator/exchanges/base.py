@@ -9,13 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from simulator.faults import Fault
+from simulator.bodies import BookFrame, huge_book, truncate_json
+from simulator.faults import Fault, FaultError
+from simulator.limits import Limiter
 from simulator.market import Market, Venue, VenueView
-from simulator.responses import Reply, gateway_page
+from simulator.responses import CT_JSON, Reply, gateway_page
+from simulator.specs import check_fields, number, text
 
-__all__ = ["Exchange", "Handler", "RequestContext", "Route", "const_weight"]
+__all__ = [
+    "Exchange",
+    "Handler",
+    "RequestContext",
+    "Route",
+    "const_weight",
+    "fault_int",
+    "reject_params",
+]
 
 Handler = Callable[["RequestContext"], Reply]
 WeightFn = Callable[[Mapping[str, str]], int]
@@ -27,6 +38,28 @@ def const_weight(weight: int) -> WeightFn:
 
 
 _WEIGHT_ONE = const_weight(1)
+_HANDLER_KINDS = frozenset({"clock_skew", "stale", "latency", "down", "slow_body", "bad_json"})
+"""Fault kinds under which the normal handler still builds the reply."""
+
+
+def fault_int(spec: Mapping[str, Any], name: str, lo: int, hi: int, default: int | None) -> Any:
+    """An optional integer fault parameter (``None`` default = absent), raising
+    :class:`~simulator.faults.FaultError` naming the field and value."""
+    return number(
+        spec, name, lo, hi, required=False, default=default, integer=True, error=FaultError
+    )
+
+
+def reject_params(spec: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> None:
+    """Reject fault parameters this exchange does not support for ``what`` (e.g.
+    ``"kraken rate_limited"``), naming the field."""
+    check_fields(
+        spec,
+        {"exchange", "fault", "endpoint", "duration_s", *allowed},
+        what,
+        error=FaultError,
+        shown=allowed,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +174,9 @@ class Exchange:
     """Gateway statuses (502/503/504) the exchange itself documents a JSON error for; the
     ``http_error`` fault then defaults to the JSON body instead of the CDN HTML page."""
 
+    limiter: Limiter | None = None
+    """The exchange's per-IP :class:`~simulator.limits.Limiter`, if it documents one."""
+
     def __init__(self, market: Market) -> None:
         """Bind the exchange to the shared ``market`` and build its route table."""
         self.market = market
@@ -164,9 +200,80 @@ class Exchange:
         """The exchange's own rate-limit response (``rate_limited`` fault)."""
         raise NotImplementedError
 
+    def api_error(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """The exchange's error envelope carrying ``fault.params["code"]`` (``api_error``)."""
+        raise NotImplementedError
+
+    def book_frame(self, ctx: RequestContext) -> BookFrame:
+        """The order-book envelope used by the ``huge_body`` fault."""
+        raise NotImplementedError
+
+    def fault_params(self, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate the parameters of ``rate_limited`` / ``banned`` / ``api_error`` for this
+        exchange and return them normalised (a :data:`~simulator.faults.ParamValidator`).
+
+        The default: ``rate_limited`` without parameters, no ``banned`` (rejected naming the
+        field and value), ``api_error`` with an int ``code`` answered by :meth:`api_error`.
+
+        Raises:
+            FaultError: the message names the field and the bad value.
+        """
+        if kind == "banned":
+            raise FaultError(
+                f"fault: 'banned' is not documented for {self.name} (no IP-ban answer in the "
+                "facts file; supported: binance, bybit, kraken)"
+            )
+        if kind == "rate_limited":
+            reject_params(spec, (), f"{self.name} rate_limited")
+            return {}
+        return self.api_error_params(spec, code_check=None)
+
+    def api_error_params(
+        self,
+        spec: Mapping[str, Any],
+        code_check: Callable[[Any], Any] | None,
+        *,
+        http_status: bool = True,
+        message: bool = True,
+    ) -> dict[str, Any]:
+        """Shared ``api_error`` validation: ``code`` (required; ``code_check`` normalises it or
+        returns ``None`` to reject; default: any int), optional ``http_status`` (int 200–599)
+        and ``message`` (string ≤ 500 chars) when this exchange supports them.
+
+        Raises:
+            FaultError: names the field and value.
+        """
+        allowed = (
+            "code",
+            *(("http_status",) if http_status else ()),
+            *(("message",) if message else ()),
+        )
+        reject_params(spec, allowed, f"{self.name} api_error")
+        if "code" not in spec:
+            raise FaultError("code: required for fault 'api_error'")
+        raw = spec["code"]
+        if code_check is None:
+            ok = isinstance(raw, int) and not isinstance(raw, bool)
+            code = raw if ok else None
+        else:
+            code = code_check(raw)
+        if code is None:
+            raise FaultError(f"code: {self.name} expects {self.api_code_help}, got {raw!r}")
+        params: dict[str, Any] = {"code": code}
+        status = fault_int(spec, "http_status", 200, 599, None)
+        if status is not None:
+            params["http_status"] = status
+        msg = text(spec, "message", required=False, error=FaultError)
+        if msg is not None:
+            params["message"] = msg
+        return params
+
+    api_code_help: ClassVar[str] = "an integer"
+    """How ``api_error`` ``code`` must look (for the validation message)."""
+
     def banned(self, ctx: RequestContext, fault: Fault) -> Reply:
-        """The exchange's IP-ban response. Only Binance has one; the registry rejects the fault
-        elsewhere, so the default is a 500 that should never be seen."""
+        """The exchange's IP-ban response. The default :meth:`fault_params` rejects the fault,
+        so this 500 should never be seen."""
         return self.error_body(ctx, 500)
 
     def maintenance_reply(self, ctx: RequestContext) -> Reply | None:
@@ -174,8 +281,11 @@ class Exchange:
         active, or ``None`` to answer normally (the default: nothing documented)."""
         return None
 
-    def on_request(self, ctx: RequestContext) -> None:
-        """Account for a request as soon as it is read (e.g. Binance weight). Default: no-op."""
+    def on_request(self, ctx: RequestContext) -> Reply | None:
+        """Account for a request as soon as it is read (Binance weight, Bybit IP count) and
+        return the exchange's limit answer (429/418/403) if :attr:`limiter` refuses it, else
+        ``None``. Default: no accounting."""
+        return None
 
     def decorate(self, ctx: RequestContext, reply: Reply) -> None:
         """Add per-exchange headers (rate-limit usage) to ``reply`` in place. Default: no-op."""
@@ -192,20 +302,33 @@ class Exchange:
 
     def respond(self, ctx: RequestContext) -> Reply:
         """Produce the reply for ``ctx``, applying the effective HTTP-level fault, then
-        :meth:`decorate` it. ``down``/``latency`` must have been handled by the caller."""
+        :meth:`decorate` it. ``down``/``latency`` must have been handled by the caller;
+        ``slow_body`` only marks the reply for pacing (the server paces it)."""
         fault = ctx.fault
-        kind = fault.kind if fault is not None else None
-        if kind is None or kind in ("clock_skew", "stale", "latency", "down"):
+        if fault is None:
             reply = ctx.route.handler(ctx) if ctx.route is not None else self.not_found(ctx)
+            self.decorate(ctx, reply)
+            return reply
+        kind = fault.kind
+        if kind in _HANDLER_KINDS:
+            reply = ctx.route.handler(ctx) if ctx.route is not None else self.not_found(ctx)
+            if kind == "slow_body":
+                reply.bytes_per_second = fault.params["bytes_per_second"]
+                reply.pace_interval_s = fault.params["interval_ms"] / 1000.0
+            elif kind == "bad_json":
+                reply.status = 200
+                reply.content_type = CT_JSON
+                reply.body = truncate_json(reply.body)
         elif kind == "http_error":
-            assert fault is not None
             reply = self.http_error(ctx, fault.params["status"], fault.params["body"] == "html")
         elif kind == "rate_limited":
-            assert fault is not None
             reply = self.rate_limited(ctx, fault)
         elif kind == "banned":
-            assert fault is not None
             reply = self.banned(ctx, fault)
+        elif kind == "api_error":
+            reply = self.api_error(ctx, fault)
+        elif kind == "huge_body":
+            reply = self.huge_body(ctx, fault.params["size_bytes"])
         elif ctx.route is None:
             reply = self.not_found(ctx)
         elif kind == "maintenance" and ctx.endpoint in ("ticker", "orderbook"):
@@ -214,6 +337,15 @@ class Exchange:
             reply = ctx.route.handler(ctx)
         self.decorate(ctx, reply)
         return reply
+
+    def huge_body(self, ctx: RequestContext, size: int) -> Reply:
+        """``huge_body``: HTTP 200, a valid JSON order book in this exchange's envelope
+        (:meth:`book_frame`) of exactly ``size`` bytes, streamed (whatever the endpoint)."""
+        v = ctx.view()
+        stream = huge_book(
+            self.book_frame(ctx), size, round(v.best_bid * 100), round(v.best_ask * 100)
+        )
+        return Reply(200, b"", CT_JSON, [], stream=stream, stream_length=size)
 
     def http_error(self, ctx: RequestContext, status: int, html: bool) -> Reply:
         """``http_error`` fault: a CDN gateway page (``html``) or :meth:`error_body`."""

@@ -3,9 +3,11 @@
 Facts: paths, weights and bodies [BN-REST]; error codes [BN-ERR]; status body [CCXT-BN
 fetch_status]; rate-limit headers and 418/429 semantics [BN-REST §HTTP Return Codes, §IP Limits].
 Every response (errors and fault responses included) carries ``X-MBX-USED-WEIGHT-1M`` and the
-legacy ``X-MBX-USED-WEIGHT``: the weight used by *all* clients in the current UTC minute.
-The simulator never enforces the 6000/min limit by itself (benchmarks would trip it); use the
-``rate_limited`` / ``banned`` faults instead.
+legacy ``X-MBX-USED-WEIGHT``: the weight used by *all* clients (plus ``/_control/consume``) in the
+current UTC minute. The 6000/min ``REQUEST_WEIGHT`` limit is enforced by
+:class:`~simulator.limits.BinanceWeightLimiter` (429 -1003 + ``Retry-After``, then 418 bans)
+unless limits are disabled (``--no-limits``); the ``rate_limited`` / ``banned`` faults force those
+answers regardless of usage.
 """
 
 from __future__ import annotations
@@ -13,14 +15,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from simulator.exchanges.base import Exchange, RequestContext, Route, WeightFn, const_weight
+from simulator.bodies import BookFrame
+from simulator.exchanges.base import (
+    Exchange,
+    RequestContext,
+    Route,
+    WeightFn,
+    const_weight,
+    fault_int,
+    reject_params,
+)
 from simulator.faults import Fault
+from simulator.limits import BinanceWeightLimiter
 from simulator.responses import Header, Reply, gateway_page, json_reply
 
-__all__ = ["WEIGHT_LIMIT_1M", "BinanceExchange", "WeightWindow", "depth_weight"]
+__all__ = ["API_MESSAGES", "WEIGHT_LIMIT_1M", "BinanceExchange", "depth_weight"]
 
 WEIGHT_LIMIT_1M = 6000
-"""``REQUEST_WEIGHT`` per 1 MINUTE [BN-ENUM], quoted in the -1003 message [BN-ERR]."""
+"""Documented ``REQUEST_WEIGHT`` per 1 MINUTE [BN-ENUM]: the default ``weight_per_minute`` of
+:class:`~simulator.limits.BinanceWeightLimiter` (the -1003 message quotes the configured value)."""
 
 _SYMBOL = "BTCUSDT"
 _DAY_MS = 86_400_000
@@ -61,6 +74,26 @@ _ERRORS: dict[int, tuple[int, str]] = {
     ),
 }
 _UNKNOWN = (-1000, "An unknown error occurred while processing the request.")
+_MAX_RETRY_AFTER_S = 259_200  # bans scale "from 2 minutes to 3 days" [BN-REST]
+
+API_MESSAGES: dict[int, str] = {
+    -1000: _UNKNOWN[1],  # message not in the facts file (Binance errors.md wording)
+    -1001: "Internal error; unable to process your request. Please try again.",
+    -1002: "You are not authorized to execute this request.",
+    -1007: "Timeout waiting for response from backend server. Send status unknown; execution "
+    "status unknown.",
+    -1008: "Server is currently overloaded with other requests. Please try again in a few minutes.",
+    -1015: "Too many new orders; current limit is 10 orders per 1 SECOND.",  # ORDERS [BN-ENUM]
+    -1016: "This service is no longer available.",
+    -1021: "Timestamp for this request is outside of the recvWindow.",
+    -1022: "Signature for this request is not valid.",
+    -1121: "Invalid symbol.",
+    -1131: "recvWindow must be less than 60000",  # historic [BN-CL]
+    -2014: "API-key format invalid.",
+    -2015: "Invalid API-key, IP, or permissions for action.",
+}
+"""Documented ``msg`` per ``code`` for the ``api_error`` fault [BN-ERR, BN-CL]; -1003 is built
+from the configured weight limit. Other codes get ``"Simulated error <code>."``."""
 
 
 def depth_weight(query: Mapping[str, str]) -> int:
@@ -82,34 +115,6 @@ def _ticker_weight(single: int, all_symbols: int) -> WeightFn:
     return lambda query: single if "symbol" in query else all_symbols
 
 
-class WeightWindow:
-    """Request weight used in the current UTC minute (``X-MBX-USED-WEIGHT-1M`` [BN-REST]).
-
-    The window resets when the wall-clock minute changes; all clients share it (limits are
-    per IP and every simulator client is on loopback [BN-REST §IP Limits]).
-    """
-
-    __slots__ = ("_minute", "_used")
-
-    def __init__(self) -> None:
-        """Start with zero weight used."""
-        self._minute = -1
-        self._used = 0
-
-    def add(self, weight: int, now: float) -> int:
-        """Add ``weight`` at epoch second ``now``; return the minute's total."""
-        minute = int(now // 60)
-        if minute != self._minute:
-            self._minute = minute
-            self._used = 0
-        self._used += weight
-        return self._used
-
-    def used(self, now: float) -> int:
-        """Weight used in the UTC minute containing epoch second ``now``."""
-        return self._used if int(now // 60) == self._minute else 0
-
-
 class BinanceExchange(Exchange):
     """Simulated Binance spot public REST API (see module docstring for sources)."""
 
@@ -117,9 +122,9 @@ class BinanceExchange(Exchange):
     gateway_server = "CloudFront"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """See :class:`~simulator.exchanges.base.Exchange`; also creates the weight window."""
+        """See :class:`~simulator.exchanges.base.Exchange`; also creates the weight limiter."""
         super().__init__(*args, **kwargs)
-        self.weight = WeightWindow()
+        self.limiter: BinanceWeightLimiter = BinanceWeightLimiter()
 
     def build_routes(self) -> dict[str, Route]:
         """Routes [BN-REST]: ping/time/status weight 1, tickers 2 (single symbol) or 80/4/4
@@ -135,13 +140,22 @@ class BinanceExchange(Exchange):
         }
 
     # -- accounting -------------------------------------------------------------------------
-    def on_request(self, ctx: RequestContext) -> None:
-        """Add the route's weight (1 for unknown paths — undocumented choice) to the minute."""
-        self.weight.add(ctx.route.weight(ctx.query) if ctx.route is not None else 1, ctx.now)
+    def on_request(self, ctx: RequestContext) -> Reply | None:
+        """Add the route's weight (1 for unknown paths — undocumented choice) to the minute;
+        return the 429 / 418 answer when :class:`~simulator.limits.BinanceWeightLimiter`
+        refuses the request."""
+        cost = ctx.route.weight(ctx.query) if ctx.route is not None else 1
+        decision = self.limiter.admit(cost, ctx.now)
+        if decision is None:
+            return None
+        status, retry_after = decision
+        if status == 429:
+            return self._limit_reply(retry_after)
+        return self._ban_reply(ctx, retry_after)
 
     def decorate(self, ctx: RequestContext, reply: Reply) -> None:
         """Append ``X-MBX-USED-WEIGHT-1M`` and legacy ``X-MBX-USED-WEIGHT`` [BN-REST, BN-CL]."""
-        used = str(self.weight.used(ctx.now)).encode()
+        used = b"%d" % self.limiter.used(ctx.now)
         reply.headers.append((b"X-MBX-USED-WEIGHT-1M", used))
         reply.headers.append((b"X-MBX-USED-WEIGHT", used))
 
@@ -267,6 +281,16 @@ class BinanceExchange(Exchange):
         code, msg = _ERRORS.get(status, _UNKNOWN if status < 500 else _ERRORS[500])
         return json_reply(status, {"code": code, "msg": msg})
 
+    def fault_params(self, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``rate_limited``: ``retry_after`` (int s 0–259200, default 30); ``banned``:
+        ``retry_after`` (default 120, the documented minimum ban [BN-REST]); ``api_error``:
+        int ``code``, optional ``http_status`` (default 400) and ``message``."""
+        if kind == "api_error":
+            return self.api_error_params(spec, None)
+        reject_params(spec, ("retry_after",), f"binance {kind}")
+        default = 30 if kind == "rate_limited" else 120
+        return {"retry_after": fault_int(spec, "retry_after", 0, _MAX_RETRY_AFTER_S, default)}
+
     def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
         """HTTP 429, -1003 "Too much request weight used; current limit is 6000 request weight
         per 1 MINUTE. ..." + ``Retry-After: <retry_after>`` seconds [BN-ERR, BN-REST]."""
@@ -278,22 +302,45 @@ class BinanceExchange(Exchange):
         (skewed) + ``retry_after``."""
         return self._ban_reply(ctx, fault.params["retry_after"])
 
-    @staticmethod
-    def _limit_reply(retry_after: int) -> Reply:
-        msg = (
-            f"Too much request weight used; current limit is {WEIGHT_LIMIT_1M} request weight "
-            "per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the "
-            "API."
+    def api_error(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """``{"code": <int>, "msg": <documented msg>}`` on HTTP 400 (or ``http_status``)
+        [BN-ERR; which 4XX goes with which code is UNVERIFIED]; ``msg`` from
+        :data:`API_MESSAGES` (-1003: the rate-limit text with the configured limit), else
+        ``"Simulated error <code>."``, unless ``message`` overrides it."""
+        params = fault.params
+        code = params["code"]
+        msg = params.get("message")
+        if msg is None:
+            msg = self._limit_msg() if code == -1003 else API_MESSAGES.get(code)
+        if msg is None:
+            msg = f"Simulated error {code}."
+        return json_reply(params.get("http_status", 400), {"code": code, "msg": msg})
+
+    def book_frame(self, ctx: RequestContext) -> BookFrame:
+        """``huge_body``: the depth shape ``{"lastUpdateId", "bids": [[price, qty]], "asks"}``
+        [BN-REST], 8-decimal strings."""
+        head = b'{"lastUpdateId":%d,"bids":[' % ctx.view().update_id
+        return BookFrame(head, b'],"asks":[', b"]}", '["%d.%02d000000","0.00100000"]')
+
+    def _limit_msg(self) -> str:
+        return (
+            f"Too much request weight used; current limit is {self.limiter.limit} request "
+            "weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid "
+            "polling the API."
         )
-        headers: list[Header] = [(b"Retry-After", str(retry_after).encode())]
-        return json_reply(429, {"code": -1003, "msg": msg}, headers)
+
+    def _limit_reply(self, retry_after: int) -> Reply:
+        """HTTP 429 -1003 with ``Retry-After`` [BN-ERR, BN-REST]."""
+        headers: list[Header] = [(b"Retry-After", b"%d" % retry_after)]
+        return json_reply(429, {"code": -1003, "msg": self._limit_msg()}, headers)
 
     @staticmethod
     def _ban_reply(ctx: RequestContext, retry_after: int) -> Reply:
+        """HTTP 418 -1003 "IP banned until <server ms>" with ``Retry-After`` [BN-ERR, BN-REST]."""
         until = ctx.server_ms + retry_after * 1000
         msg = (
             f"Way too much request weight used; IP banned until {until}. Please use WebSocket "
             "Streams for live updates to avoid bans."
         )
-        headers: list[Header] = [(b"Retry-After", str(retry_after).encode())]
+        headers: list[Header] = [(b"Retry-After", b"%d" % retry_after)]
         return json_reply(418, {"code": -1003, "msg": msg}, headers)

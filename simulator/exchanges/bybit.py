@@ -6,23 +6,34 @@ BY-TICKERS, BY-OB, BY-STATUS]; error codes and HTTP semantics [BY-ERR]; IP limit
 
 ``X-Bapi-Limit`` / ``-Status`` / ``-Reset-Timestamp`` are documented per UID and endpoint
 [BY-RL]; whether public calls carry them is UNVERIFIED. The simulator sends them on every JSON
-response, filled from the documented IP window: limit 600, remaining = 600 minus the requests of
-all clients in the current 5 s window (never below 0), reset = now (server ms) while requests
-remain, else the end of the window.
+response, filled from the IP window of :class:`~simulator.limits.BybitIpLimiter`: limit =
+``requests_per_5s`` (600), remaining = limit minus the requests of all clients in the current
+5 s window (never below 0), reset = now (server ms) while requests remain, else the end of the
+window. The limiter enforces the IP limit (HTTP 403 ``access too frequent`` for ``ban_seconds``)
+unless limits are disabled.
+
+Faults: ``rate_limited`` = the API (UID) rate limit: HTTP 200 ``retCode 10006`` "Too many visits.
+Exceeded the API Rate Limit." with ``X-Bapi-Limit-Status: 0`` and a reset timestamp ``retry_after``
+seconds ahead [BY-ERR, BY-RL]; ``banned`` = the IP ban: HTTP 403 ``access too frequent``
+(text/plain; the body format is not documented) [BY-RL].
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from simulator.exchanges.base import Exchange, RequestContext, Route
+from simulator.bodies import BookFrame
+from simulator.exchanges.base import Exchange, RequestContext, Route, fault_int, reject_params
 from simulator.faults import Fault
+from simulator.limits import BybitIpLimiter
 from simulator.responses import CT_JSON, Reply, gateway_page, json_reply, text_reply
 
-__all__ = ["IP_LIMIT", "IP_WINDOW_S", "BybitExchange"]
+__all__ = ["API_MESSAGES", "IP_LIMIT", "IP_WINDOW_S", "BybitExchange"]
 
 IP_LIMIT = 600
-"""Requests per :data:`IP_WINDOW_S` per IP [BY-RL]."""
+"""Documented requests per :data:`IP_WINDOW_S` per IP [BY-RL]: the default ``requests_per_5s`` of
+:class:`~simulator.limits.BybitIpLimiter`."""
 IP_WINDOW_S = 5
 
 _SYMBOL = "BTCUSDT"
@@ -37,6 +48,28 @@ _ERRORS: dict[int, tuple[int, str]] = {
     504: (10000, "Server Timeout"),
 }
 _PARAM_ERROR = 10001  # "Request parameter error." (BY-ERR; message not copied in facts file)
+_RATE_LIMIT_MSG = "Too many visits. Exceeded the API Rate Limit."  # 10006 [BY-ERR]
+_ACCESS_TOO_FREQUENT = "access too frequent"  # IP ban [BY-RL]
+
+API_MESSAGES: dict[int, str] = {
+    10000: "Server Timeout",
+    10001: "Request parameter error.",  # not copied in the facts file
+    10002: "The request time exceeds the time window range.",
+    # 10003 and 10009: the doc text continues ("...") in the facts file; cut at that point
+    10003: "API key is invalid. Check whether the key and domain are matched.",
+    10004: "Error sign, please check your signature generation algorithm.",
+    10005: "Permission denied, please check your API key permissions.",
+    10006: _RATE_LIMIT_MSG,
+    10009: "Service Restricted",
+    10010: "Unmatched IP, please check your API key's bound IP addresses.",
+    10016: "Server error.",
+    10018: "Exceeded the IP Rate Limit",  # deprecated (struck through) [BY-ERR]
+    429: "The trading service is experiencing a high server load",
+    -2015: "Your api key has expired",
+    33004: "Your api key has expired",
+}
+"""Documented ``retMsg`` per ``retCode`` for the ``api_error`` fault [BY-ERR]; other codes get
+``"Simulated error <code>."``."""
 
 
 class BybitExchange(Exchange):
@@ -46,10 +79,9 @@ class BybitExchange(Exchange):
     gateway_server = "openresty"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        """See :class:`~simulator.exchanges.base.Exchange`; also creates the IP window."""
+        """See :class:`~simulator.exchanges.base.Exchange`; also creates the IP limiter."""
         super().__init__(*args, **kwargs)
-        self._window = -1
-        self._count = 0
+        self.limiter: BybitIpLimiter = BybitIpLimiter()
 
     def build_routes(self) -> dict[str, Route]:
         """Routes: ``/v5/market/time``, ``/v5/system/status``, ``/v5/market/tickers``,
@@ -62,26 +94,27 @@ class BybitExchange(Exchange):
         }
 
     # -- accounting -------------------------------------------------------------------------
-    def on_request(self, ctx: RequestContext) -> None:
-        """Count the request in the current 5 s IP window."""
-        window = int(ctx.now // IP_WINDOW_S)
-        if window != self._window:
-            self._window = window
-            self._count = 0
-        self._count += 1
+    def on_request(self, ctx: RequestContext) -> Reply | None:
+        """Count the request in the current 5 s IP window; HTTP 403 ``access too frequent``
+        (text/plain) when :class:`~simulator.limits.BybitIpLimiter` refuses it [BY-RL]."""
+        if self.limiter.admit(1, ctx.now) is None:
+            return None
+        return text_reply(403, _ACCESS_TOO_FREQUENT)
 
     def decorate(self, ctx: RequestContext, reply: Reply) -> None:
-        """Add ``X-Bapi-Limit*`` headers to JSON replies (not to gateway HTML / the text 403,
-        which come from the front end, not the API) [BY-RL]."""
-        if reply.content_type is not CT_JSON:
+        """Add ``X-Bapi-Limit*`` headers to JSON replies [BY-RL] — not to gateway HTML / the
+        text 403, which come from the front end, and not to replies that already carry headers
+        (the ``rate_limited`` fault sets its own values)."""
+        if reply.content_type is not CT_JSON or reply.headers:
             return
-        used = self._count if int(ctx.now // IP_WINDOW_S) == self._window else 0
-        remaining = max(IP_LIMIT - used, 0)
+        limiter = self.limiter
+        limit = limiter.limit
+        remaining = max(limit - limiter.used(ctx.now), 0)
         if remaining:
             reset = ctx.server_ms
         else:
-            reset = (self._window + 1) * IP_WINDOW_S * 1000 + (ctx.server_ms - int(ctx.now * 1000))
-        reply.headers.append((b"X-Bapi-Limit", b"%d" % IP_LIMIT))
+            reset = limiter.window_end_ms(ctx.now) + (ctx.server_ms - int(ctx.now * 1000))
+        reply.headers.append((b"X-Bapi-Limit", b"%d" % limit))
         reply.headers.append((b"X-Bapi-Limit-Status", b"%d" % remaining))
         reply.headers.append((b"X-Bapi-Limit-Reset-Timestamp", b"%d" % reset))
 
@@ -251,7 +284,53 @@ class BybitExchange(Exchange):
         )
         return self.envelope(ctx, {}, code, msg, status)
 
+    def fault_params(self, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``rate_limited``: ``retry_after`` (int s 0–259200, default 1: the API limits are per
+        rolling second [BY-RL]) → reset timestamp; ``banned``: no parameters; ``api_error``:
+        int ``code`` (``retCode``), optional ``http_status`` (default 200) and ``message``."""
+        if kind == "api_error":
+            return self.api_error_params(spec, None)
+        if kind == "banned":
+            reject_params(spec, (), "bybit banned")
+            return {}
+        reject_params(spec, ("retry_after",), "bybit rate_limited")
+        return {"retry_after": fault_int(spec, "retry_after", 0, 259_200, 1)}
+
     def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
-        """IP limit breached: HTTP 403 with body ``access too frequent`` [BY-RL] (text/plain;
-        the exact body format is not documented)."""
-        return text_reply(403, "access too frequent")
+        """API rate limit: HTTP 200, ``retCode`` 10006 "Too many visits. Exceeded the API Rate
+        Limit." with ``X-Bapi-Limit: <limit>``, ``X-Bapi-Limit-Status: 0`` and
+        ``X-Bapi-Limit-Reset-Timestamp`` = server ms + ``retry_after`` s [BY-ERR, BY-RL]."""
+        reply = self.envelope(ctx, {}, 10006, _RATE_LIMIT_MSG)
+        reset = ctx.server_ms + fault.params["retry_after"] * 1000
+        reply.headers.append((b"X-Bapi-Limit", b"%d" % self.limiter.limit))
+        reply.headers.append((b"X-Bapi-Limit-Status", b"0"))
+        reply.headers.append((b"X-Bapi-Limit-Reset-Timestamp", b"%d" % reset))
+        return reply
+
+    def banned(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """IP ban: HTTP 403, text/plain ``access too frequent`` [BY-RL]."""
+        return text_reply(403, _ACCESS_TOO_FREQUENT)
+
+    def api_error(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """Envelope ``{"retCode": code, "retMsg": <documented>, "result": {}, ...}`` on HTTP
+        200 (or ``http_status``) [BY-ERR, CCXT-BY handle_errors]; ``retMsg`` from
+        :data:`API_MESSAGES`, else ``"Simulated error <code>."``, unless ``message`` is given."""
+        params = fault.params
+        code = params["code"]
+        msg = params.get("message") or API_MESSAGES.get(code) or f"Simulated error {code}."
+        return self.envelope(ctx, {}, code, msg, params.get("http_status", 200))
+
+    def book_frame(self, ctx: RequestContext) -> BookFrame:
+        """``huge_body``: the envelope of ``/v5/market/orderbook`` (``result.a`` first, then
+        ``result.b``) [BY-OB]."""
+        v = ctx.view()
+        ts = ctx.data_ms
+        tail = b'],"ts":%d,"u":%d,"seq":%d,"cts":%d},"retExtInfo":{},"time":%d}' % (
+            ts,
+            v.update_id,
+            v.update_id * 7 + 1_000_000_000,
+            ts - 5,
+            ctx.server_ms,
+        )
+        head = b'{"retCode":0,"retMsg":"OK","result":{"s":"BTCUSDT","a":['
+        return BookFrame(head, b'],"b":[', tail, '["%d.%02d","0.5"]', bids_first=False)

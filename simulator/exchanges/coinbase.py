@@ -4,15 +4,23 @@ Facts: bodies [CB-TICKER, CB-TIME-EX, CCXT-CBX]; ISO-8601 µs timestamps and str
 [COINCISE-CB response_formats.md]; errors ``{"message": ...}`` with standard HTTP statuses, 429 on
 rate limit [COINCISE-CB network_connectivity.md, rate_limits.md]. Coinbase Exchange has no ping
 and no system-status API (status page only), so the ``maintenance`` fault is rejected for it.
+
+Faults: ``rate_limited`` → HTTP 429 ``{"message": "Too Many Requests"}`` (``Retry-After`` only
+when ``retry_after`` is given: no rate-limit headers are documented, UNVERIFIED); ``api_error``
+→ HTTP status = ``code`` (400–599) with ``{"message": ...}``. No IP-ban answer is documented
+(UNVERIFIED), so ``banned`` is rejected.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
-from simulator.exchanges.base import Exchange, RequestContext, Route
+from simulator.bodies import BookFrame
+from simulator.exchanges.base import Exchange, RequestContext, Route, fault_int, reject_params
 from simulator.faults import Fault
-from simulator.responses import Reply, json_reply, reason_phrase
+from simulator.responses import Header, Reply, json_reply, reason_phrase
 from simulator.timefmt import iso_ms, iso_us
 
 __all__ = ["CoinbaseExchange"]
@@ -125,6 +133,44 @@ class CoinbaseExchange(Exchange):
         message = {401: "Invalid API Key", 404: "NotFound"}.get(status, reason_phrase(status))
         return json_reply(status, {"message": message})
 
+    api_code_help = "an integer HTTP status between 400 and 599"
+
+    def fault_params(self, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``rate_limited``: optional ``retry_after`` (int s; UNVERIFIED header);
+        ``banned``: rejected; ``api_error``: ``code`` 400–599 (the HTTP status) and optional
+        ``message``."""
+        if kind == "api_error":
+            return self.api_error_params(spec, _status_code, http_status=False)
+        if kind == "banned":
+            return super().fault_params(kind, spec)
+        reject_params(spec, ("retry_after",), "coinbase rate_limited")
+        retry_after = fault_int(spec, "retry_after", 0, 259_200, None)
+        return {} if retry_after is None else {"retry_after": retry_after}
+
     def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
-        """HTTP 429 ``{"message": "Too Many Requests"}`` [COINCISE-CB rate_limits.md]."""
-        return json_reply(429, {"message": "Too Many Requests"})
+        """HTTP 429 ``{"message": "Too Many Requests"}`` [COINCISE-CB rate_limits.md];
+        ``Retry-After`` only with ``retry_after`` (UNVERIFIED)."""
+        headers: list[Header] = []
+        if "retry_after" in fault.params:
+            headers.append((b"Retry-After", b"%d" % fault.params["retry_after"]))
+        return json_reply(429, {"message": "Too Many Requests"}, headers)
+
+    def api_error(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """HTTP ``code`` with ``{"message": ...}``: the ``message`` parameter, else the
+        messages of :meth:`error_body` [COINCISE-CB network_connectivity.md]."""
+        reply = self.error_body(ctx, fault.params["code"])
+        if "message" in fault.params:
+            reply = json_reply(reply.status, {"message": fault.params["message"]})
+        return reply
+
+    def book_frame(self, ctx: RequestContext) -> BookFrame:
+        """``huge_body``: the level-2 book ``{"sequence", "bids": [[price, size, num_orders]],
+        "asks"}`` [CCXT-CBX]."""
+        head = b'{"sequence":%d,"bids":[' % ctx.view().update_id
+        return BookFrame(head, b'],"asks":[', b"]}", '["%d.%02d","0.5",1]')
+
+
+def _status_code(value: Any) -> int | None:
+    """Coinbase ``api_error`` ``code``: an int HTTP status 400–599."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 400 <= value <= 599
+    return value if ok else None

@@ -9,13 +9,21 @@ CCXT-KR]. No ping endpoint (UNVERIFIED absence), no usage headers.
 Maintenance: ``SystemStatus.status`` becomes ``"maintenance"`` and Ticker/Depth answer
 ``{"error": ["EService:Unavailable"]}`` (HTTP 200), the unavailable/maintenance error ccxt maps
 [CCXT-KR]; Time keeps answering.
+
+Faults (all on HTTP 200, errors in the body): ``rate_limited`` → ``EAPI:Rate limit exceeded``
+[CCXT-KR, KR-ERRORS]; ``banned`` → ``EGeneral:Temporary lockout`` [KR-ERRORS]; ``api_error`` →
+``{"error": ["<code>"]}`` with ``code`` the full error string ``<E|W><category>:<message>``
+[KR-REST-INTRO].
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from simulator.exchanges.base import Exchange, RequestContext, Route
+from simulator.bodies import BookFrame
+from simulator.exchanges.base import Exchange, RequestContext, Route, reject_params
 from simulator.faults import Fault
 from simulator.responses import Reply, json_reply
 from simulator.timefmt import iso_s, kraken_rfc1123
@@ -30,6 +38,8 @@ _UNKNOWN_PAIR = b'{"error":["EQuery:Unknown asset pair"]}'
 _INVALID_ARGS = b'{"error":["EGeneral:Invalid arguments"]}'
 _UNAVAILABLE = b'{"error":["EService:Unavailable"]}'
 _RATE_LIMIT = b'{"error":["EAPI:Rate limit exceeded"]}'
+_LOCKOUT = b'{"error":["EGeneral:Temporary lockout"]}'
+_ERROR_FORMAT = re.compile(r"[EW][A-Za-z]+:\S.{0,200}")  # <severity><category>:<message>
 
 
 class KrakenExchange(Exchange):
@@ -155,6 +165,40 @@ class KrakenExchange(Exchange):
             return Reply(429, _RATE_LIMIT)
         return Reply(status, _UNAVAILABLE if status >= 500 else _INVALID_ARGS)
 
+    api_code_help = "a full error string '<E|W><Category>:<message>' such as 'EService:Unavailable'"
+
+    def fault_params(self, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``rate_limited`` / ``banned``: no parameters (Kraken reports both in the body, no
+        ``Retry-After`` [KR-REST-INTRO]); ``api_error``: ``code`` = the full error string,
+        optional ``http_status`` (default 200), no ``message`` (the code is the message)."""
+        if kind == "api_error":
+            return self.api_error_params(spec, _kraken_code, message=False)
+        reject_params(spec, (), f"kraken {kind}")
+        return {}
+
     def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
         """HTTP 200 ``{"error": ["EAPI:Rate limit exceeded"]}`` [CCXT-KR, KR-ERRORS]."""
         return Reply(200, _RATE_LIMIT)
+
+    def banned(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """HTTP 200 ``{"error": ["EGeneral:Temporary lockout"]}`` ("typically a few minutes")
+        [KR-ERRORS]."""
+        return Reply(200, _LOCKOUT)
+
+    def api_error(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """``{"error": ["<code>"]}`` on HTTP 200 (or ``http_status``) [KR-REST-INTRO]."""
+        params = fault.params
+        return json_reply(params.get("http_status", 200), {"error": [params["code"]]})
+
+    def book_frame(self, ctx: RequestContext) -> BookFrame:
+        """``huge_body``: the ``/0/public/Depth`` envelope, levels ``[price, volume, ts s]``
+        [KR-SPEC depth.yaml]."""
+        level = '["%d.%02d000","0.50000000",' + str(ctx.data_ms // 1000) + "]"
+        head = b'{"error":[],"result":{"XXBTZUSD":{"asks":['
+        return BookFrame(head, b'],"bids":[', b"]}}}", level, bids_first=False)
+
+
+def _kraken_code(value: Any) -> str | None:
+    """Kraken ``api_error`` ``code``: ``<E|W><Category>:<message>`` (≤ 200 chars after the
+    colon) [KR-REST-INTRO]."""
+    return value if isinstance(value, str) and _ERROR_FORMAT.fullmatch(value) else None

@@ -8,17 +8,26 @@ Maintenance: ``/api/v5/system/status`` lists an ``ongoing`` record and the marke
 (ticker, books) answer HTTP 503 code ``50001`` "Service temporarily unavailable. Please try again
 later." — the documented maintenance error [OKX-ERR; ccxt maps 50001 → OnMaintenance]. The time
 endpoint keeps answering.
+
+Faults: ``rate_limited`` → code ``50011`` on HTTP 429 (default) or 200 (``http_status``), both
+documented [OKX-ERR]; ``Retry-After`` only when ``retry_after`` is given (not documented for OKX:
+UNVERIFIED). ``api_error`` → ``{"code": "<code>", "msg": ..., "data": []}`` with the HTTP status
+of :data:`API_ERRORS` for documented codes, else 200. No IP-ban answer is documented, so
+``banned`` is rejected.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from simulator.exchanges.base import Exchange, RequestContext, Route
-from simulator.faults import Fault
-from simulator.responses import Reply, json_reply
+from simulator.bodies import BookFrame
+from simulator.exchanges.base import Exchange, RequestContext, Route, fault_int, reject_params
+from simulator.faults import Fault, FaultError
+from simulator.responses import Header, Reply, json_reply
+from simulator.specs import choice
 
-__all__ = ["OkxExchange"]
+__all__ = ["API_ERRORS", "OkxExchange"]
 
 _INST = "BTC-USDT"
 _MAX_SZ = 400  # sz max 400, default 1 [OKX-MD]
@@ -29,6 +38,47 @@ _ERRORS: dict[int, tuple[str, str]] = {
     500: ("50026", "System error. Try again later"),
     503: ("50001", "Service temporarily unavailable. Please try again later."),
 }
+
+
+_RATE_LIMIT_429 = "Too Many Requests"
+_RATE_LIMIT_200 = (
+    "Rate limit reached. Please refer to API documentation and throttle requests accordingly."
+)
+
+API_ERRORS: dict[str, tuple[int, str]] = {
+    "50001": (503, "Service temporarily unavailable. Please try again later."),
+    "50004": (
+        400,
+        "API endpoint request timeout (does not mean that the request was successful or "
+        "failed...)",  # abbreviated as in the facts file
+    ),
+    "50011": (429, _RATE_LIMIT_429),
+    "50013": (429, "Systems are busy. Please try again later."),
+    "50026": (500, "System error. Try again later"),
+    "50030": (200, "No permission to use this API"),  # paraphrase: facts give no verbatim text
+    "50061": (200, "You've reached the maximum order rate limit for this account."),
+    "50100": (400, "API frozen, please contact customer service."),
+    "50101": (401, "APIKey does not match current environment."),
+    "50102": (401, "Timestamp request expired."),
+    "50105": (401, 'Request header "OK-ACCESS-PASSPHRASE" incorrect.'),
+    "50110": (401, "Your IP 127.0.0.1 is not included in your API key's IP whitelist."),
+    "50111": (401, "Invalid OK-ACCESS-KEY."),
+    "50112": (401, "Invalid OK-ACCESS-TIMESTAMP."),
+    "50113": (401, "Invalid signature."),
+    "50120": (200, "API key doesn't have permission"),  # paraphrase, see 50030
+}
+"""HTTP status and message per documented code for ``api_error`` [OKX-ERR]; 50011 is listed
+with 429 (the fault's default; 200 is documented too). Unknown codes: HTTP 200,
+``"Simulated error <code>."``."""
+
+
+def _okx_code(value: Any) -> str | None:
+    """``api_error`` ``code``: an int ≥ 0 or a string of 1–10 digits, normalised to a string."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        return value
+    return None
 
 
 def _body(code: str, msg: str, data: list[Any] | None = None) -> dict[str, Any]:
@@ -163,6 +213,51 @@ class OkxExchange(Exchange):
         )
         return json_reply(status, _body(code, msg))
 
+    api_code_help = "a non-negative integer or a string of digits"
+
+    def fault_params(self, kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """``rate_limited``: ``http_status`` 200 or 429 (default 429) and optional
+        ``retry_after`` (int s; sends ``Retry-After``, UNVERIFIED for OKX); ``banned``:
+        rejected (no documented IP-ban answer); ``api_error``: ``code`` (int or digit string),
+        optional ``http_status`` and ``message``."""
+        if kind == "api_error":
+            return self.api_error_params(spec, _okx_code)
+        if kind == "banned":
+            return super().fault_params(kind, spec)
+        reject_params(spec, ("http_status", "retry_after"), "okx rate_limited")
+        status = choice(spec, "http_status", (200, 429), 429, error=FaultError)
+        params: dict[str, Any] = {"http_status": status}
+        retry_after = fault_int(spec, "retry_after", 0, 259_200, None)
+        if retry_after is not None:
+            params["retry_after"] = retry_after
+        return params
+
     def rate_limited(self, ctx: RequestContext, fault: Fault) -> Reply:
-        """HTTP 429 ``{"code": "50011", "msg": "Too Many Requests", "data": []}`` [OKX-ERR]."""
-        return json_reply(429, _body("50011", "Too Many Requests"))
+        """Code ``50011`` [OKX-ERR]: HTTP 429 ``"Too Many Requests"`` (default) or HTTP 200
+        ``"Rate limit reached. Please refer to API documentation and throttle requests
+        accordingly."`` (which message goes with which status is a simulator choice);
+        ``Retry-After`` only with ``retry_after`` (UNVERIFIED)."""
+        status = fault.params["http_status"]
+        msg = _RATE_LIMIT_429 if status == 429 else _RATE_LIMIT_200
+        headers: list[Header] = []
+        if "retry_after" in fault.params:
+            headers.append((b"Retry-After", b"%d" % fault.params["retry_after"]))
+        return json_reply(status, _body("50011", msg), headers)
+
+    def api_error(self, ctx: RequestContext, fault: Fault) -> Reply:
+        """``{"code": "<code>", "msg": ..., "data": []}`` with the documented HTTP status and
+        message of :data:`API_ERRORS` (e.g. 50001 → 503, 50013 → 429, 50026 → 500, 50102 →
+        401, 50004 → 400), else HTTP 200 [OKX-ERR]; ``http_status`` / ``message`` override."""
+        params = fault.params
+        code = params["code"]
+        status, msg = API_ERRORS.get(code, (200, f"Simulated error {code}."))
+        return json_reply(
+            params.get("http_status", status), _body(code, params.get("message", msg))
+        )
+
+    def book_frame(self, ctx: RequestContext) -> BookFrame:
+        """``huge_body``: the ``/api/v5/market/books`` envelope, levels ``[px, sz, "0", n]``
+        [OKX-MD]."""
+        tail = b'],"ts":"%d"}]}' % ctx.data_ms
+        head = b'{"code":"0","msg":"","data":[{"asks":['
+        return BookFrame(head, b'],"bids":[', tail, '["%d.%02d","0.5","0","1"]', bids_first=False)

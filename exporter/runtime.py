@@ -1,0 +1,113 @@
+"""The running exporter: config file, scheduler, reloads and the ``/status`` document."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from exporter import __version__
+from exporter.config import ConfigError, ExporterConfig, load_config
+from exporter.metrics import ExporterMetrics
+from exporter.resilience import CircuitState
+from exporter.scheduler import ProbeScheduler
+
+log = logging.getLogger(__name__)
+
+
+class ExporterRuntime:
+    """Owns the scheduler and knows how to reload the config file it came from.
+
+    Args:
+        config_path: the YAML file (re-read on reload).
+        config: its already-validated content.
+        metrics: the exporter's metrics.
+    """
+
+    def __init__(self, config_path: Path, config: ExporterConfig, metrics: ExporterMetrics):
+        self.config_path = config_path
+        self.metrics = metrics
+        self.scheduler = ProbeScheduler(config, metrics)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        metrics.config_reload_success.set(1)
+        metrics.config_reload_timestamp.set(time.time())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Probe until ``stop`` is set."""
+        self.loop = asyncio.get_running_loop()
+        await self.scheduler.run(stop)
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the config file and apply it; call on the event loop.
+
+        Returns:
+            ``{"status": "ok", "kept", "started", "stopped"}`` or, when the new file is
+            invalid (the old config keeps running), ``{"status": "error", "error": message}``.
+        """
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            self.metrics.config_reload_success.set(0)
+            log.error("config reload failed; keeping the running config:\n%s", exc)
+            return {"status": "error", "error": str(exc)}
+        counts = self.scheduler.apply(config)
+        self.metrics.config_reload_success.set(1)
+        self.metrics.config_reload_timestamp.set(time.time())
+        log.info("config reloaded from %s: %s", self.config_path, counts)
+        return {"status": "ok", **counts}
+
+    def status(self) -> dict[str, Any]:
+        """The ``/status`` JSON document; call on the event loop.
+
+        Shape: ``{"version", "config_file", "connectivity_up", "exchanges": {name: {"circuit",
+        "maintenance", "clock_skew_seconds", "rate_limits": {window: {"used", "limit"}},
+        "backoff_until", "backoff_remaining_seconds", "endpoints": {endpoint: {"last_result",
+        "last_error", "last_probe_at", "last_success_at", "consecutive_failures",
+        "interval_seconds", "latency_seconds": {"p50", "p95", "p99", "count"}}}}}}``; times are
+        Unix seconds, latencies seconds over the last 5 minutes.
+        """
+        intervals = {(t.exchange, t.endpoint.name): t.interval for t in self.scheduler.targets}
+        exchanges: dict[str, Any] = {}
+        for name, state in self.scheduler.states.items():
+            exchanges[name] = {
+                "circuit": CircuitState(state.circuit.state).name.lower().replace("_", "-"),
+                "maintenance": state.in_maintenance(),
+                "clock_skew_seconds": state.clock_skew,
+                "rate_limits": {
+                    window: {"used": used, "limit": limit}
+                    for window, (used, limit) in state.rate_limits.items()
+                },
+                "backoff_until": state.gate.until,
+                "backoff_remaining_seconds": round(state.gate.remaining(), 3),
+                "endpoints": {
+                    endpoint: {
+                        "last_result": ep.last_result,
+                        "last_error": ep.last_error,
+                        "last_probe_at": ep.last_probe_at or None,
+                        "last_success_at": ep.last_success_at or None,
+                        "consecutive_failures": ep.consecutive_failures,
+                        "interval_seconds": intervals.get((name, endpoint)),
+                        "latency_seconds": ep.percentiles(),
+                    }
+                    for endpoint, ep in state.endpoints.items()
+                },
+            }
+        connectivity = self.metrics.registry.get_sample_value("exchange_exporter_connectivity_up")
+        return {
+            "version": __version__,
+            "config_file": str(self.config_path),
+            "connectivity_up": None if connectivity is None else connectivity == 1,
+            "exchanges": exchanges,
+        }
+
+    def call(self, func: Any, timeout: float = 10.0) -> Any:
+        """Run ``func()`` on the event loop from another thread and return its result."""
+        if self.loop is None:
+            raise RuntimeError("the exporter is not running yet")
+
+        async def invoke() -> Any:
+            return func()
+
+        return asyncio.run_coroutine_threadsafe(invoke(), self.loop).result(timeout)

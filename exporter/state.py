@@ -1,0 +1,95 @@
+"""What the exporter remembers between probes, per exchange and per endpoint.
+
+Feeds the resilience decisions (backoff, circuit) and the ``/status`` JSON; metrics are the
+exported view of the same facts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from exporter.config import ExchangeConfig
+from exporter.resilience import CircuitBreaker, RateLimitGate
+
+RECENT_WINDOW_SECONDS = 300.0
+"""Window of the latency percentiles in ``/status``."""
+
+RECENT_SAMPLES = 2048
+"""Most samples kept per endpoint for those percentiles."""
+
+
+@dataclass
+class EndpointState:
+    """The recent history of one (exchange, endpoint).
+
+    Attributes:
+        last_result: result of the last finished probe, or None before the first.
+        last_error: error text of the last failed probe ("" after a success).
+        last_probe_at: Unix time the last probe finished (0 before the first).
+        last_success_at: Unix time of the last successful probe (0 if none).
+        consecutive_failures: failed probes in a row.
+        transport_failures: transport-level failures (timeout, connect) in a row.
+        maintenance: whether the last probe of this endpoint reported maintenance.
+        samples: (monotonic time, seconds) of recent response latencies.
+    """
+
+    last_result: str | None = None
+    last_error: str = ""
+    last_probe_at: float = 0.0
+    last_success_at: float = 0.0
+    consecutive_failures: int = 0
+    transport_failures: int = 0
+    maintenance: bool = False
+    samples: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_SAMPLES)
+    )
+
+    def add_latency(self, seconds: float) -> None:
+        """Remember one response latency."""
+        self.samples.append((time.monotonic(), seconds))
+
+    def percentiles(self, window: float = RECENT_WINDOW_SECONDS) -> dict[str, float | None]:
+        """Return ``{"p50", "p95", "p99", "count"}`` in seconds over the last ``window`` s."""
+        cutoff = time.monotonic() - window
+        values = np.fromiter((s for t, s in self.samples if t >= cutoff), dtype=float)
+        if values.size == 0:
+            return {"p50": None, "p95": None, "p99": None, "count": 0}
+        p50, p95, p99 = np.percentile(values, [50, 95, 99])
+        return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "count": values.size}
+
+
+@dataclass
+class ExchangeState:
+    """Per-exchange state shared by its endpoints' probe loops.
+
+    Attributes:
+        gate: rate-limit/ban backoff.
+        circuit: circuit breaker.
+        clock_skew: last measured server-minus-local time in seconds, or None.
+        rate_limits: window → (used, limit or None) from the last response headers.
+        endpoints: per-endpoint state by endpoint name.
+    """
+
+    gate: RateLimitGate
+    circuit: CircuitBreaker
+    clock_skew: float | None = None
+    rate_limits: dict[str, tuple[float, float | None]] = field(default_factory=dict)
+    endpoints: dict[str, EndpointState] = field(default_factory=dict)
+
+    @classmethod
+    def for_config(cls, config: ExchangeConfig) -> ExchangeState:
+        """A fresh state with the exchange's circuit settings."""
+        circuit = CircuitBreaker(
+            config.circuit.failure_threshold,
+            config.circuit.open_seconds,
+            config.circuit.slow_factor,
+        )
+        return cls(gate=RateLimitGate(), circuit=circuit)
+
+    def in_maintenance(self) -> bool:
+        """Whether any endpoint's last probe reported maintenance."""
+        return any(e.maintenance for e in self.endpoints.values())

@@ -1,0 +1,203 @@
+"""The prober on documented responses (respx): metrics, state, backoff, body cap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from exporter.config import parse_config
+from exporter.metrics import ExporterMetrics
+from exporter.prober import Prober, ProbeTarget
+from exporter.profiles import Result
+from exporter.scheduler import ProbeScheduler, build_targets
+from exporter.state import ExchangeState
+
+BASES = {
+    "binance": "https://api.binance.com",
+    "bybit": "https://api.bybit.com",
+    "okx": "https://www.okx.com",
+    "coinbase": "https://api.exchange.coinbase.com",
+    "kraken": "https://api.kraken.com",
+}
+
+
+def config_for(name: str, **extra: Any):
+    return parse_config(
+        {
+            "exchanges": [
+                {
+                    "name": name,
+                    "profile": name,
+                    "base_url": BASES[name],
+                    "interval": "60s",
+                    "timeout": "2s",
+                    "weight_budget": 1.0,
+                    **extra,
+                }
+            ]
+        }
+    )
+
+
+def setup(name: str, **extra: Any) -> tuple[dict[str, ProbeTarget], ExporterMetrics, dict]:
+    config = config_for(name, **extra)
+    metrics = ExporterMetrics()
+    scheduler = ProbeScheduler(config, metrics)  # creates states and series
+    targets = {t.endpoint.name: t for t in build_targets(config)}
+    return targets, metrics, scheduler.states
+
+
+def probe(name: str, endpoint: str, response: httpx.Response, **extra: Any):
+    targets, metrics, states = setup(name, **extra)
+    target = targets[endpoint]
+
+    async def go():
+        with respx.mock(assert_all_called=True) as mock:
+            mock.get(target.url).mock(return_value=response)
+            async with httpx.AsyncClient() as client:
+                return await Prober(client, metrics, states).probe(target)
+
+    return asyncio.run(go()), metrics, states[name]
+
+
+def sample(metrics: ExporterMetrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_documented_binance_ticker_sets_latency_age_and_weight() -> None:
+    close_ms = int(time.time() * 1000) - 1500
+    body = {"symbol": "BTCUSDT", "lastPrice": "4.00000200", "closeTime": close_ms}
+    response = httpx.Response(200, json=body, headers={"X-MBX-USED-WEIGHT-1M": "31"})
+    record, metrics, state = probe("binance", "ticker", response)
+    assert record.result is Result.OK
+    labels = {"exchange": "binance", "endpoint": "ticker"}
+    assert sample(metrics, "exchange_api_up", **labels) == 1
+    assert sample(metrics, "exchange_api_http_responses_total", code="200", **labels) == 1
+    assert sample(metrics, "exchange_market_data_age_seconds", **labels) == pytest.approx(
+        1.5, abs=0.3
+    )
+    assert sample(metrics, "exchange_rate_limit_used", exchange="binance", window="1m") == 31
+    assert state.endpoints["ticker"].percentiles()["count"] == 1
+
+
+def test_429_pauses_the_exchange_for_retry_after() -> None:
+    body = {"code": -1003, "msg": "Too much request weight used; current limit is 6000 ..."}
+    response = httpx.Response(429, json=body, headers={"Retry-After": "42"})
+    before = time.time()
+    record, metrics, state = probe("binance", "time", response)
+    assert record.result is Result.RATE_LIMITED
+    until = sample(
+        metrics, "exchange_rate_limit_backoff_until_timestamp_seconds", exchange="binance"
+    )
+    assert until == pytest.approx(before + 42, abs=1)
+    assert state.gate.remaining() == pytest.approx(42, abs=1)
+    assert (
+        sample(
+            metrics, "exchange_api_errors_total", exchange="binance", endpoint="time", code="-1003"
+        )
+        == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "endpoint", "response", "result", "seconds"),
+    [
+        (
+            "binance",
+            "time",
+            httpx.Response(
+                418,
+                json={"code": -1003, "msg": "Way too much request weight used; IP banned until 1."},
+            ),
+            Result.BANNED,
+            120,
+        ),
+        ("bybit", "time", httpx.Response(403, text="access too frequent"), Result.BANNED, 600),
+        (
+            "kraken",
+            "time",
+            httpx.Response(200, json={"error": ["EGeneral:Temporary lockout"]}),
+            Result.BANNED,
+            300,
+        ),
+        (
+            "okx",
+            "time",
+            httpx.Response(429, json={"code": "50011", "msg": "Too Many Requests", "data": []}),
+            Result.RATE_LIMITED,
+            10,
+        ),
+    ],
+)
+def test_documented_ban_lengths_without_retry_after(
+    name: str, endpoint: str, response: httpx.Response, result: Result, seconds: float
+) -> None:
+    record, _, state = probe(name, endpoint, response)
+    assert record.result is result
+    assert state.gate.remaining() == pytest.approx(seconds, abs=1)
+
+
+def test_unknown_error_codes_are_other() -> None:
+    response = httpx.Response(200, json={"retCode": 12345, "retMsg": "new"})
+    record, metrics, _ = probe("bybit", "time", response)
+    assert record.result is Result.API_ERROR
+    assert (
+        sample(
+            metrics, "exchange_api_errors_total", exchange="bybit", endpoint="time", code="other"
+        )
+        == 1
+    )
+
+
+def test_maintenance_gauge_follows_the_status_endpoint() -> None:
+    body = {"status": 1, "msg": "system_maintenance"}
+    record, metrics, state = probe("binance", "status", httpx.Response(200, json=body))
+    assert record.result is Result.MAINTENANCE
+    assert sample(metrics, "exchange_maintenance", exchange="binance") == 1
+    assert state.in_maintenance()
+
+
+def test_body_over_the_cap_is_bad_response() -> None:
+    huge = json.dumps({"bids": [["1", "1"]] * 100_000, "asks": []}).encode()
+    response = httpx.Response(200, content=huge)
+    record, metrics, _ = probe("binance", "orderbook", response, max_body_bytes=64 * 1024)
+    assert record.result is Result.BAD_RESPONSE
+    assert "larger than 65536 bytes" in record.error
+    assert (
+        sample(
+            metrics,
+            "exchange_api_requests_total",
+            exchange="binance",
+            endpoint="orderbook",
+            result="bad_response",
+        )
+        == 1
+    )
+
+
+def test_connect_error_counts_transport_failures_and_opens_circuit() -> None:
+    targets, metrics, states = setup("coinbase", circuit={"failure_threshold": 2})
+    target = targets["time"]
+
+    async def go():
+        with respx.mock() as mock:
+            mock.get(target.url).mock(side_effect=httpx.ConnectError("refused"))
+            async with httpx.AsyncClient() as client:
+                prober = Prober(client, metrics, states)
+                return [await prober.probe(target) for _ in range(3)]
+
+    records = asyncio.run(go())
+    assert [r.result for r in records] == [Result.CONNECT_ERROR] * 3
+    state: ExchangeState = states["coinbase"]
+    assert state.endpoints["time"].transport_failures == 3
+    assert sample(metrics, "exchange_circuit_state", exchange="coinbase") == 1
+    assert (
+        sample(metrics, "exchange_api_consecutive_failures", exchange="coinbase", endpoint="time")
+        == 3
+    )
