@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from deploy.stack import ROOT, Stack, StackError, StackOptions
 
+SCENARIO = "binance-outage"
+"""The simulator's scripted incident (simulator/scenarios/binance-outage.yml)."""
 INCIDENT_EXCHANGE = "binance"
 INCIDENT_SECONDS = 60.0
 WAIT_RESOLVED_SECONDS = 150.0
@@ -169,6 +171,11 @@ def _has(narrator: Narrator, alertname: str, status: str) -> bool:
     )
 
 
+def _scenario_finished(narrator: Narrator, control: str) -> bool:
+    status = narrator._get(control)
+    return bool(status and status.get("scenario") and status["scenario"]["state"] != "running")
+
+
 def run_demo(run_dir: Path) -> int:
     """Run the scripted incident; return 0 when firing and resolved notifications arrived."""
     options = StackOptions(run_dir=run_dir)
@@ -182,23 +189,20 @@ def run_demo(run_dir: Path) -> int:
                 narrator.say("not every exchange came up within 60 s; see the logs")
                 return 1
             narrator.say("all five exchanges are up")
-            faults = f"{stack.urls['simulator']}/_control/faults"
-            narrator.say(
-                f"INCIDENT: {INCIDENT_EXCHANGE} drops every connection (fault 'down') for "
-                f"{INCIDENT_SECONDS:.0f} s"
-            )
-            narrator.client.post(faults, json={"exchange": INCIDENT_EXCHANGE, "fault": "down"})
+            control = f"{stack.urls['simulator']}/_control/scenario"
+            response = narrator.client.post(control, json={"name": SCENARIO})
+            response.raise_for_status()
             injected = time.monotonic()
+            narrator.say(
+                f"INCIDENT (scenario {SCENARIO}): {response.json()['scenario']['description']}"
+            )
             fired = narrator.wait_for(
-                lambda: _has(narrator, "ExchangeApiDown", "firing"), INCIDENT_SECONDS
+                lambda: _has(narrator, "ExchangeApiDown", "firing"), INCIDENT_SECONDS + 30
             )
             firing_after = time.monotonic() - injected if fired else None
-            remaining = INCIDENT_SECONDS - (time.monotonic() - injected)
-            if remaining > 0:
-                narrator.wait_for(lambda: False, remaining)
-            narrator.client.post(faults, json={"exchange": INCIDENT_EXCHANGE, "fault": "none"})
+            narrator.wait_for(lambda: _scenario_finished(narrator, control), INCIDENT_SECONDS + 30)
             recovered = time.monotonic()
-            narrator.say(f"RECOVERY: {INCIDENT_EXCHANGE} answers again (fault cleared)")
+            narrator.say(f"RECOVERY: {INCIDENT_EXCHANGE} answers again (scenario finished)")
             resolved = narrator.wait_for(
                 lambda: _has(narrator, "ExchangeApiDown", "resolved"), WAIT_RESOLVED_SECONDS
             )

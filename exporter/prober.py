@@ -199,7 +199,10 @@ class Prober:
             ep.maintenance = verdict.maintenance
         else:
             ep.maintenance = result is Result.MAINTENANCE
+        was_failing = state.circuit.failures > 0
         state.circuit.record(result not in CIRCUIT_FAILURES)
+        if ok and was_failing:
+            state.signal_recovery()
         m.requests.labels(exchange, endpoint, result.value).inc()
         m.up.labels(exchange, endpoint).set(1 if ok else 0)
         m.consecutive_failures.labels(exchange, endpoint).set(ep.consecutive_failures)

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import random
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -23,7 +24,7 @@ from exporter.config import ExporterConfig
 from exporter.metrics import ExporterMetrics
 from exporter.prober import Prober, ProbeTarget
 from exporter.profiles import Result, get_profile
-from exporter.resilience import transport_backoff
+from exporter.resilience import TRANSPORT_BACKOFF_CAP_SECONDS, transport_backoff
 from exporter.state import EndpointState, ExchangeState
 
 log = logging.getLogger(__name__)
@@ -219,8 +220,8 @@ class ProbeScheduler:
         lag = self.metrics.schedule_lag
         while True:
             delay = next_at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if delay > 0 and await _sleep_unless(state.recovered, delay):
+                next_at = loop.time()  # the exchange answers again: re-probe now
             paused = state.gate.remaining()
             if paused > 0:
                 # Rate-limited or banned: no request of ours may reach the exchange before
@@ -232,14 +233,31 @@ class ProbeScheduler:
                 continue
             semaphore = self._semaphore
             assert semaphore is not None
+            probe_started = time.monotonic()
             async with semaphore:
                 lag.observe(max(loop.time() - next_at, 0.0))
                 try:
                     await prober.probe(target)
                 except Exception:  # a bug must not silence the probe loop
                     log.exception("probe of %s %s failed", target.exchange, target.endpoint.name)
-            interval = transport_backoff(target.interval, endpoint.transport_failures, self._rng)
-            next_at += state.circuit.interval(interval)
+            # Back off only while the whole exchange is failing (no success anywhere since);
+            # a single failing endpoint of an answering exchange keeps its normal interval.
+            failing = endpoint.transport_failures if state.circuit.failures else 0
+            interval = transport_backoff(target.interval, failing, self._rng)
+            slowed = state.circuit.interval(interval)
+            next_at += min(slowed, max(target.interval, TRANSPORT_BACKOFF_CAP_SECONDS))
+            if endpoint.consecutive_failures and state.recovered_at > probe_started:
+                next_at = loop.time()  # another endpoint recovered while this probe ran
             behind = loop.time() - next_at
             if behind > 0:
                 next_at += math.ceil(behind / target.interval) * target.interval
+
+
+async def _sleep_unless(event: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds`` unless ``event`` is set first; return True when woken by it."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

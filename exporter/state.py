@@ -6,6 +6,7 @@ exported view of the same facts.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -70,12 +71,16 @@ class ExchangeState:
         gate: rate-limit/ban backoff.
         circuit: circuit breaker.
         clock_skew: last measured server-minus-local time in seconds, or None.
+        recovered: set (and replaced) when a probe succeeds while the exchange was failing, so
+            that endpoints waiting out a backoff probe again at once.
         rate_limits: window → (used, limit or None) from the last response headers.
         endpoints: per-endpoint state by endpoint name.
     """
 
     gate: RateLimitGate
     circuit: CircuitBreaker
+    recovered: asyncio.Event = field(default_factory=asyncio.Event)
+    recovered_at: float = 0.0
     clock_skew: float | None = None
     rate_limits: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
@@ -89,6 +94,13 @@ class ExchangeState:
             config.circuit.slow_factor,
         )
         return cls(gate=RateLimitGate(), circuit=circuit)
+
+    def signal_recovery(self) -> None:
+        """Wake every endpoint loop of this exchange that is waiting out a backoff (and tell
+        loops whose probe was in flight, via ``recovered_at``, monotonic seconds)."""
+        self.recovered_at = time.monotonic()
+        self.recovered.set()
+        self.recovered = asyncio.Event()
 
     def in_maintenance(self) -> bool:
         """Whether any endpoint's last probe reported maintenance."""

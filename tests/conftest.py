@@ -23,6 +23,8 @@ from tests.fake_chat import FakeChat
 
 ROOT = Path(__file__).resolve().parent.parent
 
+pytest_plugins = ["tests.simulator_fixtures"]  # `sim` and `client` for the simulator's tests
+
 E2E_PROMETHEUS_GLOBAL = {"scrape_interval": "1s", "evaluation_interval": "1s"}
 E2E_ALERTMANAGER_TIMING = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
 """The end-to-end stack runs the shipped rules and routing with only intervals shortened."""
@@ -82,10 +84,12 @@ def simulator_url() -> Iterator[str]:
 
 @pytest.fixture
 def clean_faults(simulator_url: str) -> Iterator[str]:
-    """The simulator with no active faults before and after the test."""
-    httpx.delete(f"{simulator_url}/_control/faults")
+    """The simulator with no active faults and fresh request limits before and after."""
+    for path in ("faults", "limits", "scenario"):
+        httpx.delete(f"{simulator_url}/_control/{path}")
     yield simulator_url
-    httpx.delete(f"{simulator_url}/_control/faults")
+    for path in ("faults", "limits", "scenario"):
+        httpx.delete(f"{simulator_url}/_control/{path}")
 
 
 @pytest.fixture(scope="session")

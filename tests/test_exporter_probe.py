@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+import time
 from typing import Any
 
 import httpx
@@ -144,37 +145,116 @@ def test_down_hang_is_timeout(clean_faults: str) -> None:
     assert value(metrics, "exchange_api_up", exchange="kraken", endpoint="time") == 1
 
 
+# The fault catalogue × every exchange that has that failure mode: (exchange, fault, endpoint,
+# expected result, expected errors_total code or None).
+CATALOGUE = [
+    *[(x, {"fault": "reset"}, "time", "connect_error", None) for x in EXCHANGES],
+    ("kraken", {"fault": "hang"}, "time", "timeout", None),
+    ("binance", {"fault": "slow_body", "bytes_per_second": 8}, "time", "timeout", None),
+    *[(x, {"fault": "http_error", "status": 502}, "time", "http_error", None) for x in EXCHANGES],
+    ("binance", {"fault": "rate_limited"}, "time", "rate_limited", "-1003"),
+    ("bybit", {"fault": "rate_limited"}, "time", "rate_limited", "10006"),
+    ("okx", {"fault": "rate_limited"}, "time", "rate_limited", "50011"),
+    ("okx", {"fault": "rate_limited", "http_status": 200}, "time", "rate_limited", "50011"),
+    ("coinbase", {"fault": "rate_limited"}, "time", "rate_limited", None),
+    ("kraken", {"fault": "rate_limited"}, "time", "rate_limited", "EAPI:Rate limit exceeded"),
+    ("binance", {"fault": "banned"}, "time", "banned", "-1003"),
+    ("bybit", {"fault": "banned"}, "time", "banned", None),
+    ("kraken", {"fault": "banned"}, "time", "banned", "EGeneral:Temporary lockout"),
+    ("binance", {"fault": "api_error", "code": -1021}, "time", "api_error", "-1021"),
+    ("bybit", {"fault": "api_error", "code": 10002}, "time", "api_error", "10002"),
+    ("okx", {"fault": "api_error", "code": "50102"}, "time", "api_error", "50102"),
+    ("okx", {"fault": "api_error", "code": "50001"}, "time", "maintenance", "50001"),
+    ("coinbase", {"fault": "api_error", "code": 401}, "time", "api_error", "401"),
+    (
+        "kraken",
+        {"fault": "api_error", "code": "EService:Unavailable"},
+        "time",
+        "api_error",
+        "EService:Unavailable",
+    ),
+    ("binance", {"fault": "api_error", "code": -1234}, "time", "api_error", "other"),
+    *[
+        (x, {"fault": "maintenance"}, "status", "maintenance", None)
+        for x in ("binance", "bybit", "okx", "kraken")
+    ],
+    *[(x, {"fault": "bad_json"}, "time", "bad_response", None) for x in EXCHANGES],
+    *[
+        (
+            x,
+            {"fault": "huge_body", "size_bytes": 2 * 1024 * 1024},
+            "orderbook",
+            "bad_response",
+            None,
+        )
+        for x in EXCHANGES
+    ],
+]
+
+
+@pytest.mark.parametrize(
+    ("exchange", "fault", "endpoint", "result", "code"),
+    CATALOGUE,
+    ids=[f"{c[0]}-{c[1]['fault']}-{c[3]}" for c in CATALOGUE],
+)
+def test_fault_catalogue_is_classified(
+    clean_faults: str,
+    exchange: str,
+    fault: dict[str, Any],
+    endpoint: str,
+    result: str,
+    code: str | None,
+) -> None:
+    inject(clean_faults, exchange=exchange, endpoint=endpoint, **fault)
+    started = time.time()
+    metrics = run_exporter(clean_faults, 0.6, (exchange,), endpoints=[endpoint])
+    labels = {"exchange": exchange, "endpoint": endpoint}
+    assert value(metrics, "exchange_api_requests_total", result=result, **labels) >= 1
+    assert value(metrics, "exchange_api_up", **labels) == 0
+    if code is not None:
+        assert value(metrics, "exchange_api_errors_total", code=code, **labels) >= 1
+    backoff = value(
+        metrics, "exchange_rate_limit_backoff_until_timestamp_seconds", exchange=exchange
+    )
+    if result in ("rate_limited", "banned"):
+        assert backoff > started  # probing paused
+        # One answer was enough: no further request reached the paused exchange.
+        assert value(metrics, "exchange_api_requests_total", result=result, **labels) == 1
+    else:
+        assert backoff == 0
+    if result == "maintenance":
+        assert value(metrics, "exchange_maintenance", exchange=exchange) == 1
+
+
+@pytest.mark.parametrize(
+    ("exchange", "endpoint"),
+    [
+        ("binance", "ticker"),
+        ("bybit", "orderbook"),
+        ("okx", "ticker"),
+        ("okx", "orderbook"),
+        ("coinbase", "ticker"),
+        ("kraken", "orderbook"),
+    ],
+)
+def test_stale_data_shows_in_market_data_age(
+    clean_faults: str, exchange: str, endpoint: str
+) -> None:
+    inject(clean_faults, exchange=exchange, fault="stale", age_ms=7000)
+    metrics = run_exporter(clean_faults, 0.5, (exchange,), endpoints=[endpoint, "time"])
+    labels = {"exchange": exchange, "endpoint": endpoint}
+    assert value(metrics, "exchange_api_up", **labels) == 1  # HTTP 200 with stale data
+    age = value(metrics, "exchange_market_data_age_seconds", **labels)
+    # Kraken dates each book level by its last change, so the newest level can be older still.
+    assert 6.0 <= age <= (70.0 if exchange == "kraken" else 7.5)
+
+
 @pytest.mark.parametrize("exchange", EXCHANGES)
-def test_rate_limited_is_classified(clean_faults: str, exchange: str) -> None:
-    inject(clean_faults, exchange=exchange, fault="rate_limited")
-    metrics = run_exporter(clean_faults, 0.7, (exchange,), endpoints=["time"])
-    assert value(metrics, "exchange_api_up", exchange=exchange, endpoint="time") == 0
-    assert (
-        value(
-            metrics,
-            "exchange_api_requests_total",
-            exchange=exchange,
-            endpoint="time",
-            result="rate_limited",
-        )
-        >= 1
-    )
-
-
-@pytest.mark.parametrize("exchange", ["binance", "bybit", "okx", "kraken"])
-def test_maintenance_is_classified(clean_faults: str, exchange: str) -> None:
-    inject(clean_faults, exchange=exchange, fault="maintenance")
-    metrics = run_exporter(clean_faults, 0.7, (exchange,), endpoints=["status"])
-    assert (
-        value(
-            metrics,
-            "exchange_api_requests_total",
-            exchange=exchange,
-            endpoint="status",
-            result="maintenance",
-        )
-        >= 1
-    )
+def test_clock_skew_is_measured(clean_faults: str, exchange: str) -> None:
+    inject(clean_faults, exchange=exchange, fault="clock_skew", skew_ms=1500)
+    metrics = run_exporter(clean_faults, 0.5, (exchange,), endpoints=["time"])
+    skew = value(metrics, "exchange_clock_skew_seconds", exchange=exchange)
+    assert skew == pytest.approx(1.5, abs=0.55 if exchange == "kraken" else 0.05)
 
 
 def test_http_error_latency_and_clock_skew(clean_faults: str) -> None:
@@ -202,3 +282,64 @@ def test_http_error_latency_and_clock_skew(clean_faults: str) -> None:
     assert value(metrics, "exchange_api_up", exchange="okx", endpoint="time") == 1
     skew = value(metrics, "exchange_clock_skew_seconds", exchange="bybit")
     assert skew == pytest.approx(2.5, abs=0.05)
+
+
+def test_recovery_reprobes_every_endpoint_at_once(clean_faults: str) -> None:
+    """After a hard outage the transport backoff has grown; the first success on the exchange
+    wakes every endpoint, so none stays falsely down for a backoff period."""
+    from exporter.config import ExchangeConfig, ExporterConfig
+
+    config = ExporterConfig.model_construct(
+        exchanges=[
+            ExchangeConfig.model_construct(
+                name="binance",
+                profile="binance",
+                base_url=f"{clean_faults}/binance",
+                interval=0.25,
+                timeout=0.2,
+                endpoints=None,
+            )
+        ]
+    )
+    metrics = ExporterMetrics()
+    sample = metrics.registry.get_sample_value
+    endpoints = ("ping", "time", "status", "ticker", "orderbook")
+
+    def all_up() -> bool:
+        return all(
+            sample("exchange_api_up", {"exchange": "binance", "endpoint": e}) == 1
+            for e in endpoints
+        )
+
+    def any_up() -> bool:
+        return any(
+            sample("exchange_api_up", {"exchange": "binance", "endpoint": e}) == 1
+            for e in endpoints
+        )
+
+    async def main() -> float:
+        inject(clean_faults, exchange="binance", fault="reset")
+        stop = asyncio.Event()
+        task = asyncio.create_task(ProbeScheduler(config, metrics).run(stop))
+        await asyncio.sleep(3.0)  # backoff grows to several seconds per endpoint
+        failures = sample(
+            "exchange_api_consecutive_failures", {"exchange": "binance", "endpoint": "time"}
+        )
+        assert failures is not None and failures >= 3
+        await asyncio.to_thread(httpx.delete, f"{clean_faults}/_control/faults")
+        cleared = time.monotonic()
+        # The first success comes when the soonest endpoint's backoff expires ...
+        while not any_up() and time.monotonic() - cleared < 30:
+            await asyncio.sleep(0.02)
+        first = time.monotonic()
+        # ... and it wakes every other endpoint at once.
+        while not all_up() and time.monotonic() - first < 10:
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - first
+        stop.set()
+        await task
+        return took
+
+    took = asyncio.run(main())
+    assert all_up()
+    assert took < 0.5  # without the wake-up, each endpoint would wait out its own backoff

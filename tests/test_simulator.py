@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -35,26 +34,6 @@ TRANSPORT_ERRORS = (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectErr
 
 
 # -- fixtures ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    """One simulator per module, on a free port, in a background thread."""
-    server, stop = run_in_thread()
-    try:
-        yield server
-    finally:
-        stop()
-
-
-@pytest.fixture
-def client(sim: SimulatorServer) -> Iterator[httpx.Client]:
-    """A keep-alive client; faults are cleared before and after each test."""
-    with httpx.Client(base_url=sim.url, timeout=5.0, trust_env=False) as c:
-        assert c.delete("/_control/faults").json() == {"faults": []}
-        c.delete("/_control/limits")  # usage accumulates across tests: start each one clean
-        yield c
-        c.delete("/_control/faults")
 
 
 def set_fault(client: httpx.Client, **spec: Any) -> dict[str, Any]:

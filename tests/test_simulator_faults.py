@@ -11,13 +11,12 @@ import asyncio
 import json
 import time
 import tracemalloc
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from simulator import SimulatorServer, run_in_thread
+from simulator import SimulatorServer
 from simulator.bodies import BookFrame, huge_book, slices, truncate_json
 
 TRANSPORT_ERRORS = (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError)
@@ -36,26 +35,6 @@ BOOKS = {
     "coinbase": "/products/BTC-USD/book?level=2",
     "kraken": "/0/public/Depth?pair=XBTUSD&count=5",
 }
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    """One simulator per module, on a free port, in a background thread."""
-    server, stop = run_in_thread()
-    try:
-        yield server
-    finally:
-        stop()
-
-
-@pytest.fixture
-def client(sim: SimulatorServer) -> Iterator[httpx.Client]:
-    """A keep-alive client; faults and limit usage are cleared around each test."""
-    with httpx.Client(base_url=sim.url, timeout=5.0, trust_env=False) as c:
-        c.delete("/_control/faults")
-        c.delete("/_control/limits")
-        yield c
-        c.delete("/_control/faults")
 
 
 def set_fault(client: httpx.Client, **spec: Any) -> list[dict[str, Any]]:

@@ -9,35 +9,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from simulator import SimulatorServer, run_in_thread, simulator_in_thread
+from simulator import simulator_in_thread
 from simulator.limits import BinanceWeightLimiter, BybitIpLimiter, LimitError, LimitRegistry
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    """One simulator per module, on a free port, in a background thread."""
-    server, stop = run_in_thread()
-    try:
-        yield server
-    finally:
-        stop()
-
-
-@pytest.fixture
-def client(sim: SimulatorServer) -> Iterator[httpx.Client]:
-    """A keep-alive client; faults, limits and stats are reset around each test."""
-    with httpx.Client(base_url=sim.url, timeout=5.0, trust_env=False) as c:
-        c.delete("/_control/faults")
-        c.delete("/_control/limits")
-        c.delete("/_control/stats")
-        yield c
-        c.delete("/_control/limits")
 
 
 def set_limits(client: httpx.Client, **spec: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from simulator import SimulatorServer, run_in_thread, simulator_in_thread
+from simulator import SimulatorServer, simulator_in_thread
 from simulator.scenario import (
     SCENARIO_DIR,
     ScenarioError,
@@ -36,29 +36,6 @@ REQUIRED = {
     "coinbase-stale",
     "clock-skew",
 }
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimulatorServer]:
-    """One simulator per module, on a free port, in a background thread."""
-    server, stop = run_in_thread()
-    try:
-        yield server
-    finally:
-        stop()
-
-
-@pytest.fixture
-def client(sim: SimulatorServer) -> Iterator[httpx.Client]:
-    """A keep-alive client; scenario stopped, faults and limits reset around each test."""
-    with httpx.Client(base_url=sim.url, timeout=5.0, trust_env=False) as c:
-        c.delete("/_control/scenario")
-        c.delete("/_control/faults")
-        c.delete("/_control/limits")
-        yield c
-        c.delete("/_control/scenario")
-        c.delete("/_control/faults")
-        c.delete("/_control/limits")
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 3.0) -> None:

@@ -72,13 +72,14 @@ class KrakenProfile(Profile):
     }
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
-        """Return time, status, ticker and orderbook (``count=1``)."""
+        """Return time, status, ticker and orderbook (``count=10``: the newest of 20 levels
+        dates the book; level timestamps are when each level last changed [KR-SPEC])."""
         return {
             "time": EndpointSpec("time", "/0/public/Time"),
             "status": EndpointSpec("status", "/0/public/SystemStatus"),
             "ticker": EndpointSpec("ticker", "/0/public/Ticker", {"pair": symbol}),
             "orderbook": EndpointSpec(
-                "orderbook", "/0/public/Depth", {"pair": symbol, "count": "1"}
+                "orderbook", "/0/public/Depth", {"pair": symbol, "count": "10"}
             ),
         }
 
