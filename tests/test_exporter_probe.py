@@ -149,8 +149,12 @@ def test_down_hang_is_timeout(clean_faults: str) -> None:
 # expected result, expected errors_total code or None).
 CATALOGUE = [
     *[(x, {"fault": "reset"}, "time", "connect_error", None) for x in EXCHANGES],
-    ("kraken", {"fault": "hang"}, "time", "timeout", None),
-    ("binance", {"fault": "slow_body", "bytes_per_second": 8}, "time", "timeout", None),
+    *[(x, {"fault": "hang"}, "time", "timeout", None) for x in EXCHANGES],
+    *[(x, {"fault": "down"}, "ticker", "connect_error", None) for x in EXCHANGES],
+    *[
+        (x, {"fault": "slow_body", "bytes_per_second": 8}, "time", "timeout", None)
+        for x in EXCHANGES
+    ],
     *[(x, {"fault": "http_error", "status": 502}, "time", "http_error", None) for x in EXCHANGES],
     ("binance", {"fault": "rate_limited"}, "time", "rate_limited", "-1003"),
     ("bybit", {"fault": "rate_limited"}, "time", "rate_limited", "10006"),
@@ -255,6 +259,17 @@ def test_clock_skew_is_measured(clean_faults: str, exchange: str) -> None:
     metrics = run_exporter(clean_faults, 0.5, (exchange,), endpoints=["time"])
     skew = value(metrics, "exchange_clock_skew_seconds", exchange=exchange)
     assert skew == pytest.approx(1.5, abs=0.55 if exchange == "kraken" else 0.05)
+
+
+@pytest.mark.parametrize("exchange", EXCHANGES)
+def test_latency_is_measured(clean_faults: str, exchange: str) -> None:
+    inject(clean_faults, exchange=exchange, fault="latency", latency_ms=120, jitter_ms=10)
+    metrics = run_exporter(clean_faults, 0.8, (exchange,), endpoints=["time"])
+    labels = {"exchange": exchange, "endpoint": "time"}
+    total = value(metrics, "exchange_api_request_duration_seconds_sum", **labels)
+    count = value(metrics, "exchange_api_request_duration_seconds_count", **labels)
+    assert 0.11 <= total / count < 0.17
+    assert value(metrics, "exchange_api_up", **labels) == 1  # slow, but answering
 
 
 def test_http_error_latency_and_clock_skew(clean_faults: str) -> None:

@@ -17,6 +17,7 @@ from exporter.prober import Prober, ProbeTarget
 from exporter.profiles import Result
 from exporter.scheduler import ProbeScheduler, build_targets
 from exporter.state import ExchangeState
+from tests.test_profiles import OK_CASES
 
 BASES = {
     "binance": "https://api.binance.com",
@@ -200,4 +201,26 @@ def test_connect_error_counts_transport_failures_and_opens_circuit() -> None:
     assert (
         sample(metrics, "exchange_api_consecutive_failures", exchange="coinbase", endpoint="time")
         == 3
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "endpoint", "body"), OK_CASES, ids=[f"{c[0]}-{c[1]}" for c in OK_CASES]
+)
+def test_documented_bodies_through_the_prober(name: str, endpoint: str, body: Any) -> None:
+    """Every profile endpoint, fed its documented example body over HTTP (respx)."""
+    if endpoint not in setup(name)[0]:
+        pytest.skip(f"{endpoint} is not a default endpoint of {name}")
+    record, metrics, _ = probe(name, endpoint, httpx.Response(200, json=body))
+    assert record.result is Result.OK, record
+    assert sample(metrics, "exchange_api_up", exchange=name, endpoint=endpoint) == 1
+    assert (
+        sample(
+            metrics,
+            "exchange_api_http_responses_total",
+            exchange=name,
+            endpoint=endpoint,
+            code="200",
+        )
+        == 1
     )
