@@ -8,7 +8,9 @@ HTTP API:
   not match the webhook schema (``{"detail": "alerts.0.startsAt: ...", "errors": [{"field",
   "message"}]}``); ``413`` body larger than ``MAX_BODY_BYTES``; ``503`` storage unavailable
   (Alertmanager retries 5xx, not 4xx - see shared/reference/alertmanager-and-notifiers.md).
-* ``GET /healthz`` - ``200 {"status": "ok"}``.
+* ``POST /heartbeat`` - Alertmanager's ``Watchdog`` route (dead man's switch); ``GET
+  /heartbeat`` - the last one.
+* ``GET /healthz`` - ``200 {"status": "ok"}``; ``GET /metrics`` - the receiver's own metrics.
 
 Processing (diagnosis, chat) happens in :class:`receiver.worker.Worker`, never inside the
 request, so Alertmanager is answered within milliseconds.
@@ -20,6 +22,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -149,6 +152,7 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     app.state.settings = cfg
     app.state.store = store
     app.state.worker = None
+    app.state.last_heartbeat = None
 
     async def intake(request: Request, route: str) -> JSONResponse:
         if route and not _ROUTE.match(route):
@@ -217,6 +221,35 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
     async def metrics_endpoint() -> Response:
         """The receiver's own metrics in the Prometheus text format."""
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/heartbeat")
+    async def heartbeat(request: Request) -> JSONResponse:
+        """Alertmanager's ``Watchdog`` route: record that the alerting pipeline is alive.
+
+        Accepts the webhook body (not stored, not notified); answers 200 with the time
+        recorded. ``GET /heartbeat`` reports the last one.
+        """
+        try:
+            body = await _read_body(request, cfg.max_body_bytes)
+        except _BodyTooLargeError:
+            return _error(413, f"body: larger than {cfg.max_body_bytes} bytes")
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError as exc:
+            return _error(400, f"body: not valid JSON ({str(exc)[:200]})")
+        if not isinstance(data, dict):
+            return _error(422, "body: must be a JSON object (Alertmanager webhook)")
+        now = time.time()
+        app.state.last_heartbeat = now
+        metrics.last_heartbeat.set(now)
+        metrics.heartbeats.inc()
+        return JSONResponse({"status": "ok", "received_at": now})
+
+    @app.get("/heartbeat")
+    async def heartbeat_status() -> dict[str, Any]:
+        """``{"last_heartbeat": Unix seconds or null, "age_seconds": float or null}``."""
+        last = app.state.last_heartbeat
+        return {"last_heartbeat": last, "age_seconds": None if last is None else time.time() - last}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -5,7 +5,7 @@ Labels are bounded: ``result`` is a closed set and ``channel`` is one of the not
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class ReceiverMetrics:
@@ -32,6 +32,16 @@ class ReceiverMetrics:
             "alert_receiver_deliveries",
             "Notification delivery attempts by channel and outcome (delivered, retried, failed).",
             ["channel", "result"],
+            registry=self.registry,
+        )
+        self.heartbeats = Counter(
+            "alert_receiver_heartbeats",
+            "Watchdog heartbeats received from Alertmanager on POST /heartbeat.",
+            registry=self.registry,
+        )
+        self.last_heartbeat = Gauge(
+            "alert_receiver_last_heartbeat_timestamp_seconds",
+            "Unix time of the last Watchdog heartbeat (0 before the first).",
             registry=self.registry,
         )
         for result in self.WEBHOOK_RESULTS:

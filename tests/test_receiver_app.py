@@ -587,3 +587,17 @@ def test_metrics_count_intake_and_deliveries(client: TestClient, settings: Setti
     text = client.get("/metrics").text
     assert 'alert_receiver_webhooks_total{result="stored"} 1.0' in text
     assert 'alert_receiver_webhooks_total{result="invalid"} 1.0' in text
+
+
+def test_heartbeat_is_recorded_not_notified(client: TestClient, settings: Settings) -> None:
+    assert client.get("/heartbeat").json() == {"last_heartbeat": None, "age_seconds": None}
+    watchdog = copy.deepcopy(AM025_PAYLOAD)
+    watchdog["alerts"][0]["labels"]["alertname"] = "Watchdog"
+    response = client.post("/heartbeat", json=watchdog)
+    assert response.status_code == 200
+    status = client.get("/heartbeat").json()
+    assert status["age_seconds"] is not None and status["age_seconds"] < 5
+    assert "alert_receiver_heartbeats_total 1.0" in client.get("/metrics").text
+    assert client.post("/heartbeat", content=b"{nope").status_code == 400
+    time.sleep(0.3)
+    assert not settings.notify_file.exists() or not read_lines(settings.notify_file)
