@@ -5,7 +5,7 @@ Shape (``deploy/exporter.yml``)::
     max_concurrency: 64          # optional; probes in flight at once, all exchanges together
     exchanges:
       - name: binance            # the ``exchange`` label value
-        profile: binance         # built-in profile: binance, bybit, okx, coinbase, kraken
+        profile: binance         # binance, bybit, okx, coinbase, kraken, or generic
         base_url: https://api.binance.com
         interval: 5s             # Prometheus-style duration
         timeout: 3s              # must not exceed interval
@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -38,7 +38,14 @@ from pydantic import (
 )
 
 from exporter.durations import parse_duration
-from exporter.profiles import PROFILES, get_profile
+from exporter.profiles import (
+    ENDPOINT_NAMES,
+    PROFILES,
+    GenericEndpoint,
+    GenericProfile,
+    Profile,
+    get_profile,
+)
 
 _LABEL_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -62,6 +69,9 @@ class EndpointConfig(BaseModel):
         name: endpoint name offered by the exchange's profile.
         interval: seconds between probes; None inherits the exchange's interval.
         timeout: per-probe timeout in seconds; None inherits the exchange's timeout.
+        path: ``generic`` profile only: the path (and query) probed, required there.
+        time_field: ``generic`` only: dotted path of the server time in the JSON body.
+        time_unit: ``generic`` only: unit of ``time_field`` (s, ms, us, ns).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -69,6 +79,16 @@ class EndpointConfig(BaseModel):
     name: str
     interval: Seconds | None = None
     timeout: Seconds | None = None
+    path: str | None = Field(default=None, min_length=1, max_length=2000)
+    time_field: str | None = Field(default=None, min_length=1, max_length=200)
+    time_unit: Literal["s", "ms", "us", "ns"] = "ms"
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
 
 
 class CircuitConfig(BaseModel):
@@ -186,7 +206,21 @@ class ExchangeConfig(BaseModel):
         if len(set(names)) != len(names):
             raise ValueError("lists an endpoint twice")
         profile = info.data.get("profile")
-        if profile in PROFILES:
+        if profile == "generic":
+            unnamed = [n for n in names if n not in ENDPOINT_NAMES]
+            if unnamed:
+                raise ValueError(f"{', '.join(unnamed)}: names are {', '.join(ENDPOINT_NAMES)}")
+            pathless = [
+                i.name if isinstance(i, EndpointConfig) else i
+                for i in value
+                if isinstance(i, str) or i.path is None
+            ]
+            if pathless:
+                raise ValueError(
+                    f"{', '.join(pathless)}: the generic profile needs a path for every "
+                    "endpoint, e.g. {name: time, path: /v1/time}"
+                )
+        elif profile in PROFILES:
             offered = get_profile(profile).endpoint_specs("X")
             unknown = [name for name in names if name not in offered]
             if unknown:
@@ -194,10 +228,25 @@ class ExchangeConfig(BaseModel):
                     f"{', '.join(unknown)} not offered by profile {profile!r} "
                     f"(it offers {', '.join(offered)})"
                 )
+            generic_only = [
+                i.name
+                for i in value
+                if isinstance(i, EndpointConfig)
+                and (i.path is not None or i.time_field is not None)
+            ]
+            if generic_only:
+                raise ValueError(
+                    f"{', '.join(generic_only)}: path and time_field are for the generic "
+                    f"profile only; {profile!r} knows its own paths"
+                )
         return value
 
     @model_validator(mode="after")
     def _schedule(self) -> ExchangeConfig:
+        if self.profile == "generic" and self.endpoints is None:
+            raise ValueError(
+                "endpoints: the generic profile has no defaults; list each endpoint with a path"
+            )
         for plan in self.endpoint_plan():
             if plan.timeout > plan.interval:
                 raise ValueError(
@@ -206,6 +255,18 @@ class ExchangeConfig(BaseModel):
                 )
         check_budget(self)
         return self
+
+    def make_profile(self) -> Profile:
+        """A profile instance for this exchange (the generic one carries its endpoints)."""
+        if self.profile != "generic":
+            return get_profile(self.profile)
+        return GenericProfile(
+            tuple(
+                GenericEndpoint(e.name, e.path or "/", e.time_field, e.time_unit)
+                for e in self.endpoints or []
+                if isinstance(e, EndpointConfig)
+            )
+        )
 
     def endpoint_plan(self) -> tuple[EndpointPlan, ...]:
         """Return every endpoint to probe with its effective interval and timeout."""
@@ -242,7 +303,7 @@ def check_budget(exchange: ExchangeConfig) -> None:
     Raises:
         ValueError: naming the limit, the usage, the budget and the interval that would fit.
     """
-    profile = get_profile(exchange.profile)
+    profile = exchange.make_profile()
     specs = profile.endpoint_specs(exchange.effective_symbol())
     plan = exchange.endpoint_plan()
     for rule in profile.limits:

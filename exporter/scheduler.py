@@ -23,7 +23,7 @@ from exporter.canary import ConnectivityCanary
 from exporter.config import ExporterConfig
 from exporter.metrics import ExporterMetrics
 from exporter.prober import Prober, ProbeTarget
-from exporter.profiles import Result, get_profile
+from exporter.profiles import Result
 from exporter.resilience import TRANSPORT_BACKOFF_CAP_SECONDS, transport_backoff
 from exporter.state import EndpointState, ExchangeState
 
@@ -34,7 +34,7 @@ def build_targets(config: ExporterConfig) -> list[ProbeTarget]:
     """Expand the config into one :class:`ProbeTarget` per (exchange, endpoint)."""
     targets: list[ProbeTarget] = []
     for exchange in config.exchanges:
-        profile = get_profile(exchange.profile)
+        profile = exchange.make_profile()
         specs = profile.endpoint_specs(exchange.effective_symbol())
         for plan in exchange.endpoint_plan():
             spec = specs[plan.name]
@@ -60,7 +60,7 @@ class _TargetKey:
     interval: float
     timeout: float
     max_body_bytes: int
-    profile: str
+    profile: object
 
     @classmethod
     def of(cls, target: ProbeTarget) -> _TargetKey:
@@ -71,7 +71,7 @@ class _TargetKey:
             target.interval,
             target.timeout,
             target.max_body_bytes,
-            target.profile.name,
+            target.profile.fingerprint(target.endpoint.name),
         )
 
 

@@ -224,3 +224,70 @@ def test_documented_bodies_through_the_prober(name: str, endpoint: str, body: An
         )
         == 1
     )
+
+
+GENERIC = {
+    "name": "myvenue",
+    "profile": "generic",
+    "base_url": "https://api.example.com",
+    "interval": "10s",
+    "timeout": "2s",
+    "endpoints": [
+        {"name": "time", "path": "/v1/time", "time_field": "data.0.serverTime", "time_unit": "ms"},
+        {"name": "ticker", "path": "/v1/ticker?symbol=BTC"},
+    ],
+}
+
+
+def test_generic_profile_probes_any_json_api() -> None:
+    config = parse_config({"exchanges": [GENERIC]})
+    metrics = ExporterMetrics()
+    scheduler = ProbeScheduler(config, metrics)
+    targets = {t.endpoint.name: t for t in scheduler.targets}
+    assert targets["ticker"].url == "https://api.example.com/v1/ticker?symbol=BTC"
+    now_ms = int(time.time() * 1000) + 2000
+
+    async def go():
+        with respx.mock() as mock:
+            mock.get(targets["time"].url).mock(
+                return_value=httpx.Response(200, json={"data": [{"serverTime": now_ms}]})
+            )
+            mock.get(targets["ticker"].url).mock(
+                return_value=httpx.Response(
+                    429, json={"error": "slow down"}, headers={"Retry-After": "7"}
+                )
+            )
+            async with httpx.AsyncClient() as client:
+                prober = Prober(client, metrics, scheduler.states)
+                return [await prober.probe(targets[n]) for n in ("time", "ticker")]
+
+    time_record, ticker_record = asyncio.run(go())
+    assert time_record.result is Result.OK
+    skew = sample(metrics, "exchange_clock_skew_seconds", exchange="myvenue")
+    assert skew == pytest.approx(2.0, abs=0.2)
+    assert ticker_record.result is Result.RATE_LIMITED
+    assert scheduler.states["myvenue"].gate.remaining() == pytest.approx(7, abs=1)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"endpoints": None}, "the generic profile has no defaults"),
+        ({"endpoints": ["time"]}, "needs a path for every endpoint"),
+        ({"endpoints": [{"name": "quotes", "path": "/q"}]}, "quotes: names are ping, time"),
+        ({"endpoints": [{"name": "time", "path": "v1/time"}]}, "must start with /"),
+        ({"endpoints": [{"name": "time", "path": "/t", "time_unit": "min"}]}, "time_unit"),
+    ],
+)
+def test_generic_profile_config_errors(change: dict[str, Any], message: str) -> None:
+    from exporter.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"exchanges": [{**GENERIC, **change}]})
+
+
+def test_path_is_only_for_the_generic_profile() -> None:
+    from exporter.config import ConfigError
+
+    with pytest.raises(ConfigError, match="path and time_field are for the generic profile"):
+        config_for("binance", endpoints=[{"name": "time", "path": "/api/v3/time"}])

@@ -393,7 +393,7 @@ def test_bybit_retry_after_from_reset_timestamp() -> None:
 def test_every_profile_has_limits_and_backoffs() -> None:
     for name in PROFILES:
         profile = get_profile(name)
-        assert profile.limits, name
+        assert profile.limits or name == "generic", name  # generic: no documented limit
         assert all(rule.source for rule in profile.limits), name
         assert profile.backoff_seconds[Result.RATE_LIMITED] > 0
         assert (

@@ -6,12 +6,20 @@ from exporter.profiles.base import ENDPOINT_NAMES, EndpointSpec, Profile, Result
 from exporter.profiles.binance import BinanceProfile
 from exporter.profiles.bybit import BybitProfile
 from exporter.profiles.coinbase import CoinbaseProfile
+from exporter.profiles.generic import GenericEndpoint, GenericProfile
 from exporter.profiles.kraken import KrakenProfile
 from exporter.profiles.okx import OkxProfile
 
 PROFILES: dict[str, type[Profile]] = {
     cls.name: cls
-    for cls in (BinanceProfile, BybitProfile, OkxProfile, CoinbaseProfile, KrakenProfile)
+    for cls in (
+        BinanceProfile,
+        BybitProfile,
+        OkxProfile,
+        CoinbaseProfile,
+        KrakenProfile,
+        GenericProfile,
+    )
 }
 """Built-in profiles by name, as written in the exporter config's ``profile`` field."""
 
@@ -33,6 +41,8 @@ __all__ = [
     "ENDPOINT_NAMES",
     "PROFILES",
     "EndpointSpec",
+    "GenericEndpoint",
+    "GenericProfile",
     "Profile",
     "Result",
     "Verdict",

@@ -237,6 +237,11 @@ class Profile(ABC):
     """How long to stop probing the exchange after a rate-limit or ban answer that carries no
     ``Retry-After``; profiles set the documented lengths."""
 
+    def fingerprint(self, endpoint: str) -> object:
+        """What identifies this profile's handling of ``endpoint`` (a reload restarts the probe
+        loop when it changes)."""
+        return self.name
+
     def error_label(self, code: str | None) -> str | None:
         """Return the ``code`` label for ``exchange_api_errors_total``: the code itself when
         the profile documents it, ``other`` otherwise, None when there is no code."""
