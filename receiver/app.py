@@ -1,79 +1,124 @@
-"""FastAPI application: Alertmanager webhook intake, health check, background worker.
+"""FastAPI application: Alertmanager webhook intake, heartbeat, health, background worker.
 
-HTTP API:
+HTTP API (schema at ``GET /openapi.json``):
 
 * ``POST /alerts`` and ``POST /alerts/{route}`` - Alertmanager webhook (version "4").
-  ``200 {"status": "stored", "alerts": N}`` once the payload is durably stored (repeats are
-  acknowledged the same way but not notified again); ``400`` body is not JSON; ``422`` body does
-  not match the webhook schema (``{"detail": "alerts.0.startsAt: ...", "errors": [{"field",
-  "message"}]}``); ``413`` body larger than ``MAX_BODY_BYTES``; ``503`` storage unavailable
-  (Alertmanager retries 5xx, not 4xx - see shared/reference/alertmanager-and-notifiers.md).
-* ``POST /heartbeat`` - Alertmanager's ``Watchdog`` route (dead man's switch); ``GET
-  /heartbeat`` - the last one.
-* ``GET /healthz`` - ``200 {"status": "ok"}``; ``GET /metrics`` - the receiver's own metrics.
+  ``200 {"status": "stored", "alerts": N, "new": n, "duplicates": d}`` once the payload is
+  durably stored (repeats are acknowledged the same way but not notified again); ``400`` body is
+  not JSON; ``401`` missing or wrong credentials (when inbound auth is configured, with
+  ``WWW-Authenticate``); ``413`` body larger than ``MAX_BODY_BYTES``; ``422`` body or route does
+  not match the schema (``{"detail": "alerts.0.startsAt: ...", "errors": [{"field",
+  "message"}]}``); ``503`` storage unavailable (Alertmanager retries 5xx, not 4xx - see
+  shared/reference/alertmanager-and-notifiers.md). Invalid input is never stored.
+* ``POST /heartbeat`` - Alertmanager's ``Watchdog`` route (dead man's switch), same auth;
+  ``GET /heartbeat`` - the last heartbeat and the switch's state.
+* ``GET /healthz`` - liveness; ``GET /readyz`` - 200 when the database accepts writes and the
+  worker runs, else 503 with the reasons; ``GET /metrics`` - the receiver's own metrics.
 
-Processing (diagnosis, chat) happens in :class:`receiver.worker.Worker`, never inside the
+Inbound auth mirrors Alertmanager's webhook ``http_config``: ``authorization`` (Bearer token,
+``RECEIVER_BEARER_TOKEN[_FILE]``) or ``basic_auth`` (``RECEIVER_BASIC_AUTH_USERNAME[_FILE]`` and
+``RECEIVER_BASIC_AUTH_PASSWORD[_FILE]``); credentials are compared in constant time and never
+logged. The GET endpoints are open (Prometheus scrapes ``/metrics``).
+
+Processing (diagnosis, notifiers) happens in :class:`receiver.worker.Worker`, never inside the
 request, so Alertmanager is answered within milliseconds.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
 import json
 import logging
-import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.requests import ClientDisconnect
 
+from receiver.deadman import DeadMansSwitch
 from receiver.diagnosis.engine import DiagnosisEngine
 from receiver.logs import install_redaction
 from receiver.metrics import ReceiverMetrics
-from receiver.models import AlertmanagerWebhook, format_validation_errors
+from receiver.models import (
+    AlertmanagerWebhook,
+    ErrorResponse,
+    Health,
+    HeartbeatRecorded,
+    HeartbeatStatus,
+    NotReady,
+    WebhookStored,
+    format_validation_errors,
+)
 from receiver.notifiers.base import Notifier
-from receiver.notifiers.discord import DiscordNotifier
-from receiver.notifiers.jsonl import JsonlNotifier
-from receiver.notifiers.slack import SlackNotifier
-from receiver.settings import Settings, load_settings
+from receiver.notifiers.metrics import NotifierMetrics
+from receiver.routing import RoutingConfig, load_routing_config
+from receiver.settings import ROUTE_PATTERN, InboundAuth, Settings, load_settings
 from receiver.store import Store, StoreError
-from receiver.worker import Worker
+from receiver.worker import Diagnose, NotifiersFor, Worker, notifier_name
 
 log = logging.getLogger(__name__)
 
-_ROUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-#: Minimum spacing between two messages to one channel (Slack: about 1 message/s per channel,
-#: https://api.slack.com/apis/rate-limits; Discord webhooks allow a few per second).
-MIN_SEND_INTERVAL = {"slack": 1.0, "discord": 0.5}
-
-
-def build_notifiers(settings: Settings, client: httpx.AsyncClient) -> list[Notifier]:
-    """Return one notifier per configured channel (Slack, Discord, JSONL), possibly none."""
-    notifiers: list[Notifier] = []
-    if settings.slack_webhook_url is not None:
-        notifiers.append(SlackNotifier(settings.slack_webhook_url, client))
-    if settings.discord_webhook_url is not None:
-        notifiers.append(DiscordNotifier(settings.discord_webhook_url, client))
-    if settings.notify_file is not None:
-        notifiers.append(JsonlNotifier(settings.notify_file))
-    return notifiers
+#: ``(settings, http client, metrics) -> (notifiers_for(route), every notifier)``: the routing
+#: seam, called once in the lifespan.
+NotifierFactory = Callable[
+    [Settings, httpx.AsyncClient, ReceiverMetrics], tuple[NotifiersFor, Sequence[Notifier]]
+]
+#: ``(settings, http client, metrics) -> async diagnose(alert)``: the diagnosis seam.
+DiagnoseFactory = Callable[[Settings, httpx.AsyncClient, ReceiverMetrics], Diagnose]
 
 
-def _error(status: int, detail: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
+def routing_notifiers(config: RoutingConfig, notifier_metrics: NotifierMetrics) -> NotifierFactory:
+    """The notifier seam backed by a validated routing config (``RECEIVER_ROUTING_FILE``, or
+    without one every notifier configured by the environment for every route). The metrics are
+    created once per app, since the lifespan (and so this factory) may run more than once."""
+
+    def make(
+        settings: Settings, client: httpx.AsyncClient, metrics: ReceiverMetrics
+    ) -> tuple[NotifiersFor, list[Notifier]]:
+        routing = config.build(client, metrics=notifier_metrics)
+        return routing.notifiers_for, routing.all_notifiers()
+
+    return make
+
+
+def default_diagnose(
+    settings: Settings, client: httpx.AsyncClient, metrics: ReceiverMetrics
+) -> Diagnose:
+    """The diagnosis engine (LLM providers when configured, rules otherwise), its metrics on the
+    receiver's registry."""
+    return DiagnosisEngine(settings, client, registry=metrics.registry).diagnose
+
+
+def _error(
+    status: int,
+    detail: str,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body: dict[str, Any] = {"detail": detail}
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 class _BodyTooLargeError(Exception):
+    pass
+
+
+class _UnauthorizedError(Exception):
     pass
 
 
@@ -83,106 +128,280 @@ async def _read_body(request: Request, limit: int) -> bytes:
         raise _BodyTooLargeError
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLargeError
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _BodyTooLargeError
+            chunks.append(chunk)
+    except ClientDisconnect:
+        return b""  # nobody is left to answer; an empty body is rejected as invalid
     return b"".join(chunks)
 
 
-def create_app(settings: Settings | None = None, *, start_worker: bool = True) -> FastAPI:
+def _digest(value: bytes) -> bytes:
+    # Comparing fixed-length digests keeps even the length of the secret out of the timing.
+    return hashlib.sha256(value).digest()
+
+
+def check_credentials(auth: InboundAuth, header: str | None) -> bool:
+    """True when the ``Authorization`` header carries ``auth``'s credentials.
+
+    Bearer: ``Bearer <token>`` (scheme case-insensitive). Basic: ``Basic base64(user:pass)``.
+    Secrets are compared with :func:`hmac.compare_digest` on SHA-256 digests.
+    """
+    if not header:
+        return False
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    # Starlette decodes header bytes as latin-1: encoding back gives the bytes as sent.
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    if auth.scheme == "bearer":
+        if scheme.lower() != "bearer" or auth.token is None:
+            return False
+        expected = auth.token.get_secret_value().encode("utf-8")
+        return hmac.compare_digest(_digest(raw), _digest(expected))
+    if scheme.lower() != "basic" or auth.username is None or auth.password is None:
+        return False
+    try:
+        decoded = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    user, sep, password = decoded.partition(b":")
+    if not sep:
+        return False
+    user_ok = hmac.compare_digest(_digest(user), _digest(auth.username.encode("utf-8")))
+    password_ok = hmac.compare_digest(
+        _digest(password), _digest(auth.password.get_secret_value().encode("utf-8"))
+    )
+    return user_ok and password_ok
+
+
+def _webhook_openapi() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(AlertmanagerWebhook JSON schema, its ``$defs``) with OpenAPI component references."""
+    schema = AlertmanagerWebhook.model_json_schema(
+        by_alias=True, ref_template="#/components/schemas/{model}"
+    )
+    defs = schema.pop("$defs", {})
+    return schema, defs
+
+
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        400: "Body is not JSON",
+        401: "Missing or wrong credentials (inbound auth configured)",
+        413: "Body larger than MAX_BODY_BYTES",
+        422: "Body or path does not match the schema; `detail` names the fields",
+        503: "Storage unavailable: retry later",
+    }
+    return {code: {"model": ErrorResponse, "description": text[code]} for code in codes}
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    start_worker: bool = True,
+    notifier_factory: NotifierFactory | None = None,
+    diagnose_factory: DiagnoseFactory | None = None,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
     """Create the receiver application.
 
     Args:
         settings: configuration; read from the environment when ``None``.
         start_worker: start the background worker in the lifespan (tests may disable it to
             leave stored notifications pending).
+        notifier_factory: builds ``(notifiers_for(route), all notifiers)`` at startup; default
+            :func:`routing_notifiers` of ``RECEIVER_ROUTING_FILE`` (without one, every
+            notifier configured by the environment for every route).
+        diagnose_factory: builds the ``diagnose(alert)`` coroutine function at startup; default
+            :func:`default_diagnose`.
+        clock: Unix-seconds clock shared by the store, worker and dead man's switch.
 
     Returns:
-        The FastAPI app. ``app.state`` holds ``settings``, ``store`` and (while running)
-        ``worker``.
+        The FastAPI app. ``app.state`` holds ``settings``, ``store``, ``metrics``, ``deadman``
+        and (while running) ``worker``.
 
     Raises:
         SettingsError: ``settings`` is ``None`` and the environment has an invalid value.
+        RoutingError: the routing file is invalid (the message names file, field and value).
     """
     cfg = settings if settings is not None else load_settings()
     install_redaction(cfg.secret_values())
-    store = Store(cfg.receiver_db_path)
+    store = Store(cfg.receiver_db_path, clock=clock)
     metrics = ReceiverMetrics()
+    metrics.set_unsent_source(lambda: store.unsent(clock()))
+    metrics.deadman_timeout.set(cfg.deadman_timeout_seconds)
+    auth = cfg.inbound_auth
+    make_notifiers = notifier_factory or routing_notifiers(
+        load_routing_config(cfg.receiver_routing_file, cfg), NotifierMetrics(metrics.registry)
+    )
+    make_diagnose = diagnose_factory or default_diagnose
+
+    def wake_worker() -> None:
+        worker: Worker | None = app.state.worker
+        if worker is not None:
+            worker.wake()
+
+    deadman = DeadMansSwitch(
+        store,
+        timeout=cfg.deadman_timeout_seconds,
+        route=cfg.deadman_route,
+        arm_at_start=cfg.deadman_arm_at_start,
+        clock=clock,
+        metrics=metrics,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        # The switch stores its notifications from a worker thread: wake the worker safely.
+        deadman.on_notification = lambda: loop.call_soon_threadsafe(wake_worker)
         try:
             await asyncio.to_thread(store.init)
+            await asyncio.to_thread(deadman.load)
         except StoreError as exc:
-            # Keep serving: intake answers 503 until the database becomes usable.
+            # Keep serving: intake answers 503 and /readyz reports it until the database works.
             log.error("database unavailable at startup: %s", exc)
         client = httpx.AsyncClient(follow_redirects=False)
-        notifiers = build_notifiers(cfg, client)
-        metrics.deliveries_for([n.channel for n in notifiers])
+        notifiers_for, notifiers = make_notifiers(cfg, client, metrics)
+        metrics.deliveries_for((n.channel, notifier_name(n)) for n in notifiers)
         worker = Worker(
             store,
-            DiagnosisEngine(cfg, client),
-            notifiers,
+            make_diagnose(cfg, client, metrics),
+            notifiers_for,
             metrics=metrics,
             concurrency=cfg.worker_concurrency,
             max_attempts=cfg.notify_max_attempts,
             retry_base_seconds=cfg.notify_retry_base_seconds,
+            retry_max_seconds=cfg.notify_retry_max_seconds,
             max_retry_after_seconds=cfg.notify_max_retry_after_seconds,
-            min_send_interval=MIN_SEND_INTERVAL,
+            max_age_seconds=cfg.notify_max_age_seconds,
+            min_send_interval={
+                channel: seconds
+                for channel, seconds in (
+                    ("slack", cfg.slack_min_interval_seconds),
+                    ("discord", cfg.discord_min_interval_seconds),
+                )
+                if seconds is not None
+            },
+            clock=clock,
         )
         app.state.worker = worker
         if start_worker:
             worker.start()
+        deadman.start()
+        log.info(
+            "receiver ready: database %s, inbound auth %s, notifiers %s, dead man's switch %s",
+            cfg.receiver_db_path,
+            auth.scheme if auth is not None else "off",
+            ", ".join(f"{notifier_name(n)} ({n.channel})" for n in notifiers) or "none",
+            f"{cfg.deadman_timeout_seconds:g}s to route {cfg.deadman_route!r}"
+            if cfg.deadman_timeout_seconds > 0
+            else "off",
+        )
         try:
             yield
         finally:
+            await deadman.stop()
             await worker.stop()
             await client.aclose()
             app.state.worker = None
 
     app = FastAPI(
         title="exchange-watch alert receiver",
+        summary="Alertmanager webhook receiver: store, diagnose, notify.",
+        version="2",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
     )
     app.state.settings = cfg
     app.state.store = store
+    app.state.metrics = metrics
+    app.state.deadman = deadman
     app.state.worker = None
-    app.state.last_heartbeat = None
 
-    async def intake(request: Request, route: str) -> JSONResponse:
-        if route and not _ROUTE.match(route):
-            return _error(422, "route: must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        raw = []
+        for err in exc.errors():
+            loc = tuple(err.get("loc", ()))
+            if loc and loc[0] in ("path", "query", "header", "body", "cookie"):
+                loc = loc[1:]
+            raw.append({**err, "loc": loc})
+        errors = format_validation_errors(raw)
+        if request.method == "POST":
+            metrics.webhooks.labels("rejected").inc()
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
+        return _error(422, detail or "invalid request", errors[:50])
+
+    @app.exception_handler(_UnauthorizedError)
+    async def _unauthorized(request: Request, exc: _UnauthorizedError) -> JSONResponse:
+        metrics.webhooks.labels("unauthorized").inc()
+        client = request.client.host if request.client else "?"
+        log.warning(
+            "rejected %s %s from %s: bad credentials", request.method, request.url.path, client
+        )
+        assert auth is not None
+        challenge = (
+            'Bearer realm="alert-receiver"'
+            if auth.scheme == "bearer"
+            else 'Basic realm="alert-receiver", charset="UTF-8"'
+        )
+        return _error(
+            401,
+            "authorization: missing or invalid credentials",
+            headers={"WWW-Authenticate": challenge},
+        )
+
+    async def require_auth(request: Request) -> None:
+        if auth is not None and not check_credentials(auth, request.headers.get("authorization")):
+            raise _UnauthorizedError
+
+    async def read_json_object(
+        request: Request, *, empty_ok: bool = False
+    ) -> dict[str, Any] | JSONResponse:
         try:
             body = await _read_body(request, cfg.max_body_bytes)
         except _BodyTooLargeError:
             metrics.webhooks.labels("too_large").inc()
             return _error(413, f"body: larger than {cfg.max_body_bytes} bytes")
         try:
-            data = json.loads(body)
+            data = {} if empty_ok and not body.strip() else json.loads(body)
         except (ValueError, RecursionError) as exc:
             reason = exc.__class__.__name__ if isinstance(exc, RecursionError) else str(exc)
-            metrics.webhooks.labels("invalid").inc()
+            metrics.webhooks.labels("rejected").inc()
             return _error(400, f"body: not valid JSON ({reason[:200]})")
         if not isinstance(data, dict):
-            metrics.webhooks.labels("invalid").inc()
+            metrics.webhooks.labels("rejected").inc()
             return _error(422, "body: must be a JSON object (Alertmanager webhook)")
+        return data
+
+    async def intake(request: Request, route: str) -> JSONResponse:
+        data = await read_json_object(request)
+        if isinstance(data, JSONResponse):
+            return data
         try:
             webhook = AlertmanagerWebhook.model_validate(data)
+            raw = json.dumps(data)
         except ValidationError as exc:
             errors = format_validation_errors(exc.errors(include_input=False))
             detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
-            metrics.webhooks.labels("invalid").inc()
+            metrics.webhooks.labels("rejected").inc()
             return _error(422, detail, errors[:50])
-        except RecursionError:
-            metrics.webhooks.labels("invalid").inc()
+        except (RecursionError, ValueError):
+            metrics.webhooks.labels("rejected").inc()
             return _error(422, "body: nested too deeply")
         try:
-            result = await asyncio.to_thread(store.ingest, webhook, route, data)
+            result = await asyncio.to_thread(store.ingest, webhook, route, raw)
         except StoreError as exc:
             log.error("cannot store webhook (answering 503 so Alertmanager retries): %s", exc)
             metrics.webhooks.labels("storage_error").inc()
@@ -201,59 +420,140 @@ def create_app(settings: Settings | None = None, *, start_worker: bool = True) -
                 result.webhook_id,
                 webhook.truncated_alerts,
             )
-        metrics.webhooks.labels("stored").inc()
-        worker: Worker | None = app.state.worker
-        if worker is not None and result.new_ids:
-            worker.wake()
-        return JSONResponse({"status": "stored", "alerts": len(webhook.alerts)})
+        duplicate = result.duplicates > 0 and not result.new_ids
+        metrics.webhooks.labels("duplicate" if duplicate else "accepted").inc()
+        if result.new_ids:
+            wake_worker()
+        return JSONResponse(
+            {
+                "status": "stored",
+                "alerts": len(webhook.alerts),
+                "new": len(result.new_ids),
+                "duplicates": result.duplicates,
+            }
+        )
 
-    @app.post("/alerts")
+    webhook_body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/AlertmanagerWebhook"}}
+            },
+        }
+    }
+    intake_responses = _responses(400, 401, 413, 422, 503)
+
+    @app.post(
+        "/alerts",
+        response_model=WebhookStored,
+        responses=intake_responses,
+        openapi_extra=webhook_body,
+        dependencies=[Depends(require_auth)],
+    )
     async def post_alerts(request: Request) -> JSONResponse:
         """Receive an Alertmanager webhook on the default route."""
         return await intake(request, "")
 
-    @app.post("/alerts/{route}")
-    async def post_alerts_route(route: str, request: Request) -> JSONResponse:
+    @app.post(
+        "/alerts/{route}",
+        response_model=WebhookStored,
+        responses=intake_responses,
+        openapi_extra=webhook_body,
+        dependencies=[Depends(require_auth)],
+    )
+    async def post_alerts_route(
+        route: Annotated[str, PathParam(pattern=ROUTE_PATTERN)], request: Request
+    ) -> JSONResponse:
         """Receive an Alertmanager webhook on a named route (stored with the notification)."""
         return await intake(request, route)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
     async def metrics_endpoint() -> Response:
         """The receiver's own metrics in the Prometheus text format."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        body = await asyncio.to_thread(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/heartbeat")
+    @app.post(
+        "/heartbeat",
+        response_model=HeartbeatRecorded,
+        responses=_responses(400, 401, 413, 422, 503),
+        openapi_extra={
+            "requestBody": {
+                "required": False,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+        dependencies=[Depends(require_auth)],
+    )
     async def heartbeat(request: Request) -> JSONResponse:
         """Alertmanager's ``Watchdog`` route: record that the alerting pipeline is alive.
 
-        Accepts the webhook body (not stored, not notified); answers 200 with the time
-        recorded. ``GET /heartbeat`` reports the last one.
+        Accepts any JSON object (normally the Watchdog webhook; not stored, not notified);
+        answers 200 once the heartbeat is persisted, 503 if it cannot be.
         """
+        data = await read_json_object(request, empty_ok=True)
+        if isinstance(data, JSONResponse):
+            return data
         try:
-            body = await _read_body(request, cfg.max_body_bytes)
-        except _BodyTooLargeError:
-            return _error(413, f"body: larger than {cfg.max_body_bytes} bytes")
-        try:
-            data = json.loads(body) if body else {}
-        except ValueError as exc:
-            return _error(400, f"body: not valid JSON ({str(exc)[:200]})")
-        if not isinstance(data, dict):
-            return _error(422, "body: must be a JSON object (Alertmanager webhook)")
-        now = time.time()
-        app.state.last_heartbeat = now
-        metrics.last_heartbeat.set(now)
+            state = await asyncio.to_thread(deadman.heartbeat)
+        except StoreError as exc:
+            log.error("cannot record heartbeat (answering 503): %s", exc)
+            metrics.webhooks.labels("storage_error").inc()
+            return _error(503, "storage unavailable; retry later")
         metrics.heartbeats.inc()
-        return JSONResponse({"status": "ok", "received_at": now})
+        metrics.webhooks.labels("accepted").inc()
+        return JSONResponse({"status": "ok", "received_at": state.last_heartbeat})
 
-    @app.get("/heartbeat")
+    @app.get("/heartbeat", response_model=HeartbeatStatus)
     async def heartbeat_status() -> dict[str, Any]:
-        """``{"last_heartbeat": Unix seconds or null, "age_seconds": float or null}``."""
-        last = app.state.last_heartbeat
-        return {"last_heartbeat": last, "age_seconds": None if last is None else time.time() - last}
+        """The last Watchdog heartbeat (Unix seconds, persisted) and the dead man's switch."""
+        return deadman.status()
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health)
     async def healthz() -> dict[str, str]:
-        """Liveness: ``{"status": "ok"}``."""
+        """Liveness: ``{"status": "ok"}`` while the process serves requests."""
         return {"status": "ok"}
 
+    @app.get("/readyz", response_model=Health, responses={503: {"model": NotReady}})
+    async def readyz() -> JSONResponse:
+        """Readiness: the database accepts writes and the worker runs (503 lists reasons)."""
+        reasons: list[str] = []
+        try:
+            await asyncio.to_thread(store.check_writable)
+        except StoreError as exc:
+            reasons.append(f"database: not writable ({exc})")
+        worker: Worker | None = app.state.worker
+        if worker is None or not worker.running:
+            reasons.append("worker: not running")
+        if reasons:
+            return JSONResponse({"status": "unavailable", "reasons": reasons}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=(__doc__ or "").split("\n\n", 1)[0],
+            routes=app.routes,
+        )
+        webhook, defs = _webhook_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(defs)
+        components["AlertmanagerWebhook"] = webhook
+        if auth is not None:
+            scheme = (
+                {"type": "http", "scheme": "bearer"}
+                if auth.scheme == "bearer"
+                else {"type": "http", "scheme": "basic"}
+            )
+            schema["components"]["securitySchemes"] = {"alertmanager": scheme}
+            for path in ("/alerts", "/alerts/{route}", "/heartbeat"):
+                schema["paths"][path]["post"]["security"] = [{"alertmanager": []}]
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

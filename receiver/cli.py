@@ -18,6 +18,8 @@ from types import FrameType
 import uvicorn
 
 from receiver.app import create_app
+from receiver.diagnosis.config import load_diagnosis_settings
+from receiver.routing import RoutingError
 from receiver.settings import SettingsError, load_settings
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -91,16 +93,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"alert-receiver: {exc}", file=sys.stderr)
         return 2
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"alert-receiver: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    app = create_app(settings)
+    try:
+        settings = load_settings()
+        load_diagnosis_settings()  # fail at start, not at the first alert
+        app = create_app(settings)
+    except (SettingsError, RoutingError) as exc:
+        print(f"alert-receiver: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
         app,
         host=host,

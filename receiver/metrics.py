@@ -1,37 +1,105 @@
 """The receiver's own Prometheus metrics, served on ``GET /metrics``.
 
-Labels are bounded: ``result`` is a closed set and ``channel`` is one of the notifier channels.
+Labels are bounded: ``result`` is a closed set, ``channel`` is a notifier type and ``notifier``
+a configured notifier instance name. Other receiver components (the diagnosis engine's LLM
+metrics) register their collectors on the same :attr:`ReceiverMetrics.registry`.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+#: ``() -> (pending notifications, age in seconds of the oldest)``; may raise.
+UnsentSource = Callable[[], tuple[int, float]]
+
+
+class _UnsentCollector(Collector):
+    """Stored-but-unsent gauges, read from the database at scrape time."""
+
+    def __init__(self) -> None:
+        self.source: UnsentSource | None = None
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "alert_receiver_unsent_notifications",
+                "Stored notifications not yet delivered to every notifier (pending).",
+            ),
+            GaugeMetricFamily(
+                "alert_receiver_oldest_unsent_age_seconds",
+                "Age of the oldest pending notification (0 when none).",
+            ),
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        return self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        count, age = self._families()
+        if self.source is not None:
+            try:
+                pending, oldest = self.source()
+            except Exception as exc:  # a broken database must not break /metrics
+                log.warning("cannot read unsent notifications for /metrics: %s", exc)
+            else:
+                count.add_metric([], float(pending))
+                age.add_metric([], float(oldest))
+        yield count
+        yield age
 
 
 class ReceiverMetrics:
-    """Counters for intake and delivery, on a registry of their own (one per app).
+    """Counters and gauges of intake, delivery and the dead man's switch, on their own registry.
 
-    - ``alert_receiver_webhooks_total{result}``: webhook requests by outcome, ``result`` ∈
-      stored, invalid, too_large, storage_error.
-    - ``alert_receiver_deliveries_total{channel, result}``: delivery attempts by outcome,
-      ``result`` ∈ delivered, retried, failed.
+    - ``alert_receiver_webhooks_total{result}``: webhook requests (``POST /alerts``,
+      ``/alerts/{route}``, ``/heartbeat``) by outcome: ``accepted`` (stored, at least one new
+      alert; or a heartbeat recorded), ``duplicate`` (every alert already stored), ``rejected``
+      (invalid input, 4xx), ``too_large`` (413), ``unauthorized`` (401), ``storage_error`` (503).
+    - ``alert_receiver_deliveries_total{channel, notifier, result}``: delivery outcomes:
+      ``delivered``, ``retried`` (failed attempt, retried later), ``rejected`` (the target
+      refused the message: not retried), ``dropped`` (given up: too old, too many attempts or
+      notifier removed), ``recovered`` (an attempt interrupted by a crash turned out delivered),
+      ``uncertain`` (an attempt interrupted by a crash is sent again: possible duplicate).
+    - ``alert_receiver_unsent_notifications``, ``alert_receiver_oldest_unsent_age_seconds``:
+      computed from the database at scrape time.
+    - ``alert_receiver_heartbeats_total``, ``alert_receiver_last_heartbeat_timestamp_seconds``:
+      Watchdog heartbeats.
+    - ``alert_receiver_deadman_state``: 0 disarmed, 1 armed and heartbeats arriving, 2 alarm
+      raised (``AlertingPipelineDown`` notified); ``alert_receiver_deadman_timeout_seconds``.
     """
 
-    WEBHOOK_RESULTS = ("stored", "invalid", "too_large", "storage_error")
-    DELIVERY_RESULTS = ("delivered", "retried", "failed")
+    WEBHOOK_RESULTS = (
+        "accepted",
+        "duplicate",
+        "rejected",
+        "too_large",
+        "unauthorized",
+        "storage_error",
+    )
+    DELIVERY_RESULTS = ("delivered", "retried", "rejected", "dropped", "recovered", "uncertain")
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.webhooks = Counter(
             "alert_receiver_webhooks",
-            "Alertmanager webhook requests by outcome (stored, invalid, too_large, storage_error).",
+            "Alertmanager webhook requests by outcome (accepted, duplicate, rejected, too_large,"
+            " unauthorized, storage_error).",
             ["result"],
             registry=self.registry,
         )
         self.deliveries = Counter(
             "alert_receiver_deliveries",
-            "Notification delivery attempts by channel and outcome (delivered, retried, failed).",
-            ["channel", "result"],
+            "Notification deliveries by notifier and outcome (delivered, retried, rejected,"
+            " dropped, recovered, uncertain).",
+            ["channel", "notifier", "result"],
             registry=self.registry,
         )
         self.heartbeats = Counter(
@@ -41,14 +109,30 @@ class ReceiverMetrics:
         )
         self.last_heartbeat = Gauge(
             "alert_receiver_last_heartbeat_timestamp_seconds",
-            "Unix time of the last Watchdog heartbeat (0 before the first).",
+            "Unix time of the last Watchdog heartbeat (0 before the first; survives restarts).",
             registry=self.registry,
         )
+        self.deadman_state = Gauge(
+            "alert_receiver_deadman_state",
+            "Dead man's switch: 0 disarmed, 1 armed and heartbeats arriving, 2 alarm raised.",
+            registry=self.registry,
+        )
+        self.deadman_timeout = Gauge(
+            "alert_receiver_deadman_timeout_seconds",
+            "Silence after which the dead man's switch alarms (0: disabled).",
+            registry=self.registry,
+        )
+        self._unsent = _UnsentCollector()
+        self.registry.register(self._unsent)
         for result in self.WEBHOOK_RESULTS:
             self.webhooks.labels(result)
 
-    def deliveries_for(self, channels: list[str]) -> None:
-        """Create the delivery series of the configured channels at zero."""
-        for channel in channels:
+    def set_unsent_source(self, source: UnsentSource | None) -> None:
+        """Where the unsent gauges read from at scrape time (``None``: no samples)."""
+        self._unsent.source = source
+
+    def deliveries_for(self, notifiers: Iterable[tuple[str, str]]) -> None:
+        """Create the delivery series of the configured ``(channel, notifier)`` pairs at zero."""
+        for channel, notifier in notifiers:
             for result in self.DELIVERY_RESULTS:
-                self.deliveries.labels(channel, result)
+                self.deliveries.labels(channel, notifier, result)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
@@ -68,7 +68,17 @@ def _check_rfc3339(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_valid_unicode)]
-RFC3339 = Annotated[str, AfterValidator(_check_rfc3339)]
+RFC3339 = Annotated[
+    str,
+    AfterValidator(_check_rfc3339),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339, e.g. 2026-11-21T07:22:00.568Z",
+        }
+    ),
+]
 StrMap = dict[Text, Text]
 
 
@@ -138,3 +148,66 @@ def format_validation_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[s
         msg = str(err.get("msg", "invalid"))
         out.append({"field": loc, "message": msg})
     return out
+
+
+# --- HTTP API response bodies (documented in the OpenAPI schema) -------------------------------
+
+
+class FieldError(BaseModel):
+    """One invalid input field: ``{"field": "alerts.0.startsAt", "message": "..."}``."""
+
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: ``detail`` names the field(s); ``errors`` lists them one by one."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class WebhookStored(BaseModel):
+    """``POST /alerts`` success: the webhook is on disk (``new`` alerts will be notified)."""
+
+    status: Literal["stored"]
+    alerts: int = Field(description="alerts in the webhook")
+    new: int = Field(description="alerts stored for notification")
+    duplicates: int = Field(description="alerts already stored (not notified again)")
+
+
+class HeartbeatRecorded(BaseModel):
+    """``POST /heartbeat`` success."""
+
+    status: Literal["ok"]
+    received_at: float = Field(description="Unix seconds")
+
+
+class DeadmanStatus(BaseModel):
+    """The dead man's switch part of ``GET /heartbeat``."""
+
+    state: Literal["disarmed", "ok", "alarm"]
+    timeout_seconds: float
+    alarm_since: float | None
+
+
+class HeartbeatStatus(BaseModel):
+    """``GET /heartbeat``: the last Watchdog heartbeat (persisted across restarts)."""
+
+    last_heartbeat: float | None
+    age_seconds: float | None
+    heartbeats: int
+    deadman: DeadmanStatus
+
+
+class Health(BaseModel):
+    """``GET /healthz`` and a ready ``GET /readyz``."""
+
+    status: Literal["ok"]
+
+
+class NotReady(BaseModel):
+    """``GET /readyz`` when not ready: one reason per failed check."""
+
+    status: Literal["unavailable"]
+    reasons: list[str]

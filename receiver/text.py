@@ -9,7 +9,12 @@ notifier renders it through these helpers so that:
   (https://api.slack.com/reference/surfaces/formatting#escaping), which also neutralises
   ``<!channel>``, ``<!here>`` and ``<@U123>``;
 * bare ``@everyone`` / ``@here`` / ``@channel`` and Discord ``<@id>``, ``<@!id>``, ``<@&id>``,
-  ``<#id>`` mentions are defanged with a zero-width space, so they display but never ping.
+  ``<#id>`` mentions are defanged with a zero-width space, so they display but never ping;
+* Telegram text is HTML-escaped for ``parse_mode=HTML`` and ``@username`` mentions are defanged;
+  plain-text targets (LINE, PagerDuty, Apprise) get :func:`neutralise_text`.
+
+Limits are counted in Python characters (code points) unless a target counts UTF-16 code units
+(Telegram, LINE): :func:`fit` takes the ``length`` function to measure with (:func:`utf16_len`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ _BARE_MENTION = re.compile(r"@(everyone|here|channel)\b", re.IGNORECASE)
 _DISCORD_MENTION = re.compile(r"<(@[!&]?|#|/)(?=[\w:])")
 _DISCORD_MARKDOWN = re.compile(r"([\\*_~`|\[\]>#])")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_AT_WORD = re.compile(r"@(?=\w)")
+_ANGLE_MENTION = re.compile(r"<(?=[!@#&/])")
 
 
 def identity(text: str) -> str:
@@ -54,7 +61,18 @@ def cap(text: str, limit: int) -> str:
     return text[: limit - 1] + ELLIPSIS
 
 
-def fit(text: str, limit: int, transform: Callable[[str], str] = identity) -> str:
+def utf16_len(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units (characters outside the BMP, e.g. most emoji,
+    count 2). Telegram and LINE count message length this way."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def fit(
+    text: str,
+    limit: int,
+    transform: Callable[[str], str] = identity,
+    length: Callable[[str], int] = len,
+) -> str:
     """Apply ``transform`` (escaping) and cap the *result* to ``limit`` characters.
 
     Escaping can lengthen text (``<`` → ``&lt;``), so capping before escaping is not enough and
@@ -64,21 +82,22 @@ def fit(text: str, limit: int, transform: Callable[[str], str] = identity) -> st
 
     Args:
         text: raw untrusted text.
-        limit: maximum length of the returned string, in characters.
+        limit: maximum length of the returned string, as measured by ``length``.
         transform: escaping function applied to the raw text.
+        length: how the target counts (``len`` for code points, :func:`utf16_len`).
 
     Returns:
-        The transformed text, at most ``limit`` characters; never raises on long input.
+        The transformed text, at most ``limit`` long; never raises on long input.
     """
     if limit < 1:
         return ""
     full = transform(text)
-    if len(full) <= limit:
+    if length(full) <= limit:
         return full
     lo, hi = 0, min(len(text), limit)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if len(transform(text[:mid])) + 1 <= limit:
+        if length(transform(text[:mid])) + 1 <= limit:
             lo = mid
         else:
             hi = mid - 1
@@ -142,3 +161,58 @@ def safe_url(url: str | None, max_len: int = 2000) -> str | None:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         return None
     return url
+
+
+def neutralise_text(text: str) -> str:
+    """Make untrusted text inert for plain-text targets whose rendering we do not control.
+
+    Used for LINE, PagerDuty and Apprise (which may forward to Slack, Discord, Telegram...):
+    control characters are removed, a zero-width space follows every ``@`` that starts a word
+    (``@everyone``, ``@here``, ``@username`` never ping) and every ``<`` that would open a
+    Slack/Discord mention (``<!channel>``, ``<@U1>``, ``<#42>``, ``<@&7>``).
+    """
+    text = strip_control(text)
+    text = _ANGLE_MENTION.sub("<" + ZWSP, text)
+    return _AT_WORD.sub("@" + ZWSP, text)
+
+
+def telegram_html(text: str) -> str:
+    """Escape untrusted text for Telegram ``parse_mode=HTML`` and defang ``@username`` mentions.
+
+    Telegram: "All ``<``, ``>`` and ``&`` symbols that are not a part of a tag or an HTML entity
+    must be replaced with the corresponding HTML entities" (https://core.telegram.org/bots/api
+    #html-style). Text with those escaped cannot open a tag, so ``<b>``, ``<a href>`` or
+    ``tg://user`` links from an alert render literally. A ``@username`` in a group message
+    notifies that user, so every ``@`` starting a word gets a zero-width space.
+    """
+    text = strip_control(text)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _AT_WORD.sub("@" + ZWSP, text)
+
+
+def html_attr(value: str) -> str:
+    """Escape a value for a double-quoted HTML attribute (``&``, ``<``, ``>`` and ``"``)."""
+    return (
+        value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """Human-friendly duration with the two largest units: ``"4 min 12 s"``, ``"2 h 5 min"``,
+    ``"3 d 1 h"``, ``"45 s"``; ``"under 1 s"`` below one second (negatives count as 0)."""
+    if seconds != seconds or seconds < 1:  # NaN or short
+        return "under 1 s"
+    if seconds == float("inf"):
+        return "unknown"
+    total = int(seconds + 0.5)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    for big, big_unit, small, small_unit in (
+        (days, "d", hours, "h"),
+        (hours, "h", minutes, "min"),
+        (minutes, "min", secs, "s"),
+    ):
+        if big:
+            return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"
+    return f"{secs} s"

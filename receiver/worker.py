@@ -1,15 +1,28 @@
-"""Background worker: diagnose stored notifications and fan them out to every notifier.
+"""Background worker: diagnose stored notifications and deliver them to their route's notifiers.
 
 The worker is an asyncio task started in the app lifespan. It polls the store for ``pending``
-notifications (and is woken immediately by intake), processes at most ``concurrency`` at a
-time, and keeps notifications of the same alert (group key + fingerprint) in arrival order, so
-a resolved message never overtakes its firing message.
+notifications that are due (and is woken immediately by intake and by the dead man's switch),
+processes at most ``concurrency`` at a time, and never processes two notifications of the same
+alert (group key + fingerprint) at once.
 
-Per notification: reuse the stored diagnosis or make one (and store it), then deliver to each
-channel whose delivery row is not yet ``delivered``/``failed``. A failing channel is retried up to
-``max_attempts`` times with exponential backoff; an HTTP 429 waits for the target's retry-after
-(capped). Progress is written to the ``deliveries`` table after each attempt, so a restart resumes
-exactly where the previous process stopped. Nothing a notifier or the LLM does can crash the loop.
+Per notification: reuse the stored diagnosis or make one (and store it), create one delivery
+row per notifier of its route (``notifiers_for(route)``), then attempt each due delivery:
+
+* a delivery is marked ``sending`` *before* the notifier is called and ``delivered`` after, so
+  a crash in between is detected on restart: a notifier that can tell whether the message got
+  through (an optional ``async delivered_before(notification) -> bool``, e.g. the JSONL file) is
+  asked, otherwise the message is sent again (at-least-once; counted as ``uncertain``);
+* a failure schedules the next attempt in the database (exponential backoff from
+  ``retry_base_seconds``, capped at ``retry_max_seconds``; a 429's retry-after is honoured up to
+  ``max_retry_after_seconds`` and pauses that notifier for every notification) until
+  ``max_age_seconds`` after the alert was stored (or ``max_attempts``), when it is dropped with
+  a log line and a metric; a rejection (4xx other than 429) is final at once;
+* per notifier, a later notification of an alert (e.g. resolved) waits until the earlier ones
+  (firing) are final for that notifier, so a resolved message never overtakes its firing one;
+* delivery state is kept per notifier instance (its ``name``, else its ``channel``), so each
+  notifier gets each notification once across crashes, restarts and duplicate webhooks.
+
+Nothing a notifier or the diagnosis does can crash the loop.
 """
 
 from __future__ import annotations
@@ -23,7 +36,6 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import ValidationError
 
-from receiver.diagnosis.engine import DiagnosisEngine
 from receiver.diagnosis.schema import Diagnosis
 from receiver.metrics import ReceiverMetrics
 from receiver.models import Alert
@@ -34,11 +46,24 @@ from receiver.notifiers.base import (
     PermanentNotifyError,
     RateLimitedError,
 )
-from receiver.store import PendingNotification, Store, StoreError
+from receiver.store import FINAL_STATES, Delivery, PendingNotification, Store, StoreError
 
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+#: The routing seam: the notifiers a notification on ``route`` goes to.
+NotifiersFor = Callable[[str], Sequence[Notifier]]
+#: The diagnosis seam: never raises (falls back to rules).
+Diagnose = Callable[[Alert], Awaitable[Diagnosis]]
+
+#: Earliest re-look at a delivery waiting for an earlier one of the same alert.
+_DEFER_MIN = 0.05
+
+
+def notifier_name(notifier: Notifier) -> str:
+    """The notifier instance's unique ``name`` (routing), else its ``channel`` type."""
+    name = getattr(notifier, "name", None)
+    return name if isinstance(name, str) and name else notifier.channel
 
 
 class Worker:
@@ -46,98 +71,136 @@ class Worker:
 
     Args:
         store: the SQLite store.
-        engine: diagnosis engine.
-        notifiers: configured notifiers (may be empty: notifications are then only diagnosed).
+        diagnose: ``async diagnose(alert) -> Diagnosis`` (e.g. ``DiagnosisEngine.diagnose``).
+        notifiers_for: ``notifiers_for(route) -> [Notifier]``; may return an empty list
+            (notifications are then only diagnosed).
         concurrency: notifications processed at once (≥1).
-        max_attempts: attempts per channel before the delivery is marked ``failed``.
+        max_attempts: attempts per notifier before a delivery is dropped; 0 = no limit.
         retry_base_seconds: first backoff delay; doubles per attempt (±10 % jitter).
+        retry_max_seconds: longest backoff.
         max_retry_after_seconds: cap on a 429 retry-after wait.
-        poll_interval: seconds between store polls when nothing wakes the worker.
-        min_send_interval: ``{channel: seconds}`` minimum spacing between sends to one channel
-            (Slack allows about one message per second per channel).
+        max_age_seconds: a delivery still failing this long after the alert was stored is
+            dropped.
+        poll_interval: longest sleep between two store polls.
+        min_send_interval: ``{notifier name or channel: seconds}`` minimum spacing between two
+            sends to one notifier, overriding the notifier's own ``min_send_interval`` (Slack
+            allows about one message per second per channel).
+        metrics: receiver metrics, optional.
+        clock: Unix-seconds clock (tests may inject one; the store should share it).
         sleep: sleep function (tests may replace it).
     """
 
     def __init__(
         self,
         store: Store,
-        engine: DiagnosisEngine,
-        notifiers: Sequence[Notifier],
+        diagnose: Diagnose,
+        notifiers_for: NotifiersFor,
         *,
         concurrency: int = 4,
-        max_attempts: int = 4,
+        max_attempts: int = 0,
         retry_base_seconds: float = 1.0,
+        retry_max_seconds: float = 300.0,
         max_retry_after_seconds: float = 60.0,
+        max_age_seconds: float = 86400.0,
         poll_interval: float = 5.0,
         min_send_interval: dict[str, float] | None = None,
-        sleep: Sleep = asyncio.sleep,
         metrics: ReceiverMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._store = store
-        self._engine = engine
-        self._notifiers = list(notifiers)
+        self._diagnose = diagnose
+        self._notifiers_for = notifiers_for
         self._concurrency = max(1, concurrency)
-        self._max_attempts = max(1, max_attempts)
+        self._max_attempts = max(0, max_attempts)
         self._retry_base = retry_base_seconds
+        self._retry_max = retry_max_seconds
         self._max_retry_after = max_retry_after_seconds
+        self._max_age = max_age_seconds
         self._poll_interval = poll_interval
         self._min_interval = dict(min_send_interval or {})
         self._metrics = metrics
+        self._clock = clock
         self._sleep = sleep
         self._wake = asyncio.Event()
         self._inflight: dict[int, tuple[asyncio.Task[None], tuple[str, str]]] = {}
-        self._channel_locks: dict[str, asyncio.Lock] = {}
+        self._send_locks: dict[str, asyncio.Lock] = {}
         self._last_send: dict[str, float] = {}
+        self._paused_until: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    # --- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         """Start the background loop (resumes every pending notification in the store)."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name="receiver-worker")
 
+    @property
+    def running(self) -> bool:
+        """True while the background loop is alive."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def inflight(self) -> int:
+        """Notifications being processed now."""
+        return len(self._inflight)
+
     def wake(self) -> None:
-        """Ask the loop to poll the store now (called after intake stored something)."""
+        """Ask the loop to poll the store now (called after something was stored)."""
         self._wake.set()
 
-    async def stop(self) -> None:
-        """Stop the loop and cancel in-flight work; unfinished rows stay ``pending``."""
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop the loop; give in-flight work ``grace`` seconds, then cancel it.
+
+        Cancelled work stays ``pending`` (or ``sending``) and resumes at the next start.
+        """
         self._stopping = True
         self._wake.set()
-        tasks = [t for t, _ in self._inflight.values()]
         if self._task is not None:
-            tasks.append(self._task)
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        tasks = [t for t, _ in self._inflight.values()]
+        if tasks and grace > 0:
+            await asyncio.wait(tasks, timeout=grace)
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._task = None
 
     async def _run(self) -> None:
         while not self._stopping:
+            self._wake.clear()
+            timeout = self._poll_interval
             try:
-                await self._schedule()
+                next_due = await self._schedule()
+                if next_due is not None:
+                    timeout = min(timeout, max(0.0, next_due - self._clock()))
             except Exception:  # keep the loop alive whatever happens
                 log.exception("worker loop error")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
 
-    async def _schedule(self) -> None:
-        free = self._concurrency - len(self._inflight)
-        if free <= 0:
-            return
+    async def _schedule(self) -> float | None:
+        """Start due notifications in free slots; return when the next one falls due."""
+        now = self._clock()
         try:
-            rows = await asyncio.to_thread(self._store.pending, 500)
+            next_due = await asyncio.to_thread(self._store.next_due, now)
+            free = self._concurrency - len(self._inflight)
+            rows = await asyncio.to_thread(self._store.due, now, 500) if free > 0 else []
         except StoreError as exc:
             log.error("cannot read pending notifications: %s", exc)
-            return
+            return None
         busy = {key for _, key in self._inflight.values()}
         for row in rows:
             if free <= 0:
                 break
-            key = (row.group_key, str(row.alert.get("fingerprint", "")))
+            key = (row.group_key, row.fingerprint)
             if row.id in self._inflight or key in busy:
                 busy.add(key)  # later rows of the same alert wait for this one
                 continue
@@ -145,19 +208,25 @@ class Worker:
             task = asyncio.create_task(self._process_guarded(row), name=f"notify-{row.id}")
             self._inflight[row.id] = (task, key)
             free -= 1
+        return next_due
 
     async def _process_guarded(self, row: PendingNotification) -> None:
         try:
             await self._process(row)
-            self._wake.set()  # a slot is free and a successor may be waiting
         except asyncio.CancelledError:
             raise
         except StoreError as exc:
             log.error("notification %d: storage error, will retry: %s", row.id, exc)
         except Exception:
             log.exception("notification %d: unexpected processing error", row.id)
+            with contextlib.suppress(StoreError):
+                until = self._clock() + max(self._retry_base, 1.0)
+                await asyncio.to_thread(self._store.postpone, row.id, until)
         finally:
             self._inflight.pop(row.id, None)
+            self._wake.set()  # a slot is free and a successor may be waiting
+
+    # --- one notification -----------------------------------------------------------------
 
     async def _diagnosis(self, row: PendingNotification, alert: Alert) -> Diagnosis:
         if row.diagnosis is not None:
@@ -165,11 +234,21 @@ class Worker:
                 return Diagnosis.model_validate(row.diagnosis)
             except ValidationError:
                 log.warning("notification %d: stored diagnosis invalid, redoing it", row.id)
-        diagnosis = await self._engine.diagnose(alert)
+        diagnosis = await self._diagnose(alert)
         await asyncio.to_thread(
             self._store.save_diagnosis, row.id, diagnosis.model_dump(mode="json")
         )
         return diagnosis
+
+    def _route_notifiers(self, route: str) -> dict[str, Notifier]:
+        out: dict[str, Notifier] = {}
+        for notifier in self._notifiers_for(route):
+            name = notifier_name(notifier)
+            if name in out and out[name] is not notifier:
+                log.error("two notifiers are named %r on route %r; using the first", name, route)
+                continue
+            out[name] = notifier
+        return out
 
     async def _process(self, row: PendingNotification) -> None:
         try:
@@ -194,36 +273,92 @@ class Worker:
             fingerprint=alert.fingerprint,
             diagnosis=diagnosis,
         )
-        states = await asyncio.to_thread(self._store.delivery_states, row.id)
-        todo = [n for n in self._notifiers if states.get(n.channel) not in ("delivered", "failed")]
-        results = await asyncio.gather(
-            *(self._deliver(n, notification) for n in todo), return_exceptions=True
+        notifiers = self._route_notifiers(row.route)
+        now = self._clock()
+        plan = await asyncio.to_thread(
+            self._store.plan, row.id, [(name, n.channel) for name, n in notifiers.items()], now
         )
+        blocked, unplanned = await asyncio.to_thread(
+            self._store.blocking, row.id, row.group_key, row.fingerprint
+        )
+        jobs: list[Awaitable[None]] = []
+        for name, delivery in plan.items():
+            if delivery.state in FINAL_STATES:
+                continue
+            notifier = notifiers.get(name)
+            if notifier is None:
+                jobs.append(self._drop_unconfigured(row.id, delivery))
+                continue
+            if delivery.next_attempt_at > now:
+                continue  # not due yet (backoff)
+            waits = [t for t in (blocked.get(name), unplanned) if t is not None]
+            paused = self._paused_until.get(name, 0.0)
+            if waits or paused > now:
+                until = max([*waits, paused, now + _DEFER_MIN])
+                jobs.append(self._defer(row.id, delivery, until))
+                continue
+            jobs.append(self._deliver(notifier, delivery, notification, row.created_ts))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result  # e.g. StoreError: the row stays pending and is retried later
-        await asyncio.to_thread(self._store.complete, row.id)
-        log.info(
-            "notification %d (%s %s) processed: diagnosis source=%s, channels=%s",
-            row.id,
-            alert.status,
-            alert.alertname[:100],
-            diagnosis.source,
-            ",".join(n.channel for n in todo) or "-",
+        next_at = await asyncio.to_thread(self._store.finish, row.id)
+        if next_at is None:
+            log.info(
+                "notification %d (%s %s) done: diagnosis source=%s, notifiers=%s",
+                row.id,
+                alert.status,
+                alert.alertname[:100],
+                diagnosis.source,
+                ",".join(plan) or "-",
+            )
+
+    async def _defer(self, notification_id: int, delivery: Delivery, until: float) -> None:
+        await asyncio.to_thread(
+            self._store.update_delivery,
+            notification_id,
+            delivery.notifier,
+            delivery.state,
+            next_attempt_at=until,
+            keep_error=True,
         )
 
-    def _backoff(self, attempt: int) -> float:
-        delay: float = self._retry_base * 2.0 ** (attempt - 1)
-        return delay * random.uniform(0.9, 1.1)
+    async def _drop_unconfigured(self, notification_id: int, delivery: Delivery) -> None:
+        log.warning(
+            "notification %d: notifier %r is no longer configured for its route; dropping",
+            notification_id,
+            delivery.notifier,
+        )
+        await asyncio.to_thread(
+            self._store.update_delivery,
+            notification_id,
+            delivery.notifier,
+            "dropped",
+            error="notifier no longer configured",
+        )
+        self._count(delivery.channel, delivery.notifier, "dropped")
 
-    async def _send_spaced(self, notifier: Notifier, notification: Notification) -> None:
-        interval = self._min_interval.get(notifier.channel, 0.0)
+    # --- one delivery ---------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        delay: float = self._retry_base * 2.0 ** min(attempt - 1, 30)
+        return min(self._retry_max, delay * random.uniform(0.9, 1.1))
+
+    def _interval(self, name: str, notifier: Notifier) -> float:
+        for key in (name, notifier.channel):
+            if key in self._min_interval:
+                return self._min_interval[key]
+        value = getattr(notifier, "min_send_interval", 0.0)
+        return float(value) if isinstance(value, int | float) else 0.0
+
+    async def _send_spaced(self, name: str, notifier: Notifier, notification: Notification) -> None:
+        interval = self._interval(name, notifier)
         if interval <= 0:
             await notifier.send(notification)
             return
-        lock = self._channel_locks.setdefault(notifier.channel, asyncio.Lock())
+        lock = self._send_locks.setdefault(name, asyncio.Lock())
         async with lock:
-            last = self._last_send.get(notifier.channel)
+            last = self._last_send.get(name)
             if last is not None:
                 wait = last + interval - time.monotonic()
                 if wait > 0:
@@ -231,71 +366,129 @@ class Worker:
             try:
                 await notifier.send(notification)
             finally:
-                self._last_send[notifier.channel] = time.monotonic()
+                self._last_send[name] = time.monotonic()
 
-    async def _deliver(self, notifier: Notifier, notification: Notification) -> None:
-        channel = notifier.channel
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                await self._send_spaced(notifier, notification)
-            except asyncio.CancelledError:
-                raise
-            except PermanentNotifyError as exc:
-                log.warning(
-                    "notification %d: %s rejected the message, not retrying: %s",
-                    notification.id,
-                    channel,
-                    exc,
-                )
-                await asyncio.to_thread(
-                    self._store.record_delivery,
-                    notification.id,
-                    channel,
-                    "failed",
-                    attempt,
-                    str(exc),
-                )
-                self._count(channel, "failed")
-                return
-            except Exception as exc:
-                error = str(exc) if isinstance(exc, NotifyError) else exc.__class__.__name__
-                if not isinstance(exc, NotifyError):
-                    log.exception("notification %d: %s notifier crashed", notification.id, channel)
-                if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
-                    delay = min(exc.retry_after, self._max_retry_after)
-                else:
-                    delay = self._backoff(attempt)
-                final = attempt >= self._max_attempts
-                log.warning(
-                    "notification %d: delivery to %s failed (attempt %d/%d)%s: %s",
-                    notification.id,
-                    channel,
-                    attempt,
-                    self._max_attempts,
-                    "; giving up" if final else f"; retrying in {delay:.1f}s",
-                    error,
-                )
-                await asyncio.to_thread(
-                    self._store.record_delivery,
-                    notification.id,
-                    channel,
-                    "failed" if final else "pending",
-                    attempt,
-                    error[:500],
-                )
-                self._count(channel, "failed" if final else "retried")
-                if final:
-                    return
-                await self._sleep(delay)
-                continue
-            await asyncio.to_thread(
-                self._store.record_delivery, notification.id, channel, "delivered", attempt, None
+    async def _already_delivered(self, notifier: Notifier, notification: Notification) -> bool:
+        check = getattr(notifier, "delivered_before", None)
+        if check is None:
+            return False
+        try:
+            return bool(await check(notification))
+        except Exception as exc:
+            log.warning(
+                "notification %d: cannot tell whether %s got it before the crash (%s)",
+                notification.id,
+                notifier_name(notifier),
+                exc.__class__.__name__,
             )
-            self._count(channel, "delivered")
-            return
+            return False
 
-    def _count(self, channel: str, result: str) -> None:
+    async def _deliver(
+        self,
+        notifier: Notifier,
+        delivery: Delivery,
+        notification: Notification,
+        created_ts: float,
+    ) -> None:
+        name, channel, nid = delivery.notifier, notifier.channel, notification.id
+        update = self._store.update_delivery
+        if delivery.state == "sending":
+            # The previous process died during this send: it may or may not have arrived.
+            if await self._already_delivered(notifier, notification):
+                log.info("notification %d: %s already had it (before a crash)", nid, name)
+                await asyncio.to_thread(update, nid, name, "delivered")
+                self._count(channel, name, "recovered")
+                return
+            log.warning(
+                "notification %d: a send to %s was interrupted (crash); sending again, which"
+                " may duplicate it",
+                nid,
+                name,
+            )
+            self._count(channel, name, "uncertain")
+        attempt = delivery.attempts + 1
+        await asyncio.to_thread(
+            update,
+            nid,
+            name,
+            "sending",
+            attempts=attempt,
+            next_attempt_at=self._clock(),
+            keep_error=True,
+        )
+        try:
+            await self._send_spaced(name, notifier, notification)
+        except asyncio.CancelledError:
+            raise  # stays 'sending': resolved as above at the next start
+        except PermanentNotifyError as exc:
+            log.warning(
+                "notification %d: %s rejected the message, not retrying: %s", nid, name, exc
+            )
+            await asyncio.to_thread(update, nid, name, "rejected", error=str(exc)[:500])
+            self._count(channel, name, "rejected")
+            return
+        except Exception as exc:
+            await self._failed(notifier, delivery, notification, created_ts, attempt, exc)
+            return
+        await asyncio.to_thread(update, nid, name, "delivered", error=None)
+        self._count(channel, name, "delivered")
+
+    async def _failed(
+        self,
+        notifier: Notifier,
+        delivery: Delivery,
+        notification: Notification,
+        created_ts: float,
+        attempt: int,
+        exc: Exception,
+    ) -> None:
+        name, channel, nid = delivery.notifier, notifier.channel, notification.id
+        error = str(exc) if isinstance(exc, NotifyError) else exc.__class__.__name__
+        if not isinstance(exc, NotifyError):
+            log.exception("notification %d: notifier %s crashed", nid, name)
+        now = self._clock()
+        retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
+        if retry_after is not None:
+            delay = min(retry_after, self._max_retry_after)
+            self._paused_until[name] = max(self._paused_until.get(name, 0.0), now + delay)
+        else:
+            delay = self._backoff(attempt)
+        deadline = created_ts + self._max_age
+        too_many = self._max_attempts > 0 and attempt >= self._max_attempts
+        if too_many or now >= deadline:
+            reason = f"{attempt} attempts" if too_many else "maximum age reached"
+            log.error(
+                "notification %d (%s): delivery to %s dropped after %s; last error: %s",
+                nid,
+                notification.alertname[:100],
+                name,
+                reason,
+                error,
+            )
+            await asyncio.to_thread(
+                self._store.update_delivery, nid, name, "dropped", error=error[:500]
+            )
+            self._count(channel, name, "dropped")
+            return
+        next_at = min(now + delay, deadline)
+        log.warning(
+            "notification %d: delivery to %s failed (attempt %d); retrying in %.1fs: %s",
+            nid,
+            name,
+            attempt,
+            next_at - now,
+            error,
+        )
+        await asyncio.to_thread(
+            self._store.update_delivery,
+            nid,
+            name,
+            "pending",
+            next_attempt_at=next_at,
+            error=error[:500],
+        )
+        self._count(channel, name, "retried")
+
+    def _count(self, channel: str, notifier: str, result: str) -> None:
         if self._metrics is not None:
-            self._metrics.deliveries.labels(channel, result).inc()
+            self._metrics.deliveries.labels(channel, notifier, result).inc()

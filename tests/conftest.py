@@ -20,6 +20,7 @@ import pytest
 
 from deploy.stack import Stack, StackOptions, free_port
 from tests.fake_chat import FakeChat
+from tests.fake_llm import FakeLLM
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,7 +102,18 @@ def fake_chat() -> Iterator[FakeChat]:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory, fake_chat: FakeChat) -> Iterator[Stack]:
+def fake_llm() -> Iterator[FakeLLM]:
+    """A local OpenAI-compatible chat-completions server (the receiver's primary LLM in the
+    end-to-end stack); a test may stop it to see the rule-based fallback."""
+    llm = FakeLLM().start()
+    yield llm
+    llm.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, fake_chat: FakeChat, fake_llm: FakeLLM
+) -> Iterator[Stack]:
     """The whole stack (simulator, exporter, receiver, Alertmanager, Prometheus), once."""
     options = StackOptions(
         run_dir=tmp_path_factory.mktemp("stack"),
@@ -110,6 +122,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory, fake_chat: FakeChat) -> Iter
         receiver_env={
             "SLACK_WEBHOOK_URL": f"{fake_chat.url}/slack/T000/B000/XXXX",
             "DISCORD_WEBHOOK_URL": f"{fake_chat.url}/discord/api/webhooks/1/abc",
+            "LLM_BASE_URL": fake_llm.url,
+            "LLM_MODEL": fake_llm.model,
+            "LLM_API_KEY": "sk-e2e-test-key",
+            "LLM_TIMEOUT_SECONDS": "3",
+            "LLM_CACHE_SECONDS": "0",
         },
         ports={},  # any free ports: never collide with a demo running on this machine
     )

@@ -15,10 +15,25 @@ import pytest
 
 from deploy.stack import Stack
 from tests.fake_chat import FakeChat
+from tests.fake_llm import FakeLLM
 
 pytestmark = pytest.mark.e2e
 
 EXCHANGES = {"binance", "bybit", "okx", "coinbase", "kraken"}
+CATEGORIES = {
+    "rate_limit",
+    "ip_ban",
+    "outage",
+    "partial_outage",
+    "latency_degradation",
+    "maintenance",
+    "clock_skew",
+    "auth",
+    "network",
+    "data_quality",
+    "monitoring",
+    "unknown",
+}
 
 
 def _query(stack: Stack, promql: str) -> list[dict[str, Any]]:
@@ -47,11 +62,11 @@ def _jsonl(stack: Stack) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-def _jsonl_has(stack: Stack, status: str) -> dict[str, Any] | None:
+def _jsonl_has(stack: Stack, status: str, exchange: str = "binance") -> dict[str, Any] | None:
     for item in _jsonl(stack):
         if (
             item["alertname"] == "ExchangeApiDown"
-            and item["exchange"] == "binance"
+            and item["exchange"] == exchange
             and item["status"] == status
         ):
             return item
@@ -137,8 +152,8 @@ def test_binance_outage_fires_and_resolves(
 
     # The notification carries a diagnosis that says what broke and what to do.
     diagnosis = firing["diagnosis"]
-    assert diagnosis["source"] == "rules"  # no LLM configured in this stack
-    assert diagnosis["root_cause_category"] == "outage"
+    assert diagnosis["source"] == "llm"  # from the local fake OpenAI-compatible server
+    assert diagnosis["root_cause_category"] in CATEGORIES
     assert diagnosis["action_items"] and diagnosis["diagnosis"] and diagnosis["impact"]
     assert firing["severity"] == "critical"
     assert firing["labels"]["exchange"] == "binance"
@@ -167,3 +182,32 @@ def test_binance_outage_fires_and_resolves(
         if n["alertname"] == "ExchangeApiDown" and n["exchange"] == "binance"
     ]
     assert sorted(n["status"] for n in lines) == ["firing", "resolved"]
+
+
+def test_rules_diagnosis_when_the_llm_is_down(
+    stack: Stack, fake_chat: FakeChat, fake_llm: FakeLLM, timings: dict[str, float]
+) -> None:
+    """With the LLM server stopped, the next incident is still notified, diagnosed by rules."""
+    assert fake_llm.chat_requests(), "the LLM was never asked (see the previous test)"
+    _wait(lambda: _exchanges_up(stack) >= EXCHANGES, 60, "every exchange up", stack)
+    fake_llm.stop()
+    faults = f"{stack.urls['simulator']}/_control/faults"
+    httpx.post(faults, json={"exchange": "coinbase", "fault": "down"}, timeout=5).raise_for_status()
+    injected = time.monotonic()
+    try:
+        firing = _wait(
+            lambda: _jsonl_has(stack, "firing", exchange="coinbase"),
+            90,
+            "coinbase's firing notification",
+            stack,
+        )
+        timings["e2e: LLM down → rules-diagnosed firing notification"] = time.monotonic() - injected
+        diagnosis = firing["diagnosis"]
+        assert diagnosis["source"] == "rules"
+        assert diagnosis["root_cause_category"] == "outage"
+        assert diagnosis["action_items"] and diagnosis["diagnosis"]
+    finally:
+        httpx.post(faults, json={"exchange": "coinbase", "fault": "none"}, timeout=5)
+    _wait(
+        lambda: _jsonl_has(stack, "resolved", exchange="coinbase"), 90, "coinbase resolved", stack
+    )

@@ -193,11 +193,11 @@ def test_alertmanager_025_payload_stored_and_notified(
 ) -> None:
     resp = client.post("/alerts", json=AM025_PAYLOAD)
     assert resp.status_code == 200
-    assert resp.json() == {"status": "stored", "alerts": 1}
+    assert resp.json() == {"status": "stored", "alerts": 1, "new": 1, "duplicates": 0}
 
     assert settings.notify_file is not None
     (line,) = wait_lines(settings.notify_file, 1)
-    assert set(line) == JSONL_KEYS
+    assert set(line) >= JSONL_KEYS
     assert line["status"] == "firing"
     assert line["alertname"] == "DemoQueueHigh"
     assert line["exchange"] is None and line["endpoint"] is None
@@ -217,6 +217,7 @@ def test_alertmanager_025_payload_stored_and_notified(
     assert "Queue depth is 42" in diagnosis["diagnosis"]
     assert 1 <= len(diagnosis["action_items"]) <= 5
 
+    wait_idle(store_of(client))
     db = sqlite3.connect(settings.receiver_db_path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT COUNT(*) FROM webhooks").fetchone()[0] == 1
@@ -255,7 +256,7 @@ def test_per_alert_status_in_mixed_group(client: TestClient, settings: Settings)
     other["labels"]["exchange"] = "okx"
     payload["alerts"].append(other)
     resp = client.post("/alerts", json=payload)
-    assert resp.json() == {"status": "stored", "alerts": 2}
+    assert resp.json() == {"status": "stored", "alerts": 2, "new": 2, "duplicates": 0}
     assert settings.notify_file is not None
     lines = wait_lines(settings.notify_file, 2)
     assert sorted((x["exchange"], x["status"]) for x in lines) == [
@@ -269,9 +270,10 @@ def test_duplicate_webhook_notifies_once(client: TestClient, settings: Settings)
     assert client.post("/alerts", json=payload).status_code == 200
     assert settings.notify_file is not None
     wait_lines(settings.notify_file, 1)
+    wait_idle(store_of(client))
     again = client.post("/alerts", json=payload)
     assert again.status_code == 200
-    assert again.json() == {"status": "stored", "alerts": 1}
+    assert again.json() == {"status": "stored", "alerts": 1, "new": 0, "duplicates": 1}
     counts = store_of(client).counts()
     assert counts["webhooks"] == 2
     assert counts["pending"] == 0 and counts["done"] == 1
@@ -463,11 +465,10 @@ def test_slack_429_is_retried_after_retry_after(tmp_path: Path) -> None:
     ).fetchone() == ("delivered", 2)
 
 
-def test_notifier_failure_does_not_crash_worker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr("receiver.app.MIN_SEND_INTERVAL", {})  # no 1 msg/s spacing here
-    settings = make_settings(tmp_path, slack_webhook_url=SLACK_URL, notify_max_attempts=2)
+def test_notifier_failure_does_not_crash_worker(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path, slack_webhook_url=SLACK_URL, notify_max_attempts=2, slack_min_interval_seconds=0
+    )
     with respx.mock() as mock:
         slack = mock.post(SLACK_URL).mock(return_value=httpx.Response(500, text="boom"))
         with TestClient(create_app(settings)) as c:
@@ -483,7 +484,7 @@ def test_notifier_failure_does_not_crash_worker(
             wait_idle(store_of(c))
     db = sqlite3.connect(settings.receiver_db_path)
     states = db.execute("SELECT state FROM deliveries WHERE channel = 'slack'").fetchall()
-    assert states == [("failed",), ("failed",)]
+    assert states == [("dropped",), ("dropped",)]  # NOTIFY_MAX_ATTEMPTS reached
 
 
 # --- LLM through the app ----------------------------------------------------------------------
@@ -580,17 +581,22 @@ def test_metrics_count_intake_and_deliveries(client: TestClient, settings: Setti
     wait_lines(settings.notify_file, 1)
     wait_for(
         lambda: (
-            'alert_receiver_deliveries_total{channel="jsonl",result="delivered"} 1.0'
-            in client.get("/metrics").text
+            'alert_receiver_deliveries_total{channel="jsonl",notifier="jsonl",result="delivered"}'
+            " 1.0" in client.get("/metrics").text
         )
     )
     text = client.get("/metrics").text
-    assert 'alert_receiver_webhooks_total{result="stored"} 1.0' in text
-    assert 'alert_receiver_webhooks_total{result="invalid"} 1.0' in text
+    assert 'alert_receiver_webhooks_total{result="accepted"} 1.0' in text
+    assert 'alert_receiver_webhooks_total{result="rejected"} 1.0' in text
 
 
 def test_heartbeat_is_recorded_not_notified(client: TestClient, settings: Settings) -> None:
-    assert client.get("/heartbeat").json() == {"last_heartbeat": None, "age_seconds": None}
+    assert client.get("/heartbeat").json() == {
+        "last_heartbeat": None,
+        "age_seconds": None,
+        "heartbeats": 0,
+        "deadman": {"state": "disarmed", "timeout_seconds": 300.0, "alarm_since": None},
+    }
     watchdog = copy.deepcopy(AM025_PAYLOAD)
     watchdog["alerts"][0]["labels"]["alertname"] = "Watchdog"
     response = client.post("/heartbeat", json=watchdog)
@@ -601,3 +607,289 @@ def test_heartbeat_is_recorded_not_notified(client: TestClient, settings: Settin
     assert client.post("/heartbeat", content=b"{nope").status_code == 400
     time.sleep(0.3)
     assert not settings.notify_file.exists() or not read_lines(settings.notify_file)
+
+
+# --- inbound auth -----------------------------------------------------------------------------
+
+BEARER = "am-token-0123456789-SECRET"
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize("path", ["/alerts", "/alerts/critical", "/heartbeat"])
+def test_bearer_auth_required_when_configured(
+    tmp_path: Path, path: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = make_settings(tmp_path, receiver_bearer_token=BEARER)
+    with TestClient(create_app(settings)) as c:
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": f"Basic {BEARER}"},
+            {"Authorization": f"Bearer {BEARER}x"},
+            {"Authorization": "Bearer"},
+        ):
+            resp = c.post(path, json=exchange_payload(), headers=headers)
+            assert resp.status_code == 401, headers
+            assert resp.headers["WWW-Authenticate"].startswith("Bearer ")
+            assert "authorization" in resp.json()["detail"]
+        assert store_of(c).counts()["webhooks"] == 0
+        ok = c.post(path, json=exchange_payload(), headers={"Authorization": f"bearer {BEARER}"})
+        assert ok.status_code == 200
+        # Reads stay open: Prometheus scrapes /metrics, probes hit /healthz and /readyz.
+        assert c.get("/healthz").status_code == 200
+        assert 'alert_receiver_webhooks_total{result="unauthorized"} 5.0' in c.get("/metrics").text
+    assert BEARER not in caplog.text
+
+
+def test_basic_auth_from_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    (tmp_path / "user").write_text("alertmanager\n")
+    (tmp_path / "pass").write_text("  pässwörd-SECRET \n")
+    settings = make_settings(
+        tmp_path,
+        receiver_basic_auth_username_file=tmp_path / "user",
+        receiver_basic_auth_password_file=tmp_path / "pass",
+    )
+    with TestClient(create_app(settings)) as c:
+        for header in (
+            _basic("alertmanager", "wrong"),
+            _basic("someone", "pässwörd-SECRET"),
+            "Basic !!notbase64!!",
+            "Basic " + "YWxlcnRtYW5hZ2Vy",  # no colon
+            f"Bearer {BEARER}",
+        ):
+            resp = c.post("/alerts", json=exchange_payload(), headers={"Authorization": header})
+            assert resp.status_code == 401, header
+            assert resp.headers["WWW-Authenticate"].startswith("Basic ")
+        good = _basic("alertmanager", "pässwörd-SECRET")
+        resp = c.post("/alerts", json=exchange_payload(), headers={"Authorization": good})
+        assert resp.status_code == 200
+        schema = c.get("/openapi.json").json()
+        assert schema["components"]["securitySchemes"]["alertmanager"]["scheme"] == "basic"
+    assert "pässwörd-SECRET" not in caplog.text
+
+
+# --- readiness, metrics, schema ---------------------------------------------------------------
+
+
+def test_readyz(tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings(tmp_path))) as c:
+        assert c.get("/readyz").json() == {"status": "ok"}
+    with TestClient(create_app(make_settings(tmp_path), start_worker=False)) as c:
+        resp = c.get("/readyz")
+        assert resp.status_code == 503
+        assert resp.json() == {"status": "unavailable", "reasons": ["worker: not running"]}
+    with TestClient(create_app(make_settings(tmp_path, receiver_db_path=tmp_path))) as c:
+        resp = c.get("/readyz")
+        assert resp.status_code == 503
+        assert resp.json()["reasons"][0].startswith("database: not writable")
+        assert c.get("/healthz").status_code == 200
+
+
+def test_metrics_results_and_unsent_gauges(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, max_body_bytes=2048)
+    with TestClient(create_app(settings, start_worker=False)) as c:
+        assert c.post("/alerts", json=exchange_payload()).status_code == 200
+        assert c.post("/alerts", json=exchange_payload()).json()["duplicates"] == 1
+        assert c.post("/alerts", json={"status": "firing"}).status_code == 422
+        big = exchange_payload(annotations={"description": "x" * 4000})
+        assert c.post("/alerts", json=big).status_code == 413
+        assert c.post("/alerts/bad route", json=exchange_payload()).status_code == 422
+        time.sleep(0.05)
+        text = c.get("/metrics").text
+    assert 'alert_receiver_webhooks_total{result="accepted"} 1.0' in text
+    assert 'alert_receiver_webhooks_total{result="duplicate"} 1.0' in text
+    assert 'alert_receiver_webhooks_total{result="rejected"} 2.0' in text
+    assert 'alert_receiver_webhooks_total{result="too_large"} 1.0' in text
+    assert 'alert_receiver_webhooks_total{result="storage_error"} 0.0' in text
+    assert "alert_receiver_unsent_notifications 1.0" in text
+    age = float(text.split("\nalert_receiver_oldest_unsent_age_seconds ")[1].split()[0])
+    assert 0 < age < 60
+    assert "alert_receiver_deadman_state 0.0" in text
+
+
+def test_invalid_route_names_the_field(client: TestClient) -> None:
+    resp = client.post("/alerts/" + "x" * 65, json=exchange_payload())
+    assert resp.status_code == 422
+    body = resp.json()
+    assert body["detail"].startswith("route:")
+    assert body["errors"][0]["field"] == "route"
+
+
+def test_openapi_schema_describes_the_webhook(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/alerts"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/AlertmanagerWebhook"}
+    webhook = schema["components"]["schemas"]["AlertmanagerWebhook"]
+    assert set(webhook["required"]) == {"status", "alerts"}
+    assert "Alert" in schema["components"]["schemas"]
+    assert {"400", "413", "422", "503"} <= set(
+        schema["paths"]["/alerts/{route}"]["post"]["responses"]
+    )
+
+
+# --- delivery: retries later, drops, crash recovery, ordering ---------------------------------
+
+
+def test_failing_delivery_is_retried_later_then_dropped_at_max_age(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(
+        tmp_path,
+        slack_webhook_url=SLACK_URL,
+        slack_min_interval_seconds=0,
+        notify_retry_base_seconds=0.05,
+        notify_retry_max_seconds=0.1,
+        notify_max_age_seconds=0.6,
+    )
+    with respx.mock() as mock:
+        slack = mock.post(SLACK_URL).mock(return_value=httpx.Response(503, text="down"))
+        with TestClient(create_app(settings)) as c:
+            assert c.post("/alerts", json=exchange_payload()).status_code == 200
+            wait_idle(store_of(c), timeout=5)
+            text = c.get("/metrics").text
+    assert slack.call_count >= 4  # far beyond the old 'failed forever' after a few tries
+    assert 'notifier="slack",result="dropped"} 1.0' in text
+    assert "delivery to slack dropped after maximum age reached" in caplog.text
+    db = sqlite3.connect(settings.receiver_db_path)
+    assert db.execute(
+        "SELECT state, last_error FROM deliveries WHERE notifier = 'slack'"
+    ).fetchone() == ("dropped", "slack returned HTTP 503: down")
+    assert db.execute("SELECT state FROM deliveries WHERE notifier = 'jsonl'").fetchone() == (
+        "delivered",
+    )
+
+
+def test_permanent_rejection_is_final(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, slack_webhook_url=SLACK_URL, slack_min_interval_seconds=0)
+    with respx.mock() as mock:
+        slack = mock.post(SLACK_URL).mock(return_value=httpx.Response(400, text="invalid_blocks"))
+        with TestClient(create_app(settings)) as c:
+            assert c.post("/alerts", json=exchange_payload()).status_code == 200
+            wait_idle(store_of(c))
+    assert slack.call_count == 1
+    db = sqlite3.connect(settings.receiver_db_path)
+    assert db.execute("SELECT state FROM deliveries WHERE notifier = 'slack'").fetchone() == (
+        "rejected",
+    )
+
+
+def test_resolved_never_overtakes_firing_on_a_failing_notifier(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        slack_webhook_url=SLACK_URL,
+        slack_min_interval_seconds=0,
+        notify_retry_base_seconds=0.2,
+    )
+    statuses: list[str] = []
+
+    def respond(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        if len(statuses) < 3 and "FIRING" in body["text"]:
+            statuses.append("fail")
+            return httpx.Response(500, text="boom")
+        statuses.append("FIRING" if "FIRING" in body["text"] else "RESOLVED")
+        return httpx.Response(200, text="ok")
+
+    with respx.mock() as mock:
+        mock.post(SLACK_URL).mock(side_effect=respond)
+        with TestClient(create_app(settings)) as c:
+            assert c.post("/alerts", json=exchange_payload()).status_code == 200
+            resolved = exchange_payload(status="resolved", ends_at="2026-11-21T07:40:00Z")
+            assert c.post("/alerts", json=resolved).status_code == 200
+            assert settings.notify_file is not None
+            lines = wait_lines(settings.notify_file, 2)  # JSONL is not held up by Slack
+            wait_idle(store_of(c), timeout=10)
+    assert [x["status"] for x in lines] == ["firing", "resolved"]
+    assert statuses == ["fail", "fail", "fail", "FIRING", "RESOLVED"]
+
+
+def test_crash_during_send_jsonl_recovered_slack_resent(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, slack_webhook_url=SLACK_URL, slack_min_interval_seconds=0)
+    assert settings.notify_file is not None
+    # First run: store, then simulate a process that died in the middle of both sends, after
+    # the JSONL line was written.
+    with TestClient(create_app(settings, start_worker=False)) as c:
+        assert c.post("/alerts", json=exchange_payload()).status_code == 200
+    with respx.mock() as mock:
+        slack = mock.post(SLACK_URL).mock(return_value=httpx.Response(200, text="ok"))
+        with TestClient(create_app(settings)) as c:
+            wait_lines(settings.notify_file, 1)
+            wait_idle(store_of(c))
+        assert slack.call_count == 1
+    db = sqlite3.connect(settings.receiver_db_path, isolation_level=None)
+    db.execute("UPDATE deliveries SET state = 'sending'")
+    db.execute("UPDATE notifications SET state = 'pending', next_attempt_at = 0")
+    with respx.mock() as mock:
+        slack = mock.post(SLACK_URL).mock(return_value=httpx.Response(200, text="ok"))
+        with TestClient(create_app(settings)) as c:
+            wait_idle(store_of(c))
+            text = c.get("/metrics").text
+        assert slack.call_count == 1  # Slack cannot tell: sent again (at-least-once)
+    assert len(read_lines(settings.notify_file)) == 1  # JSONL found its line: not appended
+    assert 'notifier="jsonl",result="recovered"} 1.0' in text
+    assert 'notifier="slack",result="uncertain"} 1.0' in text
+    assert db.execute("SELECT DISTINCT state FROM deliveries").fetchall() == [("delivered",)]
+
+
+V1_SCHEMA = """
+CREATE TABLE webhooks (id INTEGER PRIMARY KEY, received_at TEXT NOT NULL, route TEXT NOT NULL,
+    group_key TEXT NOT NULL, receiver TEXT NOT NULL, status TEXT NOT NULL,
+    alert_count INTEGER NOT NULL, payload TEXT NOT NULL);
+CREATE TABLE notifications (id INTEGER PRIMARY KEY,
+    webhook_id INTEGER NOT NULL REFERENCES webhooks(id), group_key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL, status TEXT NOT NULL, starts_at TEXT NOT NULL,
+    ends_at TEXT NOT NULL, alertname TEXT NOT NULL, route TEXT NOT NULL, receiver TEXT NOT NULL,
+    external_url TEXT NOT NULL, alert TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done')), diagnosis TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, completed_at TEXT,
+    UNIQUE (group_key, fingerprint, status, starts_at, ends_at));
+CREATE INDEX notifications_pending ON notifications (state, id);
+CREATE TABLE deliveries (notification_id INTEGER NOT NULL REFERENCES notifications(id),
+    channel TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT, updated_at TEXT NOT NULL,
+    delivered_at TEXT, PRIMARY KEY (notification_id, channel));
+PRAGMA user_version = 1;
+"""
+
+
+def test_version_1_database_is_migrated(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, slack_webhook_url=SLACK_URL, slack_min_interval_seconds=0)
+    db = sqlite3.connect(settings.receiver_db_path, isolation_level=None)
+    db.executescript(V1_SCHEMA)
+    now = "2026-11-21T07:22:01.000Z"
+    alert = exchange_payload()["alerts"][0]
+    db.execute("INSERT INTO webhooks VALUES (1, ?, '', 'g', 'r', 'firing', 1, '{}')", (now,))
+    for nid, fp, state in ((1, "a", "done"), (2, "b", "pending")):
+        db.execute(
+            "INSERT INTO notifications (id, webhook_id, group_key, fingerprint, status, starts_at,"
+            " ends_at, alertname, route, receiver, external_url, alert, state, created_at,"
+            " updated_at) VALUES (?, 1, 'g', ?, 'firing', 's', 'e', 'X', '', 'r', '', ?, ?, ?, ?)",
+            (nid, fp, json.dumps({**alert, "fingerprint": fp}), state, now, now),
+        )
+    db.execute("INSERT INTO deliveries VALUES (1, 'slack', 'failed', 4, 'boom', ?, NULL)", (now,))
+    db.execute("INSERT INTO deliveries VALUES (2, 'slack', 'delivered', 1, NULL, ?, ?)", (now, now))
+    db.close()
+    with respx.mock(assert_all_called=False) as mock:
+        slack = mock.post(SLACK_URL).mock(return_value=httpx.Response(200, text="ok"))
+        with TestClient(create_app(settings)) as c:
+            assert settings.notify_file is not None
+            wait_lines(settings.notify_file, 1)  # notification 2 resumes; JSONL only
+            wait_idle(store_of(c))
+        assert not slack.called
+    db = sqlite3.connect(settings.receiver_db_path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    rows = db.execute(
+        "SELECT notification_id, notifier, channel, state FROM deliveries ORDER BY 1, 2"
+    ).fetchall()
+    assert rows == [
+        (1, "slack", "slack", "dropped"),
+        (2, "jsonl", "jsonl", "delivered"),
+        (2, "slack", "slack", "delivered"),
+    ]

@@ -27,6 +27,24 @@ ENV_VARS = [
     "PROMETHEUS_URL",
     "RECEIVER_DB_PATH",
     "MAX_BODY_BYTES",
+    "WORKER_CONCURRENCY",
+    "NOTIFY_MAX_ATTEMPTS",
+    "NOTIFY_RETRY_BASE_SECONDS",
+    "NOTIFY_RETRY_MAX_SECONDS",
+    "NOTIFY_MAX_RETRY_AFTER_SECONDS",
+    "NOTIFY_MAX_AGE_SECONDS",
+    "SLACK_MIN_INTERVAL_SECONDS",
+    "DISCORD_MIN_INTERVAL_SECONDS",
+    "RECEIVER_ROUTING_FILE",
+    "RECEIVER_BEARER_TOKEN",
+    "RECEIVER_BEARER_TOKEN_FILE",
+    "RECEIVER_BASIC_AUTH_USERNAME",
+    "RECEIVER_BASIC_AUTH_USERNAME_FILE",
+    "RECEIVER_BASIC_AUTH_PASSWORD",
+    "RECEIVER_BASIC_AUTH_PASSWORD_FILE",
+    "DEADMAN_TIMEOUT_SECONDS",
+    "DEADMAN_ARM_AT_START",
+    "DEADMAN_ROUTE",
 ]
 
 
@@ -44,6 +62,11 @@ def test_defaults(clean_env: pytest.MonkeyPatch) -> None:
     assert s.llm_timeout_seconds == 20
     assert s.slack_webhook_url is None and s.notify_file is None
     assert not s.llm_enabled
+    assert s.inbound_auth is None
+    assert s.deadman_timeout_seconds == 300 and not s.deadman_arm_at_start
+    assert s.deadman_route == "critical"
+    assert s.notify_max_age_seconds == 86400 and s.notify_max_attempts == 0
+    assert s.slack_min_interval_seconds is None
 
 
 def test_reads_environment_and_hides_secrets(clean_env: pytest.MonkeyPatch) -> None:
@@ -70,6 +93,11 @@ def test_reads_environment_and_hides_secrets(clean_env: pytest.MonkeyPatch) -> N
         ("MAX_BODY_BYTES", "-5", "'-5'"),
         ("PROMETHEUS_URL", "prom:9090", "'prom:9090'"),
         ("LLM_BASE_URL", "ftp://llm", "'ftp://llm'"),
+        ("DEADMAN_TIMEOUT_SECONDS", "-1", "'-1'"),
+        ("DEADMAN_ARM_AT_START", "maybe", "'maybe'"),
+        ("DEADMAN_ROUTE", "no/slash", "'no/slash'"),
+        ("NOTIFY_MAX_AGE_SECONDS", "0", "'0'"),
+        ("RECEIVER_BASIC_AUTH_USERNAME", "a:b", "'a:b'"),
     ],
 )
 def test_bad_value_names_variable_and_value(
@@ -87,6 +115,68 @@ def test_bad_secret_is_not_echoed(clean_env: pytest.MonkeyPatch) -> None:
         load_settings()
     assert "DISCORD_WEBHOOK_URL=<redacted>" in str(info.value)
     assert "secret-123" not in str(info.value)
+
+
+def test_inbound_auth_settings(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env.setenv("RECEIVER_BEARER_TOKEN", " tok-SECRET-1 ")
+    s = load_settings()
+    assert s.inbound_auth is not None and s.inbound_auth.scheme == "bearer"
+    assert s.inbound_auth.token is not None
+    assert s.inbound_auth.token.get_secret_value() == "tok-SECRET-1"
+    assert "tok-SECRET-1" in s.secret_values() and "tok-SECRET-1" not in repr(s)
+
+    clean_env.delenv("RECEIVER_BEARER_TOKEN")
+    (tmp_path / "pw").write_text("pw-SECRET\n")
+    clean_env.setenv("RECEIVER_BASIC_AUTH_USERNAME", "am")
+    clean_env.setenv("RECEIVER_BASIC_AUTH_PASSWORD_FILE", str(tmp_path / "pw"))
+    s = load_settings()
+    assert s.inbound_auth is not None and s.inbound_auth.scheme == "basic"
+    assert s.inbound_auth.username == "am"
+    assert "pw-SECRET" in s.secret_values() and "pw-SECRET" not in repr(s)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"RECEIVER_BEARER_TOKEN": "a", "RECEIVER_BEARER_TOKEN_FILE": "/x"},
+            "set only one of RECEIVER_BEARER_TOKEN and RECEIVER_BEARER_TOKEN_FILE",
+        ),
+        (
+            {"RECEIVER_BEARER_TOKEN_FILE": "/nonexistent/token"},
+            "RECEIVER_BEARER_TOKEN_FILE='/nonexistent/token': cannot read the file",
+        ),
+        (
+            {"RECEIVER_BASIC_AUTH_USERNAME": "am"},
+            "RECEIVER_BASIC_AUTH_PASSWORD[_FILE] is required",
+        ),
+        (
+            {
+                "RECEIVER_BEARER_TOKEN": "t",
+                "RECEIVER_BASIC_AUTH_USERNAME": "am",
+                "RECEIVER_BASIC_AUTH_PASSWORD": "p",
+            },
+            "mutually exclusive",
+        ),
+    ],
+)
+def test_bad_auth_settings(
+    clean_env: pytest.MonkeyPatch, env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        clean_env.setenv(name, value)
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert message in str(info.value)
+
+
+def test_bad_credential_is_not_echoed(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("RECEIVER_BASIC_AUTH_USERNAME", "am")
+    clean_env.setenv("RECEIVER_BASIC_AUTH_PASSWORD", "bad\x01SECRETpw")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert "RECEIVER_BASIC_AUTH_PASSWORD=<redacted>" in str(info.value)
+    assert "SECRETpw" not in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -144,6 +234,8 @@ def test_cli_serves_and_exits_zero_on_signal(tmp_path: Path, sig: signal.Signals
         assert line.startswith("alert-receiver listening on http://127.0.0.1:"), line
         base = line.rsplit(" ", 1)[1]
         with urllib.request.urlopen(f"{base}/healthz", timeout=5) as resp:
+            assert json.loads(resp.read()) == {"status": "ok"}
+        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
             assert json.loads(resp.read()) == {"status": "ok"}
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == 0

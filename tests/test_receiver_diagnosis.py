@@ -154,6 +154,8 @@ def test_schema_caps_long_strings() -> None:
         ("ExchangeExporterDown", "monitoring"),
         ("ExchangeMonitorNetworkDown", "network"),
         ("Watchdog", "monitoring"),
+        ("AlertingPipelineDown", "monitoring"),
+        ("ExchangeApiAvailabilityBudgetBurn", "partial_outage"),
         ("SomethingCompletelyDifferent", "unknown"),
         ("BinanceWeightRateLimitWarning", "rate_limit"),
     ],
@@ -405,8 +407,11 @@ def test_engine_prometheus_evidence(tmp_path: Path) -> None:
             return_value=httpx.Response(200, json=result)
         )
         d = run_engine(settings, alert())
-    assert route.calls.last.request.url.params["query"] == "exchange_weight_ratio > 0.9"
+    queries = [call.request.url.params["query"] for call in route.calls]
+    assert "exchange_weight_ratio > 0.9" in queries
     assert 'exchange_weight_ratio{exchange="bybit"} = 0.97' in d.diagnosis
+    assert d.context is not None
+    assert d.context.alert_value is not None and "0.97" in d.context.alert_value
 
     with respx.mock() as mock:
         mock.get("http://prom.test:9090/api/v1/query").mock(side_effect=httpx.ReadTimeout("t"))

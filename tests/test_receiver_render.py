@@ -361,12 +361,33 @@ def test_jsonl_record_shape_and_append(tmp_path: Path) -> None:
         "labels",
         "annotations",
         "diagnosis",
+        "duration_seconds",
     ]
     assert first["diagnosis"] == diagnosis().model_dump(mode="json")
-    assert json.loads(lines[1])["status"] == "resolved"
+    assert first["duration_seconds"] is None
+    second = json.loads(lines[1])
+    assert second["status"] == "resolved"
+    assert second["duration_seconds"] == pytest.approx(37 * 60 + 59.431877)
 
 
 def test_jsonl_caps_long_values() -> None:
     record = render_jsonl(notification(annotations={"description": "z" * 50_000}))
     assert len(record["description"]) == 8192
     assert len(record["annotations"]["description"]) == 8192
+
+
+def test_context_appears_compactly_and_capped() -> None:
+    from receiver.diagnosis.schema import Context
+
+    line = "p99 latency 1.84 s (baseline 0.21 ± 0.05 s, z 32.6, rising 0.12 s/min) <!channel>"
+    context = Context(exchange="binance", summary="\n".join([line] * 12)[:1000])
+    n = notification(diagnosis=diagnosis(context=context))
+    slack = render_slack(n)
+    text = json.dumps(slack)
+    assert "Context (Prometheus)" in text and "z 32.6" in text
+    assert "<!channel>" not in text  # escaped like every untrusted text
+    assert block_text_length(slack["blocks"]) <= 12_000
+    discord = render_discord(n)
+    field = next(f for f in discord["embeds"][0]["fields"] if f["name"] == "Context")
+    assert "z 32.6" in field["value"] and len(field["value"]) <= 300
+    assert embed_length(discord["embeds"][0]) <= 6000

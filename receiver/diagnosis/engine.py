@@ -1,99 +1,323 @@
-"""Diagnosis engine: LLM when configured and useful, rules otherwise or on any LLM failure.
+"""Diagnosis engine: Prometheus context, then a chain of LLM providers ending in the rules.
 
-Policy (cost controls included):
+For each alert :meth:`DiagnosisEngine.diagnose` returns a :class:`Diagnosis` (never raises):
 
-* resolved alerts never call the LLM (a short rules "recovered" diagnosis is enough);
-* the LLM is used only when ``LLM_BASE_URL`` and ``LLM_MODEL`` are set;
-* identical alert content within :data:`CACHE_TTL_SECONDS` reuses the previous LLM answer;
-* any LLM failure (HTTP error, timeout, invalid output after one repair) falls back to rules.
+1. resolved → the rules' "recovered" diagnosis; no context, no LLM;
+2. firing → the :class:`~receiver.diagnosis.schema.Context` from Prometheus (bounded: 3 s
+   deadline; Prometheus down gives an empty context with a note), attached as
+   ``diagnosis.context``;
+3. no provider configured → rules (with the context as evidence);
+4. a repeat - the same (alertname, exchange, fingerprint, startsAt) already diagnosed - reuses
+   that diagnosis (an earlier rules result is recomputed with the fresh context); no LLM call;
+5. a cached LLM diagnosis for (alertname, exchange, endpoint) younger than ``LLM_CACHE_SECONDS``
+   is reused; concurrent diagnoses of the same key share one LLM call;
+6. otherwise the providers in order (primary, secondary), under a global concurrency cap
+   (``LLM_MAX_CONCURRENCY``) and one deadline for the whole stage; the first valid answer wins;
+7. everything failed → rules, counted in ``alert_receiver_llm_fallbacks_total{reason}``.
+
+The LLM stage takes at most ``LLM_TOTAL_TIMEOUT_SECONDS`` (default ``LLM_TIMEOUT_SECONDS`` per
+configured provider): a hung, garbage-producing or schema-violating model costs at most that much
+before the rules answer.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import asyncio
 import logging
-import time
 from collections import OrderedDict
+from typing import Any
 
 import httpx
+from prometheus_client import CollectorRegistry
 
-from receiver.diagnosis.evidence import fetch_alert_evidence
+from receiver.diagnosis.config import DiagnosisSettings, load_diagnosis_settings
+from receiver.diagnosis.context import ContextBuilder
 from receiver.diagnosis.llm import LLMDiagnoser, LLMError
+from receiver.diagnosis.metrics import DiagnosisMetrics
 from receiver.diagnosis.rules import diagnose_with_rules
-from receiver.diagnosis.schema import Diagnosis
+from receiver.diagnosis.schema import Context, Diagnosis
+from receiver.logs import install_redaction
 from receiver.models import Alert
-from receiver.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CACHE_TTL_SECONDS = 900.0
 CACHE_SIZE = 256
+REPEAT_SIZE = 4096
+
+#: Receiver ``Settings`` fields that override :class:`DiagnosisSettings` when a legacy
+#: ``receiver.settings.Settings`` is passed to the engine.
+_LEGACY_FIELDS = (
+    "llm_base_url",
+    "llm_api_key",
+    "llm_model",
+    "llm_timeout_seconds",
+    "prometheus_url",
+)
+
+
+def _as_diagnosis_settings(settings: Any) -> DiagnosisSettings:
+    if settings is None:
+        return load_diagnosis_settings()
+    if isinstance(settings, DiagnosisSettings):
+        return settings
+    # A receiver.settings.Settings: its LLM/Prometheus fields win, the rest comes from the
+    # environment (secondary provider, cost controls, context limits).
+    overrides = {
+        name: getattr(settings, name) for name in _LEGACY_FIELDS if hasattr(settings, name)
+    }
+    if overrides.get("llm_api_key") is not None:
+        overrides["llm_api_key_file"] = None
+    return load_diagnosis_settings(**overrides)
 
 
 class DiagnosisEngine:
-    """Produce a :class:`Diagnosis` for each alert.
+    """Produce a :class:`Diagnosis` (with its :class:`Context`) for each alert.
 
     Args:
-        settings: receiver settings (LLM and Prometheus configuration).
-        client: shared HTTP client used for the LLM and Prometheus.
+        settings: :class:`DiagnosisSettings`, or the receiver's ``Settings`` (its LLM and
+            ``PROMETHEUS_URL`` fields are used, everything else is read from the environment),
+            or ``None`` to read everything from the environment.
+        client: shared HTTP client for the LLM providers and Prometheus (the caller closes it);
+            ``None`` creates one, closed by :meth:`aclose`.
+        registry: where to register the diagnosis metrics (the app's
+            ``ReceiverMetrics.registry``); ``None`` keeps them on a private registry.
+
+    Raises:
+        DiagnosisSettingsError: the environment holds an invalid diagnosis setting.
     """
 
-    def __init__(self, settings: Settings, client: httpx.AsyncClient) -> None:
-        self._settings = settings
-        self._client = client
-        self._llm: LLMDiagnoser | None = None
-        if settings.llm_enabled:
-            assert settings.llm_base_url is not None and settings.llm_model is not None
-            self._llm = LLMDiagnoser(
-                base_url=settings.llm_base_url,
-                model=settings.llm_model,
-                api_key=settings.llm_api_key,
-                timeout=settings.llm_timeout_seconds,
-                client=client,
+    def __init__(
+        self,
+        settings: Any = None,
+        client: httpx.AsyncClient | None = None,
+        *,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = _as_diagnosis_settings(settings)
+        install_redaction(self.settings.secret_values())
+        self._own_client = client is None
+        self._client = client if client is not None else httpx.AsyncClient(follow_redirects=False)
+        self.metrics = DiagnosisMetrics.for_registry(registry)
+        s = self.settings
+        self.providers: list[LLMDiagnoser] = [
+            LLMDiagnoser(
+                base_url=p.base_url,
+                model=p.model,
+                api_key=p.api_key,
+                timeout=s.llm_timeout_seconds,
+                client=self._client,
+                name=p.name,
+                metrics=self.metrics,
+                prices=s.llm_prices,
             )
-        self._cache: OrderedDict[str, tuple[float, Diagnosis]] = OrderedDict()
+            for p in s.providers()
+        ]
+        for half, url, model in (
+            ("LLM_", s.llm_base_url, s.llm_model),
+            ("LLM_SECONDARY_", s.llm_secondary_base_url, s.llm_secondary_model),
+        ):
+            if bool(url) != bool(model):
+                log.warning(
+                    "%sBASE_URL and %sMODEL must both be set; that provider is disabled", half, half
+                )
+        self.context_builder: ContextBuilder | None = None
+        if s.prometheus_url:
+            self.context_builder = ContextBuilder(
+                self._client,
+                s.prometheus_url,
+                deadline=s.context_deadline_seconds,
+                lookback=s.context_lookback_seconds,
+                max_points=s.context_max_points,
+            )
+        self._total_timeout = s.total_timeout()
+        self._cache_seconds = s.llm_cache_seconds
+        self._semaphore = asyncio.Semaphore(s.llm_max_concurrency)
+        self._cache: OrderedDict[tuple[str, str, str], tuple[float, Diagnosis]] = OrderedDict()
+        self._inflight: dict[tuple[str, str, str], asyncio.Future[Diagnosis | None]] = {}
+        self._seen: OrderedDict[tuple[str, str, str, str], Diagnosis] = OrderedDict()
 
-    def _cache_key(self, alert: Alert, evidence: str | None) -> str:
-        blob = json.dumps([alert.status, alert.labels, alert.annotations, evidence], sort_keys=True)
-        return hashlib.sha256(blob.encode("utf-8", "replace")).hexdigest()
+    @property
+    def llm_enabled(self) -> bool:
+        """True when at least one provider is configured."""
+        return bool(self.providers)
 
-    def _cache_get(self, key: str) -> Diagnosis | None:
+    async def aclose(self) -> None:
+        """Close the HTTP client if the engine created it."""
+        if self._own_client:
+            await self._client.aclose()
+
+    # --- keys and caches --------------------------------------------------------------------
+
+    @staticmethod
+    def repeat_key(alert: Alert) -> tuple[str, str, str, str]:
+        """(alertname, exchange, fingerprint, startsAt): one incident of one alert."""
+        return (
+            alert.alertname,
+            alert.labels.get("exchange", ""),
+            alert.fingerprint,
+            alert.starts_at,
+        )
+
+    @staticmethod
+    def cache_key(alert: Alert) -> tuple[str, str, str]:
+        """(alertname, exchange, endpoint): alerts that share a cached LLM diagnosis."""
+        return (
+            alert.alertname,
+            alert.labels.get("exchange", ""),
+            alert.labels.get("endpoint", ""),
+        )
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _cache_get(self, key: tuple[str, str, str]) -> Diagnosis | None:
         hit = self._cache.get(key)
-        if hit is None or time.monotonic() - hit[0] > CACHE_TTL_SECONDS:
+        if hit is None:
+            return None
+        if self._now() - hit[0] > self._cache_seconds:
+            self._cache.pop(key, None)
             return None
         return hit[1]
 
-    def _cache_put(self, key: str, value: Diagnosis) -> None:
-        self._cache[key] = (time.monotonic(), value)
+    def _cache_put(self, key: tuple[str, str, str], value: Diagnosis) -> None:
+        if self._cache_seconds <= 0:
+            return
+        self._cache[key] = (self._now(), value)
         self._cache.move_to_end(key)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
+
+    def _remember(self, alert: Alert, value: Diagnosis) -> None:
+        key = self.repeat_key(alert)
+        self._seen[key] = value.model_copy(update={"context": None})
+        self._seen.move_to_end(key)
+        while len(self._seen) > REPEAT_SIZE:
+            self._seen.popitem(last=False)
+
+    # --- the pipeline -----------------------------------------------------------------------
+
+    async def context_for(self, alert: Alert) -> Context | None:
+        """The Prometheus context of a firing alert (``None`` without ``PROMETHEUS_URL``)."""
+        if self.context_builder is None or alert.status != "firing":
+            return None
+        try:
+            ctx, status = await self.context_builder.fetch(alert)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never let the context break a notification
+            log.exception("context fetch failed: %s", exc.__class__.__name__)
+            ctx, status = Context(note="context unavailable (internal error)"), "failed"
+            ctx = ctx.model_copy(update={"summary": f"context: {ctx.note}", "fields": {}})
+        self.metrics.context.labels(status).inc()
+        return ctx
+
+    def _rules(self, alert: Alert, context: Context | None) -> Diagnosis:
+        result = diagnose_with_rules(alert, context=context)
+        return result.model_copy(update={"context": context}) if context is not None else result
+
+    def _done(self, result: Diagnosis) -> Diagnosis:
+        self.metrics.diagnoses.labels(result.source).inc()
+        return result
 
     async def diagnose(self, alert: Alert) -> Diagnosis:
         """Diagnose one alert; never raises (rules are the last resort).
 
         Returns:
-            ``source="llm"`` when the model produced a valid answer, else ``source="rules"``.
+            ``source="llm"`` when a model produced (or earlier produced, for repeats and cache
+            hits) a valid answer, else ``source="rules"``; ``context`` is set for firing alerts
+            when ``PROMETHEUS_URL`` is configured.
         """
-        evidence: str | None = None
-        if alert.status == "firing" and self._settings.prometheus_url and alert.generator_url:
-            evidence = await fetch_alert_evidence(
-                self._client, self._settings.prometheus_url, alert.generator_url
-            )
-        if self._llm is None or alert.status != "firing":
-            return diagnose_with_rules(alert, extra_evidence=evidence)
-        key = self._cache_key(alert, evidence)
+        if alert.status != "firing":
+            if self.providers:
+                self.metrics.skipped.labels("resolved").inc()
+            return self._done(diagnose_with_rules(alert))
+        context = await self.context_for(alert)
+        if not self.providers:
+            return self._done(self._rules(alert, context))
+
+        previous = self._seen.get(self.repeat_key(alert))
+        if previous is not None:
+            self.metrics.skipped.labels("repeat").inc()
+            if previous.source == "llm":
+                return self._done(previous.model_copy(update={"context": context}))
+            return self._done(self._rules(alert, context))
+
+        key = self.cache_key(alert)
         cached = self._cache_get(key)
         if cached is not None:
-            return cached
+            self.metrics.skipped.labels("cache").inc()
+            self._remember(alert, cached)
+            return self._done(cached.model_copy(update={"context": context}))
+
+        shared = self._inflight.get(key)
+        if shared is not None:
+            self.metrics.skipped.labels("coalesced").inc()
+            result = await asyncio.shield(shared)
+            if result is None:
+                result = self._rules(alert, context)
+            else:
+                result = result.model_copy(update={"context": context})
+            self._remember(alert, result)
+            return self._done(result)
+
+        future: asyncio.Future[Diagnosis | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        llm_result: Diagnosis | None = None
         try:
-            result = await self._llm.diagnose(alert, evidence)
-        except LLMError as exc:
-            log.warning("LLM diagnosis failed, using rules: %s", exc)
-            return diagnose_with_rules(alert, extra_evidence=evidence)
-        except Exception as exc:  # the worker must never die because of the LLM path
-            log.exception("unexpected LLM error, using rules: %s", exc.__class__.__name__)
-            return diagnose_with_rules(alert, extra_evidence=evidence)
-        self._cache_put(key, result)
-        return result
+            llm_result, reason = await self._run_chain(alert, context)
+            if llm_result is None:
+                self.metrics.fallbacks.labels(reason).inc()
+                log.warning("LLM diagnosis failed, using rules (reason: %s)", reason)
+                result = self._rules(alert, context)
+            else:
+                self._cache_put(key, llm_result)
+                result = llm_result.model_copy(update={"context": context})
+        finally:
+            self._inflight.pop(key, None)
+            if not future.done():
+                future.set_result(llm_result)
+        self._remember(alert, result)
+        return self._done(result)
+
+    async def _run_chain(
+        self, alert: Alert, context: Context | None
+    ) -> tuple[Diagnosis | None, str]:
+        """Try each provider within the stage deadline; return (diagnosis or None, reason)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._total_timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._semaphore.acquire()
+        except TimeoutError:
+            return None, "busy"
+        reason = "timeout"
+        evidence = context.alert_value if context is not None else None
+        try:
+            for provider in self.providers:
+                remaining = deadline - loop.time()
+                if remaining <= 0.01:
+                    reason = "timeout"
+                    break
+                try:
+                    result = await provider.diagnose(
+                        alert, evidence, context, timeout=min(provider.timeout, remaining)
+                    )
+                except LLMError as exc:
+                    reason = exc.reason
+                    log.warning("LLM provider %s failed: %s", provider.name, exc)
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the worker must never die because of the LLM path
+                    reason = "error"
+                    log.exception(
+                        "unexpected error from LLM provider %s: %s",
+                        provider.name,
+                        exc.__class__.__name__,
+                    )
+                    continue
+                log.info("diagnosis by LLM provider %s", provider.name)
+                return result, "ok"
+        finally:
+            self._semaphore.release()
+        return None, reason

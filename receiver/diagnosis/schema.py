@@ -5,11 +5,17 @@ Shape (JSON)::
     {"diagnosis": str, "impact": str, "action_items": [str, ... at most 5],
      "rollback_plan": str, "estimated_recovery_time": str,
      "root_cause_category": one of ROOT_CAUSE_CATEGORIES, "confidence": float in [0, 1],
-     "source": "llm" | "rules"}
+     "source": "llm" | "rules", "context": Context | null}
 
 Out-of-range values (6+ action items, confidence 3, unknown category, missing field) are
 *rejected* so that the LLM path can ask for a repair or fall back to rules. Over-long strings are
 *capped* instead (they are harmless once cut), so a verbose model is not penalised.
+
+``context`` is never written by the model (the LLM path drops any ``context`` key it sends): the
+engine attaches the Prometheus :class:`Context` of the alert (statistics over
+[startsAt − 30 min, now], error codes, failing endpoints) so that every notifier can show it
+(``context.summary`` as compact text, ``context.fields`` as label → value pairs) and so that it is
+stored with the diagnosis and survives a restart.
 """
 
 from __future__ import annotations
@@ -59,6 +65,118 @@ MediumText = Annotated[str, _capper(1200)]
 LongText = Annotated[str, _capper(2000)]
 
 
+SeriesKey = Literal["latency_p99", "error_ratio", "rate_limit_usage", "clock_skew"]
+
+
+class SeriesStats(BaseModel):
+    """numpy statistics of one metric of the alert's exchange over the context window.
+
+    Attributes:
+        key: which metric (``latency_p99`` seconds, ``error_ratio`` 0..1, ``rate_limit_usage``
+            0..1 of the limit, ``clock_skew`` seconds, exchange minus local).
+        label: display name, e.g. ``"p99 latency"``.
+        unit: ``"seconds"`` or ``"ratio"`` (shown as %).
+        current: the last finite value.
+        mean, std: baseline mean and population standard deviation (``ddof=0``) of the points
+            before ``startsAt − 5 min`` (the alert's ``for`` is excluded), else before
+            ``startsAt`` (``baseline_basis="before_alert"``, at least 3 points), else of every
+            point but the last (``"window"``); ``None`` with fewer than 2 baseline points.
+        z: ``(current - mean) / std``; ``None`` when std is 0 or unknown.
+        slope_per_minute: least-squares slope of the points since ``startsAt`` (at least 3),
+            else of the whole window, in units per minute; ``None`` with fewer than 2 points.
+        trend: ``rising``, ``falling`` or ``flat`` (change along the fit below 10 % of the
+            window's range counts as flat).
+        minimum, maximum: over the window.
+        points, baseline_points: numbers of finite points used.
+        text: compact rendering, e.g. ``p99 latency 1.84 s (baseline 0.21 ± 0.05 s, z 32.6,
+            rising 0.12 s/min)``.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    key: SeriesKey
+    label: str
+    unit: Literal["seconds", "ratio"]
+    current: float
+    mean: float | None = None
+    std: float | None = None
+    z: float | None = None
+    slope_per_minute: float | None = None
+    trend: Literal["rising", "falling", "flat"] = "flat"
+    minimum: float
+    maximum: float
+    points: int
+    baseline_points: int = 0
+    baseline_basis: Literal["before_alert", "window", "none"] = "none"
+    text: str
+
+
+class CodeCount(BaseModel):
+    """How often one error code / HTTP status / probe result was seen in the context window.
+
+    Attributes:
+        kind: ``error_code`` (``exchange_api_errors_total``), ``http_status``
+            (``exchange_api_http_responses_total``) or ``result``
+            (``exchange_api_requests_total``).
+        code: the code, status or result (capped, from Prometheus labels).
+        endpoint: probe endpoint, or ``""`` when summed over endpoints.
+        count: increase over the window (Prometheus extrapolates: may be fractional).
+        meaning: short classification, e.g. ``"timestamp outside recvWindow"``.
+        cls: bounded class used by the rules (``rate_limit``, ``ban``, ``timestamp``, ``auth``,
+            ``waf``, ``exchange_error``, ``maintenance``, ``request``, ``network``,
+            ``bad_response``, ``ok``, ``unknown``).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    kind: Literal["error_code", "http_status", "result"]
+    code: str
+    endpoint: str = ""
+    count: float
+    meaning: str = ""
+    cls: str = "unknown"
+
+
+class Context(BaseModel):
+    """Prometheus context of one firing alert, built by :mod:`receiver.diagnosis.context`.
+
+    Attributes:
+        exchange: the alert's ``exchange`` label (``None`` for global alerts).
+        start, end: the window, Unix seconds (``startsAt − 30 min`` .. now).
+        step: ``query_range`` step in seconds (keeps ≤ ~120 points).
+        series: statistics per metric that had data.
+        counts: error codes, HTTP statuses and probe results over the window (largest first).
+        exchanges_up: other exchanges → whether at least one of their endpoints is up now.
+        alert_value: the alert expression's current value (``g0.expr`` of ``generatorURL``).
+        note: why the context is empty or partial (Prometheus down or slow), else ``None``.
+        summary: compact multi-line text for messages (≤ 1000 chars).
+        fields: ordered ``label → short text`` pairs for notifiers (≤ 8, values ≤ 300 chars).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    exchange: str | None = None
+    start: float = 0.0
+    end: float = 0.0
+    step: float = 0.0
+    series: list[SeriesStats] = Field(default_factory=list)
+    counts: list[CodeCount] = Field(default_factory=list)
+    exchanges_up: dict[str, bool] = Field(default_factory=dict)
+    alert_value: str | None = None
+    note: str | None = None
+    summary: str = ""
+    fields: dict[str, str] = Field(default_factory=dict)
+
+    def stats(self, key: str) -> SeriesStats | None:
+        """The statistics of series ``key``, if it had data."""
+        return next((s for s in self.series if s.key == key), None)
+
+    @property
+    def empty(self) -> bool:
+        """True when no metric, count or alert value was obtained."""
+        return not (self.series or self.counts or self.exchanges_up or self.alert_value)
+
+
 class Diagnosis(BaseModel):
     """A validated diagnosis of one alert notification.
 
@@ -71,6 +189,8 @@ class Diagnosis(BaseModel):
         root_cause_category: one of :data:`ROOT_CAUSE_CATEGORIES`.
         confidence: 0.0–1.0.
         source: ``"llm"`` or ``"rules"``.
+        context: Prometheus context attached by the engine (never by the model), or ``None``
+            (resolved alerts, ``PROMETHEUS_URL`` unset).
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -83,3 +203,4 @@ class Diagnosis(BaseModel):
     root_cause_category: RootCauseCategory
     confidence: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
     source: Literal["llm", "rules"]
+    context: Context | None = None

@@ -1,26 +1,39 @@
 """The notifier interface, the notification record every notifier renders, and typed errors.
 
-Each notifier is one channel (``slack``, ``discord``, ``jsonl``) with
-``async send(notification) -> None``. Errors:
+A :class:`Notifier` is one configured *instance* (``name``, e.g. ``"slack-desk"``) of a channel
+*type* (``channel``, e.g. ``"slack"``); delivery state and metrics are kept per ``name``. Callers
+use ``await notifier.send(notification)``; subclasses implement ``_send``. Errors:
 
 * :class:`RateLimitedError` - the target answered 429; ``retry_after`` is seconds to wait
-  (Slack ``Retry-After`` header, Discord JSON ``retry_after``), or ``None`` if absent;
+  (Slack ``Retry-After`` header, Discord JSON ``retry_after``, Telegram
+  ``parameters.retry_after``), or ``None`` if absent;
 * :class:`PermanentNotifyError` - the target rejected the message itself (4xx other than 429):
   retrying the same body cannot succeed;
 * :class:`NotifyError` - anything else worth retrying (5xx, network error, I/O error).
 
-Error messages never contain webhook URLs or other secrets.
+Error messages never contain webhook URLs, tokens or other secrets.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import asyncio
+import hashlib
+import math
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import httpx
 
 from receiver.diagnosis.schema import Diagnosis
+from receiver.models import ZERO_TIME, parse_rfc3339
+from receiver.text import format_duration, strip_control
+
+if TYPE_CHECKING:
+    from receiver.notifiers.metrics import NotifierMetrics
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,51 @@ class Notification:
         """The ``runbook_url`` annotation (unchecked; use :func:`receiver.text.safe_url`)."""
         return self.annotations.get("runbook_url") or None
 
+    @property
+    def firing(self) -> bool:
+        """True for a firing notification, False for a resolved one."""
+        return self.status == "firing"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """How long the incident lasted (``endsAt - startsAt``, ≥ 0) for a resolved alert.
+
+        ``None`` while firing, or when either time is missing or unparseable.
+        """
+        if self.firing or self.ends_at == ZERO_TIME:
+            return None
+        try:
+            seconds = (parse_rfc3339(self.ends_at) - parse_rfc3339(self.starts_at)).total_seconds()
+        except ValueError:
+            return None
+        return max(0.0, seconds)
+
+    @property
+    def duration_text(self) -> str | None:
+        """``duration_seconds`` in words (``"4 min 12 s"``), or ``None``."""
+        seconds = self.duration_seconds
+        return None if seconds is None else format_duration(seconds)
+
+    @property
+    def delivery_key(self) -> str:
+        """A stable hex key of *this notification* (alert identity plus status and times).
+
+        The same for every retry and after a restart; different for firing and resolved and for
+        a later incident of the same series. Used for idempotency keys (LINE retry key, webhook
+        ``Idempotency-Key``).
+        """
+        parts = (self.group_key, self.fingerprint, self.status, self.starts_at, self.ends_at)
+        return hashlib.sha256("\x00".join(parts).encode("utf-8", "replace")).hexdigest()
+
+
+def human_time(value: str) -> str:
+    """``2026-11-21T07:22:00.568Z`` → ``2026-11-21 07:22:00 UTC``; unparseable input is returned
+    cut to 40 characters."""
+    try:
+        return parse_rfc3339(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except ValueError:
+        return value[:40]
+
 
 class NotifyError(Exception):
     """A delivery failed in a way that may succeed on retry. The message holds no secrets."""
@@ -113,12 +171,44 @@ class RateLimitedError(NotifyError):
         self.retry_after = retry_after
 
 
-class Notifier(ABC):
-    """One delivery channel. Subclasses set :attr:`channel` and implement :meth:`send`."""
+class Notifier:
+    """One configured notifier instance.
 
-    channel: str = "base"
+    Attributes:
+        channel: the type (``"slack"``, ``"discord"``, ``"telegram"``, ``"pagerduty"``,
+            ``"line"``, ``"webhook"``, ``"apprise"``, ``"jsonl"``); a class attribute.
+        name: the instance name from the routing file (e.g. ``"slack-desk"``); defaults to the
+            channel, which is what notifiers built from ``SLACK_WEBHOOK_URL`` & co. are called.
+            Unique per process: delivery state, spacing and metrics are kept per name.
+        min_send_interval: seconds to leave between two sends of this instance (the platform's
+            documented per-destination pace; 0 = no spacing).
 
-    @abstractmethod
+    Subclasses implement :meth:`_send`; callers use :meth:`send`, which also records the
+    per-notifier metrics when :meth:`bind_metrics` was called. ``repr()`` never shows secrets.
+    """
+
+    channel: ClassVar[str] = "base"
+    min_send_interval: float = 0.0
+    _name: str | None = None
+    _metrics: NotifierMetrics | None = None
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        """The instance name (``channel`` unless configured)."""
+        return self._name or self.channel
+
+    def bind_metrics(self, metrics: NotifierMetrics | None) -> None:
+        """Record every :meth:`send` in ``metrics`` (``None`` stops recording)."""
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.declare(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} channel={self.channel!r}>"
+
     async def send(self, notification: Notification) -> None:
         """Deliver one notification.
 
@@ -127,47 +217,119 @@ class Notifier(ABC):
             PermanentNotifyError: the target rejected the message (other 4xx).
             NotifyError: transient failure (5xx, network, I/O).
         """
+        metrics = self._metrics
+        if metrics is None:
+            await self._send(notification)
+            return
+        started = time.perf_counter()
+        result: str | None = "error"
+        try:
+            await self._send(notification)
+            result = "ok"
+        except RateLimitedError:
+            result = "rate_limited"
+            raise
+        except PermanentNotifyError:
+            result = "rejected"
+            raise
+        except asyncio.CancelledError:
+            result = None
+            raise
+        finally:
+            if result is not None:
+                metrics.observe(self, result, time.perf_counter() - started)
+
+    async def _send(self, notification: Notification) -> None:
+        """Deliver one notification (the platform-specific part); see :meth:`send`."""
+        raise NotImplementedError
 
 
 def parse_retry_after_header(value: str | None) -> float | None:
-    """Parse a ``Retry-After`` header given in seconds (RFC 9110 §10.2.3 delay-seconds form).
+    """Parse a ``Retry-After`` header (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
 
-    Returns ``None`` for a missing or non-numeric value (the HTTP-date form is not used by
-    Slack or Discord) and clamps negatives to 0.
+    Returns ``None`` for a missing or unreadable value and clamps negatives to 0 (a date in
+    the past means "now").
     """
     if value is None:
         return None
+    value = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(value)
     except ValueError:
-        return None
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)
 
 
+def retry_after_from_json(resp: httpx.Response, *path: str) -> float | None:
+    """The number at ``path`` in a JSON response body (e.g. ``("parameters", "retry_after")``),
+    or ``None`` when the body is not JSON or has no finite number there (clamped to ≥ 0)."""
+    try:
+        data: object = resp.json()
+    except ValueError:
+        return None
+    for key in path:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    if isinstance(data, int | float) and not isinstance(data, bool) and math.isfinite(data):
+        return max(0.0, float(data))
+    return None
+
+
 async def post_json(
-    client: httpx.AsyncClient, url: str, body: dict[str, object], *, channel: str
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict[str, object],
+    *,
+    channel: str,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
 ) -> httpx.Response:
     """POST ``body`` as JSON and map transport failures to :class:`NotifyError`.
 
     The returned response may have any status; callers interpret it. Error messages name the
-    channel and the exception class only, never the (secret) URL.
+    channel and the exception class only, never the (secret) URL or headers.
     """
     try:
-        return await client.post(url, json=body, timeout=httpx.Timeout(10.0))
+        return await client.post(
+            url, json=body, headers=dict(headers or {}), timeout=httpx.Timeout(timeout)
+        )
     except httpx.HTTPError as exc:
         raise NotifyError(f"{channel} request failed ({exc.__class__.__name__})") from None
 
 
-def raise_for_status(resp: httpx.Response, *, channel: str, retry_after: float | None) -> None:
-    """Raise the typed error for a non-2xx ``resp`` (429 → :class:`RateLimitedError`)."""
+def raise_for_status(
+    resp: httpx.Response,
+    *,
+    channel: str,
+    retry_after: float | None,
+    secrets: Sequence[str] = (),
+) -> None:
+    """Raise the typed error for a non-2xx ``resp``.
+
+    429 → :class:`RateLimitedError` with ``retry_after``; other 4xx except 408/409/425 →
+    :class:`PermanentNotifyError`; 3xx, 5xx, 408, 409, 425 → :class:`NotifyError`. The message
+    names ``channel`` and the status and quotes at most 200 characters of the body, with any of
+    ``secrets`` in it replaced by ``<redacted>`` (in case a target echoes the request).
+    """
     code = resp.status_code
     if 200 <= code < 300:
         return
     if code == 429:
         raise RateLimitedError(f"{channel} rate limited (HTTP 429)", retry_after)
-    detail = resp.text[:200].replace("\n", " ") if resp.content else ""
+    detail = strip_control(resp.text[:2000]) if resp.content else ""
+    for secret in secrets:
+        if secret:
+            detail = detail.replace(secret, "<redacted>")
+    detail = detail[:200].replace("\n", " ")
     message = f"{channel} returned HTTP {code}" + (f": {detail}" if detail else "")
     if 400 <= code < 500 and code not in (408, 409, 425):
         raise PermanentNotifyError(message)

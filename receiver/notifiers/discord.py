@@ -6,6 +6,10 @@ title ≤256, description ≤4096, ≤25 fields with name ≤256 and value ≤10
 6000 characters in total across the embed. The per-part budgets below add up to less than
 :data:`EMBED_TOTAL_MAX`, so the total holds by construction.
 
+Firing and resolved embeds differ in title, colour and fields; a resolved embed has a
+``Lasted`` field (``4 min 12 s``, from ``startsAt`` to ``endsAt``) instead of the recovery
+estimate.
+
 ``allowed_mentions: {"parse": []}`` stops @everyone/@here/role/user pings
 (https://discord.com/developers/docs/resources/message#allowed-mentions-object); text is also
 escaped with :func:`receiver.text.discord_escape`. A 429 carries JSON ``retry_after`` (float
@@ -14,7 +18,6 @@ seconds) and a ``Retry-After`` header (https://discord.com/developers/docs/topic
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import httpx
@@ -28,6 +31,7 @@ from receiver.notifiers.base import (
     parse_retry_after_header,
     post_json,
     raise_for_status,
+    retry_after_from_json,
 )
 from receiver.text import discord_escape, discord_plain, fit, safe_url
 
@@ -50,8 +54,9 @@ _SUMMARY = 500
 _DESCRIPTION = 1800
 _INLINE_VALUE = 100
 _IMPACT = 700
-_ACTIONS = 1024
-_ROLLBACK = 700
+_ACTIONS = 900
+_ROLLBACK = 500
+_EVIDENCE = 300
 _LINKS = 450
 _FOOTER = 200
 
@@ -121,7 +126,9 @@ def render_discord(n: Notification) -> dict[str, Any]:
         ("Severity", n.severity or "-"),
         ("Category", d.root_cause_category),
         ("Confidence", f"{d.confidence:.0%} ({d.source})"),
-        ("Est. recovery", d.estimated_recovery_time),
+        ("Est. recovery", d.estimated_recovery_time)
+        if firing
+        else ("Lasted", n.duration_text or "unknown"),
     ]
     fields: list[dict[str, Any]] = [
         {"name": name, "value": _esc(value, _INLINE_VALUE), "inline": True}
@@ -133,6 +140,10 @@ def render_discord(n: Notification) -> dict[str, Any]:
     fields.append(
         {"name": "Rollback plan", "value": _esc(d.rollback_plan, _ROLLBACK), "inline": False}
     )
+    if d.context is not None and d.context.summary:
+        fields.append(
+            {"name": "Context", "value": _esc(d.context.summary, _EVIDENCE), "inline": False}
+        )
     links: list[str] = []
     used = 0
     for label, url in (
@@ -175,14 +186,9 @@ def render_discord(n: Notification) -> dict[str, Any]:
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
-    try:
-        data = resp.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        value = data.get("retry_after")
-        if isinstance(value, int | float) and math.isfinite(value):
-            return max(0.0, float(value))
+    value = retry_after_from_json(resp, "retry_after")
+    if value is not None:
+        return value
     return parse_retry_after_header(resp.headers.get("Retry-After"))
 
 
@@ -192,15 +198,22 @@ class DiscordNotifier(Notifier):
     Args:
         webhook_url: the webhook URL (secret; never logged).
         client: shared HTTP client.
+        name: instance name (default ``"discord"``).
     """
 
     channel = "discord"
+    #: Discord webhooks allow a few requests per second (per-route buckets,
+    #: https://discord.com/developers/docs/topics/rate-limits).
+    min_send_interval = 0.5
 
-    def __init__(self, webhook_url: SecretStr, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, webhook_url: SecretStr, client: httpx.AsyncClient, *, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
         self._url = webhook_url
         self._client = client
 
-    async def send(self, notification: Notification) -> None:
+    async def _send(self, notification: Notification) -> None:
         """POST the rendered embed.
 
         Raises:
@@ -209,7 +222,7 @@ class DiscordNotifier(Notifier):
             NotifyError: 5xx or network failure.
         """
         body = render_discord(notification)
-        resp = await post_json(self._client, self._url.get_secret_value(), body, channel="discord")
+        resp = await post_json(self._client, self._url.get_secret_value(), body, channel=self.name)
         if resp.status_code == 429:
-            raise RateLimitedError("discord rate limited (HTTP 429)", _retry_after(resp))
-        raise_for_status(resp, channel="discord", retry_after=None)
+            raise RateLimitedError(f"{self.name} rate limited (HTTP 429)", _retry_after(resp))
+        raise_for_status(resp, channel=self.name, retry_after=None)

@@ -6,11 +6,18 @@ Line shape (other exchange-watch components parse it; keep it stable)::
      "alertname": str, "exchange": str | null, "endpoint": str | null, "severity": str | null,
      "fingerprint": str, "group_key": str, "receiver": str, "starts_at": str, "ends_at": str,
      "summary": str | null, "description": str | null, "labels": {str: str},
-     "annotations": {str: str}, "diagnosis": {Diagnosis fields}}
+     "annotations": {str: str}, "diagnosis": {Diagnosis fields},
+     "duration_seconds": float | null}
+
+``duration_seconds`` is how long a resolved incident lasted (``endsAt - startsAt``); ``null``
+while firing or when a time is missing.
 
 Each line is written with a single ``write`` in append mode, flushed and ``fsync``-ed before
 :meth:`JsonlNotifier.send` returns. String values longer than :data:`VALUE_MAX` characters are
 cut with ``…`` so one hostile alert cannot produce a multi-megabyte line.
+
+:meth:`JsonlNotifier.delivered_before` tells the worker, after a crash between the write and
+the record of its success, whether the line is already there (so it is not written twice).
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from receiver.text import cap
 
 VALUE_MAX = 8192
 MAX_MAP_ENTRIES = 200
+#: How much of the end of the file :meth:`JsonlNotifier.delivered_before` searches.
+TAIL_BYTES = 4 * 1024 * 1024
+_IDENTITY = ("status", "fingerprint", "group_key", "starts_at", "ends_at")
 
 
 def _capmap(values: dict[str, str]) -> dict[str, str]:
@@ -57,6 +67,7 @@ def render_jsonl(n: Notification, notified_at: str | None = None) -> dict[str, A
         "labels": _capmap(n.labels),
         "annotations": _capmap(n.annotations),
         "diagnosis": n.diagnosis.model_dump(mode="json"),
+        "duration_seconds": n.duration_seconds,
     }
 
 
@@ -65,11 +76,13 @@ class JsonlNotifier(Notifier):
 
     Args:
         path: the file; its parent directory is created if missing.
+        name: instance name (default ``"jsonl"``).
     """
 
     channel = "jsonl"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, name: str | None = None) -> None:
+        super().__init__(name=name)
         self._path = path
         self._lock = asyncio.Lock()
 
@@ -80,7 +93,41 @@ class JsonlNotifier(Notifier):
             fh.flush()
             os.fsync(fh.fileno())
 
-    async def send(self, notification: Notification) -> None:
+    def _contains(self, identity: dict[str, Any]) -> bool:
+        try:
+            with open(self._path, "rb") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - TAIL_BYTES))
+                tail = fh.read()
+        except FileNotFoundError:
+            return False
+        for raw in reversed(tail.split(b"\n")):
+            if not raw.strip():
+                continue
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue  # a cut first line or a torn write
+            if isinstance(record, dict) and all(record.get(k) == v for k, v in identity.items()):
+                return True
+        return False
+
+    async def delivered_before(self, notification: Notification) -> bool:
+        """True if the last :data:`TAIL_BYTES` of the file hold a line for this notification
+        (same status, fingerprint, group key, startsAt and endsAt).
+
+        Raises:
+            NotifyError: the file exists but cannot be read.
+        """
+        record = render_jsonl(notification, notified_at="-")
+        identity = {k: record[k] for k in _IDENTITY}
+        async with self._lock:
+            try:
+                return await asyncio.to_thread(self._contains, identity)
+            except OSError as exc:
+                raise NotifyError(f"{self.name} read failed ({exc.__class__.__name__})") from None
+
+    async def _send(self, notification: Notification) -> None:
         """Append one line and fsync it.
 
         Raises:
@@ -92,4 +139,4 @@ class JsonlNotifier(Notifier):
             try:
                 await asyncio.to_thread(self._append, line)
             except OSError as exc:
-                raise NotifyError(f"jsonl write failed ({exc.__class__.__name__})") from None
+                raise NotifyError(f"{self.name} write failed ({exc.__class__.__name__})") from None

@@ -6,6 +6,9 @@ summarised in shared/reference/alertmanager-and-notifiers.md): at most 50 blocks
 messages over ~13,000 characters of blocks are rejected (``msg_blocks_too_long``), so the
 per-block budgets below keep the whole message under :data:`MAX_TOTAL_CHARS`.
 
+Firing and resolved messages differ in header (``🔴 FIRING`` / ``✅ RESOLVED``), context line and
+fields; a resolved message says how long the incident lasted (``lasted 4 min 12 s``).
+
 Untrusted text is escaped with :func:`receiver.text.slack_escape` (``& < >`` → entities, which
 also neutralises ``<!channel>``/``<!here>``; ``@everyone``/``@here`` defanged). 429 responses
 carry ``Retry-After`` in seconds (https://api.slack.com/apis/rate-limits).
@@ -45,6 +48,7 @@ _IMPACT = 1100
 _ACTIONS = 1800
 _ROLLBACK = 1100
 _CONTEXT = 300
+_EVIDENCE = 700
 _LINKS = 1500
 
 
@@ -93,10 +97,13 @@ def render_slack(n: Notification) -> dict[str, Any]:
         prefix + ": " + fit(f"{n.alertname}{where}", HEADER_MAX - len(prefix) - 2, slack_escape)
     )
 
+    lasted = n.duration_text
     if firing:
         context = f"*Firing* since {n.starts_at}"
     else:
         context = f"*Resolved* at {n.ends_at} (started {n.starts_at})"
+        if lasted:
+            context += f" · lasted {lasted}"
     if n.receiver:
         context += f" · receiver {n.receiver}"
     if n.route:
@@ -110,7 +117,7 @@ def render_slack(n: Notification) -> dict[str, Any]:
         ("Status", n.status),
         ("Category", d.root_cause_category),
         ("Confidence", f"{d.confidence:.0%} ({d.source})"),
-        ("Est. recovery", d.estimated_recovery_time),
+        ("Est. recovery", d.estimated_recovery_time) if firing else ("Lasted", lasted or "unknown"),
     ][:MAX_FIELDS]
     fields = [
         {"type": "mrkdwn", "text": f"*{title}*\n" + _esc(value, min(_FIELD_VALUE, FIELD_MAX))}
@@ -130,6 +137,8 @@ def render_slack(n: Notification) -> dict[str, Any]:
     title = "Diagnosis" if firing else "Recovery check"
     blocks.append(_section(f"{title} ({d.source})", d.diagnosis, _DIAGNOSIS))
     blocks.append(_section("Impact", d.impact, _IMPACT))
+    if d.context is not None and d.context.summary:
+        blocks.append(_section("Context (Prometheus)", d.context.summary, _EVIDENCE))
     actions = "\n".join(f"{i}. {item}" for i, item in enumerate(d.action_items, 1))
     blocks.append(_section("Action items", actions, _ACTIONS))
     blocks.append(_section("Rollback plan", d.rollback_plan, _ROLLBACK))
@@ -156,6 +165,8 @@ def render_slack(n: Notification) -> dict[str, Any]:
         fallback += f" [{n.exchange}]"
     if n.severity:
         fallback += f" ({n.severity})"
+    if not firing and lasted:
+        fallback += f" - lasted {lasted}"
     fallback += f" - {summary}"
     return {"text": _esc(fallback, TEXT_MAX), "blocks": blocks}
 
@@ -166,15 +177,21 @@ class SlackNotifier(Notifier):
     Args:
         webhook_url: the incoming-webhook URL (secret; never logged).
         client: shared HTTP client.
+        name: instance name (default ``"slack"``).
     """
 
     channel = "slack"
+    #: Slack: about one message per second per channel (https://api.slack.com/apis/rate-limits).
+    min_send_interval = 1.0
 
-    def __init__(self, webhook_url: SecretStr, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self, webhook_url: SecretStr, client: httpx.AsyncClient, *, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
         self._url = webhook_url
         self._client = client
 
-    async def send(self, notification: Notification) -> None:
+    async def _send(self, notification: Notification) -> None:
         """POST the rendered message.
 
         Raises:
@@ -183,6 +200,6 @@ class SlackNotifier(Notifier):
             NotifyError: 5xx or network failure.
         """
         body = render_slack(notification)
-        resp = await post_json(self._client, self._url.get_secret_value(), body, channel="slack")
+        resp = await post_json(self._client, self._url.get_secret_value(), body, channel=self.name)
         retry_after = parse_retry_after_header(resp.headers.get("Retry-After"))
-        raise_for_status(resp, channel="slack", retry_after=retry_after)
+        raise_for_status(resp, channel=self.name, retry_after=retry_after)

@@ -1,0 +1,115 @@
+"""LINE notifier: Messaging API push message, made idempotent with ``X-Line-Retry-Key``.
+
+Platform facts (LINE Messaging API reference, https://developers.line.biz/en/reference/
+messaging-api/):
+
+* "Send push message" (#send-push-message): ``POST https://api.line.me/v2/bot/message/push``,
+  ``Authorization: Bearer {channel access token}``, JSON ``{"to": user/group/room id,
+  "messages": [1-5 message objects]}``.
+* Text message (#text-message): ``{"type": "text", "text": …}``, at most 5000 characters.
+* Retry key (https://developers.line.biz/en/docs/messaging-api/retrying-api-request/): header
+  ``X-Line-Retry-Key`` holding a UUID in hexadecimal notation; once a request with that key has
+  been accepted, retries with the same key are not executed again and answer **409** (with the
+  ``x-line-accepted-request-id`` header). Retrying is meant for 5xx answers and timeouts.
+* Status codes (#status-codes): 400 bad request, 401 bad token, 403 not permitted, 409 retry key
+  already accepted, 429 rate or monthly message limit exceeded (the monthly quota can also be
+  reached temporarily while another delivery is in progress), 5xx server error.
+* LINE Notify was shut down on 2025-03-31; this uses the Messaging API only.
+
+The retry key is a UUIDv5 of the notifier name, the destination and
+:attr:`receiver.notifiers.base.Notification.delivery_key`, so every retry of one notification -
+even after a receiver restart - sends the same key, and a replay of an already accepted push
+gives 409, which counts as delivered. LINE text has no markup and plain text cannot mention
+anyone; text still goes through :func:`receiver.text.neutralise_text`. Length is counted in
+UTF-16 code units (at least Python's count, so the cap also holds if LINE counts code points).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from receiver.notifiers.base import (
+    Notification,
+    Notifier,
+    parse_retry_after_header,
+    post_json,
+    raise_for_status,
+)
+from receiver.notifiers.common import Style, compose
+from receiver.text import neutralise_text, utf16_len
+
+DEFAULT_API_URL = "https://api.line.me/v2/bot/message/push"
+TEXT_MAX = 5000
+MAX_MESSAGES = 5
+#: Namespace of the retry-key UUIDs (any fixed UUID; changing it changes every key).
+RETRY_KEY_NAMESPACE = uuid.UUID("6f1d9a4e-3c55-4f0e-9a57-0b8d2f1c7e21")
+
+STYLE = Style(escape=neutralise_text, length=utf16_len)
+
+
+def render_line(n: Notification, to: str) -> dict[str, Any]:
+    """The push-message body: one text message of at most 5000 UTF-16 code units."""
+    return {"to": to, "messages": [{"type": "text", "text": compose(n, STYLE, TEXT_MAX)}]}
+
+
+def retry_key(n: Notification, *, notifier: str, to: str) -> str:
+    """The ``X-Line-Retry-Key`` for sending ``n`` to ``to`` (stable across retries)."""
+    return str(uuid.uuid5(RETRY_KEY_NAMESPACE, f"{notifier}\x00{to}\x00{n.delivery_key}"))
+
+
+class LineNotifier(Notifier):
+    """Pushes each notification to a LINE user, group or room.
+
+    Args:
+        channel_access_token: the Messaging API channel access token (secret).
+        to: the destination id (``U…`` user, ``C…`` group, ``R…`` room).
+        client: shared HTTP client.
+        name: instance name (default ``"line"``).
+        api_url: the push endpoint (tests point it elsewhere).
+    """
+
+    channel = "line"
+
+    def __init__(
+        self,
+        channel_access_token: SecretStr,
+        to: str,
+        client: httpx.AsyncClient,
+        *,
+        name: str | None = None,
+        api_url: str = DEFAULT_API_URL,
+    ) -> None:
+        super().__init__(name=name)
+        self._token = channel_access_token
+        self.to = to
+        self._client = client
+        self._api_url = api_url
+
+    def __repr__(self) -> str:
+        return f"<LineNotifier name={self.name!r} to={self.to!r}>"
+
+    async def _send(self, notification: Notification) -> None:
+        """POST the push message with the notification's retry key.
+
+        Raises:
+            RateLimitedError: 429 (``Retry-After`` if LINE sends one, else ``None``).
+            PermanentNotifyError: other 4xx except 409 (bad token, bad ``to``, bad body).
+            NotifyError: 5xx or network failure (retried with the same key).
+        """
+        token = self._token.get_secret_value()
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-Line-Retry-Key": retry_key(notification, notifier=self.name, to=self.to),
+        }
+        body = render_line(notification, self.to)
+        resp = await post_json(
+            self._client, self._api_url, body, channel=self.name, headers=headers
+        )
+        if resp.status_code == 409:
+            return  # an earlier attempt with this retry key was accepted: delivered
+        retry_after = parse_retry_after_header(resp.headers.get("Retry-After"))
+        raise_for_status(resp, channel=self.name, retry_after=retry_after, secrets=(token,))

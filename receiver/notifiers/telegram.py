@@ -1,0 +1,157 @@
+"""Telegram notifier: Bot API ``sendMessage`` with ``parse_mode=HTML``.
+
+Platform facts (Telegram Bot API, https://core.telegram.org/bots/api):
+
+* ``POST https://api.telegram.org/bot<token>/sendMessage`` with a JSON body ("Making requests":
+  https://core.telegram.org/bots/api#making-requests). The token is in the URL path, so the URL
+  is a secret: it never appears in messages or logs.
+* ``sendMessage`` (https://core.telegram.org/bots/api#sendmessage): ``chat_id`` (integer or
+  ``@channelusername``), ``text`` of 1-4096 characters *after entities parsing*,
+  ``parse_mode``, ``link_preview_options`` (Bot API 7.0+, replaces
+  ``disable_web_page_preview``), ``message_thread_id`` for forum topics.
+* HTML style (https://core.telegram.org/bots/api#html-style): supported tags ``<b> <i> <a
+  href> <code> <pre>…``; every ``<``, ``>`` and ``&`` that is not part of a tag or entity must be
+  written as ``&lt;`` ``&gt;`` ``&amp;``. Untrusted text goes through
+  :func:`receiver.text.telegram_html`, which also defangs ``@username`` mentions.
+* Errors: ``{"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 5",
+  "parameters": {"retry_after": 5}}``; ``parameters.retry_after`` is the number of seconds to
+  wait, ``parameters.migrate_to_chat_id`` the new id of a group upgraded to a supergroup
+  (ResponseParameters, https://core.telegram.org/bots/api#responseparameters).
+* Pace: about one message per second per chat, at most 20 per minute in a group
+  (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this).
+
+The 4096 limit counts UTF-16 code units of the visible text; this renderer keeps the *raw HTML*
+(tags included, always at least as long as the visible text) within 4096 UTF-16 code units, so
+the limit holds whatever Telegram strips. Telegram has no idempotency key: a retry after a lost
+response may post the message twice.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from receiver.notifiers.base import (
+    Notification,
+    Notifier,
+    PermanentNotifyError,
+    RateLimitedError,
+    parse_retry_after_header,
+    post_json,
+    raise_for_status,
+    retry_after_from_json,
+)
+from receiver.notifiers.common import Style, compose
+from receiver.text import html_attr, telegram_html, utf16_len
+
+TEXT_MAX = 4096
+DEFAULT_API_URL = "https://api.telegram.org"
+_NUMERIC = re.compile(r"^-?\d{1,20}$")
+
+STYLE = Style(
+    escape=telegram_html,
+    bold=lambda text: f"<b>{text}</b>",
+    link=lambda label, url: f'<a href="{html_attr(url)}">{telegram_html(label)}</a>',
+    length=utf16_len,
+    link_separator=" · ",
+)
+
+
+def render_telegram(
+    n: Notification, chat_id: str, *, message_thread_id: int | None = None
+) -> dict[str, Any]:
+    """The ``sendMessage`` JSON body for ``n`` (HTML, ≤4096 UTF-16 code units, no preview)."""
+    body: dict[str, Any] = {
+        "chat_id": int(chat_id) if _NUMERIC.match(chat_id) else chat_id,
+        "text": compose(n, STYLE, TEXT_MAX),
+        "parse_mode": "HTML",
+        "link_preview_options": {"is_disabled": True},
+    }
+    if message_thread_id is not None:
+        body["message_thread_id"] = message_thread_id
+    return body
+
+
+def _migrate_to_chat_id(resp: httpx.Response) -> int | None:
+    try:
+        data = resp.json()
+    except ValueError:
+        return None
+    params = data.get("parameters") if isinstance(data, dict) else None
+    value = params.get("migrate_to_chat_id") if isinstance(params, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class TelegramNotifier(Notifier):
+    """Sends each notification as a Telegram message.
+
+    Args:
+        bot_token: the bot token from @BotFather (secret).
+        chat_id: target chat: a numeric id (``-100…`` for supergroups/channels) or
+            ``@channelusername``.
+        client: shared HTTP client.
+        name: instance name (default ``"telegram"``).
+        message_thread_id: forum topic to post in, if any.
+        api_url: Bot API server origin (default ``https://api.telegram.org``; a self-hosted
+            ``telegram-bot-api`` server works too).
+    """
+
+    channel = "telegram"
+
+    def __init__(
+        self,
+        bot_token: SecretStr,
+        chat_id: str,
+        client: httpx.AsyncClient,
+        *,
+        name: str | None = None,
+        message_thread_id: int | None = None,
+        api_url: str = DEFAULT_API_URL,
+    ) -> None:
+        super().__init__(name=name)
+        self._token = bot_token
+        self.chat_id = str(chat_id)
+        self._thread = message_thread_id
+        self._api_url = api_url.rstrip("/")
+        self._client = client
+        # Groups and channels (negative ids, @names): 20 messages/min; private chats: ~1/s.
+        private = _NUMERIC.match(self.chat_id) is not None and not self.chat_id.startswith("-")
+        self.min_send_interval = 1.0 if private else 3.0
+
+    def __repr__(self) -> str:
+        return f"<TelegramNotifier name={self.name!r} chat_id={self.chat_id!r}>"
+
+    async def _send(self, notification: Notification) -> None:
+        """POST ``sendMessage``.
+
+        Raises:
+            RateLimitedError: 429 with ``parameters.retry_after`` (else ``Retry-After``).
+            PermanentNotifyError: other 4xx (bad token 401, bot blocked or not in the chat 403,
+                chat not found or bad markup 400; a group upgraded to a supergroup names the new
+                ``chat_id`` to configure).
+            NotifyError: 5xx or network failure.
+        """
+        body = render_telegram(notification, self.chat_id, message_thread_id=self._thread)
+        url = f"{self._api_url}/bot{self._token.get_secret_value()}/sendMessage"
+        resp = await post_json(self._client, url, body, channel=self.name)
+        code = resp.status_code
+        if code == 429:
+            retry_after = retry_after_from_json(resp, "parameters", "retry_after")
+            if retry_after is None:
+                retry_after = parse_retry_after_header(resp.headers.get("Retry-After"))
+            raise RateLimitedError(f"{self.name} rate limited (HTTP 429)", retry_after)
+        if code == 400:
+            migrated = _migrate_to_chat_id(resp)
+            if migrated is not None:
+                raise PermanentNotifyError(
+                    f"{self.name}: the group was upgraded to a supergroup; "
+                    f"set chat_id to {migrated}"
+                )
+        # A 2xx is delivered (the Bot API answers ``{"ok": true, …}`` with it); retrying an
+        # odd 2xx body could only post the message twice.
+        raise_for_status(
+            resp, channel=self.name, retry_after=None, secrets=(self._token.get_secret_value(),)
+        )

@@ -1,0 +1,146 @@
+"""Generic JSON webhook notifier: POSTs one documented JSON document per notification.
+
+Request: ``POST <url>`` with ``Content-Type: application/json``, the configured extra headers,
+and ``Idempotency-Key: <hex>`` - the same for every retry of one notification (also after a
+restart), so a receiver can drop duplicates. Body (version 1; fields are only ever added)::
+
+    {
+      "version": "1",
+      "notifier": "hooks",                  # instance name from the routing file
+      "idempotency_key": "<64 hex>",        # = the Idempotency-Key header
+      "sent_at": "2026-11-21T08:00:05.123Z",
+      "status": "firing" | "resolved",
+      "route": "critical",                  # "" for POST /alerts
+      "receiver": "exchange-watch", "group_key": "{}:{alertname=\\"X\\"}",
+      "external_url": "http://alertmanager:9093",
+      "alert": {"alertname": str, "exchange": str|null, "endpoint": str|null,
+                "severity": str|null, "summary": str|null, "description": str|null,
+                "runbook_url": str|null, "labels": {str: str}, "annotations": {str: str},
+                "starts_at": RFC 3339, "ends_at": RFC 3339 ("0001-01-01T00:00:00Z" while firing),
+                "generator_url": str, "fingerprint": str},
+      "duration_seconds": float | null,     # resolved: endsAt - startsAt
+      "duration": "4 min 12 s" | null,
+      "diagnosis": {"diagnosis", "impact", "action_items", "rollback_plan",
+                    "estimated_recovery_time", "root_cause_category", "confidence", "source"}
+    }
+
+Strings longer than :data:`VALUE_MAX` characters are cut with ``…`` and maps keep at most
+:data:`MAX_MAP_ENTRIES` entries, so the body stays bounded (≈ 3.5 MB worst case, typically a
+few KB). Values are JSON strings, not markup: the consumer escapes for wherever it displays them
+(text is passed through unchanged apart from the cap). Answers: 2xx delivered; 429 →
+:class:`RateLimitedError` with ``Retry-After`` (seconds or HTTP-date, RFC 9110 §10.2.3); other
+4xx (except 408/409/425) permanent; 3xx (redirects are not followed), 5xx and network errors
+retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from receiver.models import utc_now_iso
+from receiver.notifiers.base import (
+    Notification,
+    Notifier,
+    parse_retry_after_header,
+    post_json,
+    raise_for_status,
+)
+from receiver.text import cap
+
+VALUE_MAX = 8192
+MAX_MAP_ENTRIES = 200
+SCHEMA_VERSION = "1"
+
+
+def _capmap(values: dict[str, str]) -> dict[str, str]:
+    items = list(values.items())[:MAX_MAP_ENTRIES]
+    return {cap(k, 256): cap(v, VALUE_MAX) for k, v in items}
+
+
+def _opt(value: str | None) -> str | None:
+    return None if value is None else cap(value, VALUE_MAX)
+
+
+def render_webhook(n: Notification, *, notifier: str, sent_at: str | None = None) -> dict[str, Any]:
+    """The JSON document for ``n`` (see the module docstring)."""
+    return {
+        "version": SCHEMA_VERSION,
+        "notifier": notifier,
+        "idempotency_key": n.delivery_key,
+        "sent_at": sent_at or utc_now_iso(),
+        "status": n.status,
+        "route": cap(n.route, 256),
+        "receiver": cap(n.receiver, VALUE_MAX),
+        "group_key": cap(n.group_key, VALUE_MAX),
+        "external_url": cap(n.external_url, VALUE_MAX),
+        "alert": {
+            "alertname": cap(n.alertname, VALUE_MAX),
+            "exchange": _opt(n.exchange),
+            "endpoint": _opt(n.endpoint),
+            "severity": _opt(n.severity),
+            "summary": _opt(n.summary),
+            "description": _opt(n.description),
+            "runbook_url": _opt(n.runbook_url),
+            "labels": _capmap(n.labels),
+            "annotations": _capmap(n.annotations),
+            "starts_at": n.starts_at,
+            "ends_at": n.ends_at,
+            "generator_url": cap(n.generator_url, VALUE_MAX),
+            "fingerprint": cap(n.fingerprint, VALUE_MAX),
+        },
+        "duration_seconds": n.duration_seconds,
+        "duration": n.duration_text,
+        "diagnosis": n.diagnosis.model_dump(mode="json"),
+    }
+
+
+class WebhookNotifier(Notifier):
+    """POSTs the JSON document to a URL.
+
+    Args:
+        url: the target URL (secret: URLs often embed tokens).
+        client: shared HTTP client.
+        name: instance name (default ``"webhook"``).
+        headers: extra headers (values may be secrets, e.g. ``Authorization``; never logged).
+        timeout: request timeout in seconds.
+    """
+
+    channel = "webhook"
+
+    def __init__(
+        self,
+        url: SecretStr,
+        client: httpx.AsyncClient,
+        *,
+        name: str | None = None,
+        headers: Mapping[str, SecretStr] | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(name=name)
+        self._url = url
+        self._client = client
+        self._headers = dict(headers or {})
+        self._timeout = timeout
+
+    async def _send(self, notification: Notification) -> None:
+        """POST the document.
+
+        Raises:
+            RateLimitedError: 429 with ``Retry-After``.
+            PermanentNotifyError: other 4xx except 408/409/425.
+            NotifyError: 3xx, 5xx or network failure.
+        """
+        headers = {k: v.get_secret_value() for k, v in self._headers.items()}
+        headers["Idempotency-Key"] = notification.delivery_key
+        body = render_webhook(notification, notifier=self.name)
+        url = self._url.get_secret_value()
+        resp = await post_json(
+            self._client, url, body, channel=self.name, headers=headers, timeout=self._timeout
+        )
+        retry_after = parse_retry_after_header(resp.headers.get("Retry-After"))
+        secrets = (url, *(v for v in headers.values() if len(v) >= 6))
+        raise_for_status(resp, channel=self.name, retry_after=retry_after, secrets=secrets)
