@@ -5,13 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install system-deps test lint demo up bench clean
+.PHONY: help install system-deps test lint demo up rules bench clean
 
 help:
 	@echo "make demo   run the whole stack against the simulator with a scripted incident"
 	@echo "make test   run the test suite (real Prometheus, Alertmanager, promtool, amtool)"
 	@echo "make up     run the stack against the real exchanges until Ctrl-C"
 	@echo "make lint   ruff check and format check"
+	@echo "make rules  regenerate prometheus/rules/exchange-thresholds.yml from prometheus/thresholds.yml"
 
 system-deps:
 	@PYTHON=$(PYTHON) bash deploy/install-system-deps.sh
@@ -35,6 +36,9 @@ demo: install
 
 up: install
 	$(PY) deploy/run_stack.py up
+
+rules: $(STAMP)
+	$(PY) prometheus/render_thresholds.py
 
 clean:
 	rm -rf run .pytest_cache .ruff_cache

@@ -174,8 +174,8 @@ def render_alertmanager_config(
 
     Every ``webhook_configs[].url`` whose origin is ``http://receiver:8080`` gets
     ``receiver_url`` as origin, keeping its path (``/alerts/critical`` stays). ``timing`` keys
-    (group_wait, group_interval, repeat_interval) are set on the root route and replaced in every
-    child route that sets them.
+    (group_wait, group_interval, repeat_interval) are set on the root route and on every child
+    route that sets them, but never lengthen a shipped value.
     """
     config = yaml.safe_load(shipped.read_text())
     for receiver in config.get("receivers", []):
@@ -185,11 +185,12 @@ def render_alertmanager_config(
                 webhook["url"] = receiver_url.rstrip("/") + url[len("http://receiver:8080") :]
     if timing:
         root = config.setdefault("route", {})
-        root.update(timing)
-        for child in _child_routes(root):
+        for route in (root, *_child_routes(root)):
             for key, value in timing.items():
-                if key in child:
-                    child[key] = value
+                if route is root or key in route:
+                    # Only ever shorten: a route that is already faster (the Watchdog's repeat
+                    # interval feeding the dead man's switch) keeps its own value.
+                    route[key] = _shorter(route[key], value) if key in route else value
     return config
 
 

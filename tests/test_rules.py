@@ -1,25 +1,32 @@
-"""Checks for the monitoring configuration: Prometheus rules, Alertmanager routing, Grafana.
+"""Checks for the monitoring configuration: Prometheus rules and thresholds, Alertmanager routing
+and inhibition, and the alert documentation.
 
 Uses the real tools (Debian packages `prometheus` and `prometheus-alertmanager`): promtool,
 amtool and prometheus-alertmanager (upstream: alertmanager) must be on PATH. Nothing is
-skipped; a missing tool fails with a message saying what to install.
+skipped; a missing tool fails with a message saying what to install. Grafana dashboards are
+checked in tests/test_dashboards.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from exporter.metrics import ExporterMetrics
 
 REPO = Path(__file__).resolve().parents[1]
 PROM_DIR = REPO / "prometheus"
@@ -27,30 +34,65 @@ PROM_CONFIG = PROM_DIR / "prometheus.yml"
 RULE_FILES = sorted((PROM_DIR / "rules").glob("*.yml"))
 UNIT_TEST_FILES = sorted((PROM_DIR / "tests").glob("*_test.yml"))
 ROUTING_CASES_FILE = PROM_DIR / "tests" / "alertmanager-routing.yml"
+THRESHOLDS_FILE = PROM_DIR / "thresholds.yml"
+THRESHOLD_RULES_FILE = PROM_DIR / "rules" / "exchange-thresholds.yml"
+RENDER_THRESHOLDS = PROM_DIR / "render_thresholds.py"
 AM_CONFIG = REPO / "deploy" / "alertmanager.yml"
-GRAFANA_DIR = REPO / "grafana"
-DATASOURCES_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
-DASHBOARD_PROVIDERS_FILE = GRAFANA_DIR / "provisioning" / "dashboards" / "dashboards.yml"
-DASHBOARD_FILES = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
+ALERTS_DOC = REPO / "docs" / "alerts.md"
 
 EXPORTER_JOB = "exchange-exporter"
-# Metric names published by the exporter (fixed by the exporter's contract).
-EXPORTER_METRICS = {
-    "exchange_api_requests_total",
-    "exchange_api_up",
-    "exchange_api_consecutive_failures",
-    "exchange_rate_limit_used",
-    "exchange_rate_limit_limit",
-    "exchange_clock_skew_seconds",
-}
-EXPORTER_HISTOGRAMS = {"exchange_api_request_duration_seconds"}
+
+
+def _exporter_metric_names() -> set[str]:
+    """Series names the exporter publishes, read from its own registry (the contract)."""
+    names = set()
+    for family in ExporterMetrics().registry.collect():
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names |= {f"{family.name}{s}" for s in ("_bucket", "_sum", "_count")}
+        elif family.type == "info":
+            names.add(f"{family.name}_info")
+        else:
+            names.add(family.name)
+    return names
+
+
+EXPORTER_METRICS = _exporter_metric_names()
+# Series Prometheus itself writes that rules may use: `up` of the exporter's scrape job, and
+# ALERTS (error-rate and budget alerts stay quiet for windows holding an incident already
+# reported by another alert).
+RULE_BUILTINS = {"up", "ALERTS"}
 # Series Prometheus itself writes, usable in dashboards.
-PROMETHEUS_BUILTINS = {"ALERTS", "ALERTS_FOR_STATE"}
-SEVERITY_RECEIVERS = {"critical": "exchange-watch-critical", "warning": "exchange-watch-warning"}
-SEVERITIES = {*SEVERITY_RECEIVERS, "info"}
-RUNBOOK_BASE = "https://github.com/exchange-watch/exchange-watch/blob/main/docs/runbooks.md"
-RECEIVER_URL_PREFIX = "http://receiver:8080/alerts"
-TOOL_TIMEOUT_S = 30
+PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE"}
+
+# Alerts about the monitoring itself: they carry no `exchange` label (documented in
+# prometheus/rules/exchange-alerts.yml and docs/alerts.md). Every other alert must have one.
+GLOBAL_ALERTS = {"ExchangeExporterDown", "ExchangeMonitorNetworkDown", "Watchdog"}
+# The always-firing dead man's switch has no "must not fire" case.
+ALWAYS_FIRING = {"Watchdog"}
+
+SEVERITY_RECEIVERS = {
+    "critical": "exchange-watch-critical",
+    "warning": "exchange-watch-warning",
+    "info": "exchange-watch-info",
+}
+SEVERITIES = {*SEVERITY_RECEIVERS, "none"}
+ROOT_RECEIVER = "exchange-watch-receiver"
+HEARTBEAT_RECEIVER = "exchange-watch-heartbeat"
+RECEIVER_URLS = {
+    ROOT_RECEIVER: "http://receiver:8080/alerts",
+    "exchange-watch-critical": "http://receiver:8080/alerts/critical",
+    "exchange-watch-warning": "http://receiver:8080/alerts/warning",
+    "exchange-watch-info": "http://receiver:8080/alerts/info",
+    HEARTBEAT_RECEIVER: "http://receiver:8080/heartbeat",
+}
+RUNBOOK_BASE = "https://github.com/exchange-watch/exchange-watch/blob/main/docs/alerts.md"
+# Numbers an alert expression may contain: comparisons with 0/1 (up, maintenance, circuit,
+# boolean gauges), `1 - objective`, and the SRE-workbook burn-rate factors, which are part of
+# the alert's definition. Every other number comes from prometheus/thresholds.yml.
+ALLOWED_ALERT_NUMBERS = {0.0, 1.0, 14.4, 6.0}
+TOOL_TIMEOUT_S = 60
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,9 +165,21 @@ def _rules(kind: str) -> list[tuple[Path, dict[str, Any]]]:
     ]
 
 
+def _alert_id(rule: dict[str, Any]) -> str:
+    return f"{rule['alert']}[{rule.get('labels', {}).get('severity')}]"
+
+
 ALERT_RULES = _rules("alert")
 RECORDING_RULES = _rules("record")
-ALERT_NAMES = [rule["alert"] for _, rule in ALERT_RULES]
+ALERT_NAMES = sorted({rule["alert"] for _, rule in ALERT_RULES})
+ALERT_IDS = [_alert_id(rule) for _, rule in ALERT_RULES]
+RULE_GROUPS = [group["name"] for path in RULE_FILES for group in _load_yaml(path)["groups"]]
+RECORDING_GROUPS = [
+    group["name"]
+    for path in RULE_FILES
+    for group in _load_yaml(path)["groups"]
+    if all("record" in rule for rule in group["rules"])
+]
 
 
 # Every alert_rule_test entry of every promtool unit test file, as (file, entry).
@@ -160,19 +214,20 @@ def promql_metric_names(expr: str) -> set[str]:
     return names
 
 
+def promql_numbers(expr: str) -> set[float]:
+    """Number literals in a PromQL expression (outside strings, ranges and metric names)."""
+    expr = _STRING.sub('""', expr)
+    expr = re.sub(r"\{[^}]*\}", " ", expr)
+    expr = re.sub(r"\[[^\]]*\]", " ", expr)
+    return {
+        float(m.group())
+        for m in re.finditer(r"(?<![\w:.])\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w:])", expr, re.I)
+    }
+
+
 RECORDED_METRICS = {rule["record"] for _, rule in RECORDING_RULES}
 # Everything a rule may select: the exporter's series and the recording rules' outputs.
-KNOWN_METRICS = (
-    EXPORTER_METRICS
-    | {f"{h}{suffix}" for h in EXPORTER_HISTOGRAMS for suffix in ("_bucket", "_sum", "_count")}
-    | RECORDED_METRICS
-)
-
-
-def _dashboard_panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for panel in panels:
-        yield panel
-        yield from _dashboard_panels(panel.get("panels", []))  # collapsed rows
+KNOWN_METRICS = EXPORTER_METRICS | RECORDED_METRICS
 
 
 # --------------------------------------------------------------------------------------------
@@ -227,19 +282,43 @@ def test_every_file_in_prometheus_tests_is_run() -> None:
     assert UNIT_TEST_FILES, "no promtool unit tests found"
 
 
-def test_alert_names_are_unique() -> None:
-    duplicates = {name for name in ALERT_NAMES if ALERT_NAMES.count(name) > 1}
+@pytest.mark.parametrize("path", UNIT_TEST_FILES, ids=_rel)
+def test_unit_tests_evaluate_groups_in_a_fixed_order(path: Path) -> None:
+    """promtool evaluates rule groups in random order unless told: list every group, the
+    recording groups first, so that alerts always see this step's recorded values."""
+    order = _load_yaml(path).get("group_eval_order")
+    assert order, f"{_rel(path)}: no group_eval_order"
+    assert sorted(order) == sorted(RULE_GROUPS), f"{_rel(path)}: group_eval_order != rule groups"
+    assert set(order[: len(RECORDING_GROUPS)]) == set(RECORDING_GROUPS), (
+        f"{_rel(path)}: recording groups must come first"
+    )
+    assert order[0] == "exchange-thresholds", f"{_rel(path)}: thresholds first"
+
+
+def test_alerts_are_unique_by_name_and_severity() -> None:
+    """An alert name may have two rules only for two levels (warning, critical) of one alert."""
+    duplicates = {i for i in ALERT_IDS if ALERT_IDS.count(i) > 1}
     assert not duplicates, f"alert defined more than once: {sorted(duplicates)}"
 
 
-@pytest.mark.parametrize("alertname", ALERT_NAMES)
-def test_every_alert_has_a_firing_unit_test(alertname: str) -> None:
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
+def test_every_alert_has_a_firing_unit_test(path: Path, rule: dict[str, Any]) -> None:
+    severity = rule["labels"]["severity"]
     firing = [
-        entry
+        alert
         for _, entry in ALERT_TESTS
-        if entry["alertname"] == alertname and entry.get("exp_alerts")
+        if entry["alertname"] == rule["alert"]
+        for alert in entry.get("exp_alerts") or []
+        if alert.get("exp_labels", {}).get("severity") == severity
     ]
-    assert firing, f"no promtool test in prometheus/tests expects {alertname} to fire"
+    assert firing, f"no promtool test in prometheus/tests expects {_alert_id(rule)} to fire"
+
+
+@pytest.mark.parametrize("alertname", sorted(set(ALERT_NAMES) - ALWAYS_FIRING))
+def test_every_alert_has_a_quiet_unit_test(alertname: str) -> None:
+    """A boundary case: some evaluation where the alert must not fire."""
+    quiet = [e for _, e in ALERT_TESTS if e["alertname"] == alertname and not e.get("exp_alerts")]
+    assert quiet, f"no promtool test in prometheus/tests expects {alertname} to stay quiet"
 
 
 def test_unit_tests_only_name_existing_alerts() -> None:
@@ -252,59 +331,83 @@ def test_unit_tests_only_name_existing_alerts() -> None:
     assert not unknown, f"tests name alerts that no rule defines: {sorted(unknown)}"
 
 
-@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_NAMES)
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
 def test_alert_metadata(path: Path, rule: dict[str, Any]) -> None:
     name = rule["alert"]
     assert rule.get("labels", {}).get("severity") in SEVERITIES, f"{name}: severity label"
     annotations = rule.get("annotations", {})
     for key in ("summary", "description", "runbook_url"):
         assert annotations.get(key, "").strip(), f"{name}: missing annotation {key}"
-    assert "$labels.exchange" in annotations["description"], f"{name}: description names exchange"
+    if name not in GLOBAL_ALERTS:
+        assert "$labels.exchange" in annotations["description"], f"{name}: description"
+        assert "$labels.exchange" in annotations["summary"], f"{name}: summary names exchange"
     assert annotations["runbook_url"] == f"{RUNBOOK_BASE}#{name.lower()}"
 
 
-@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_NAMES)
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
 def test_alert_fires_with_exchange_and_severity(path: Path, rule: dict[str, Any]) -> None:
-    """Every expected firing alert in the unit tests carries exchange and the rule's severity."""
+    """Every expected firing alert in the unit tests carries the rule's severity, and
+    `exchange` unless it is one of the documented global alerts (which must not have it)."""
     name = rule["alert"]
+    severity = rule["labels"]["severity"]
     for test_path, entry in ALERT_TESTS:
         if entry["alertname"] != name:
             continue
         for alert in entry.get("exp_alerts") or []:
             labels = alert.get("exp_labels", {})
-            assert labels.get("exchange"), f"{_rel(test_path)}: {name} without exchange label"
-            assert labels.get("severity") == rule["labels"]["severity"], _rel(test_path)
+            if labels.get("severity") != severity:
+                continue
+            if name in GLOBAL_ALERTS:
+                assert "exchange" not in labels, f"{_rel(test_path)}: global {name} has exchange"
+            else:
+                assert labels.get("exchange"), f"{_rel(test_path)}: {name} without exchange"
+            for key, value in rule["labels"].items():
+                assert labels.get(key) == value, f"{_rel(test_path)}: {name} label {key}"
 
 
 def test_thresholds_table_lists_every_alert() -> None:
-    """Each alerts file documents its alerts in a THRESHOLDS table: | alert | threshold | for |."""
+    """The alerts file documents its alerts in a table: | alert | severity | threshold | for |."""
     for path in RULE_FILES:
-        alerts = {rule["alert"]: rule for p, rule in ALERT_RULES if p == path}
+        alerts = {_alert_id(rule): rule for p, rule in ALERT_RULES if p == path}
         if not alerts:
             continue
         text = path.read_text(encoding="utf-8")
         assert "# THRESHOLDS" in text, f"{_rel(path)}: no THRESHOLDS section"
         table = {
-            m["alert"]: m["for"]
+            f"{m['alert']}[{m['severity']}]": m["for"]
             for m in re.finditer(
-                r"^#\s*\|\s*(?P<alert>[A-Z]\w+)\s*\|[^|]*\|\s*(?P<for>\S+)\s*\|", text, re.M
+                r"^#\s*\|\s*(?P<alert>[A-Z]\w+)\s*\|\s*(?P<severity>\w+)\s*\|[^|]*\|"
+                r"\s*(?P<for>\S+)\s*\|",
+                text,
+                re.M,
             )
         }
-        for name, rule in alerts.items():
-            assert name in table, f"{_rel(path)}: {name} missing from the THRESHOLDS table"
-            assert table[name] == rule.get("for", "0s"), f"{name}: `for` differs from the table"
+        for alert_id, rule in alerts.items():
+            assert alert_id in table, f"{_rel(path)}: {alert_id} missing from the THRESHOLDS table"
+            assert table[alert_id] == rule.get("for", "0s"), f"{alert_id}: `for` differs"
+
+
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
+def test_alerts_take_thresholds_from_thresholds_yml(path: Path, rule: dict[str, Any]) -> None:
+    """No threshold is hard-coded in an alert: numbers come from exchange:threshold:* series."""
+    numbers = promql_numbers(rule["expr"]) - ALLOWED_ALERT_NUMBERS
+    assert not numbers, (
+        f"{_alert_id(rule)} compares with {sorted(numbers)}: put the number in "
+        "prometheus/thresholds.yml and join exchange:threshold:<key> on (exchange)"
+    )
 
 
 @pytest.mark.parametrize(
     ("path", "rule"),
     ALERT_RULES + RECORDING_RULES,
-    ids=ALERT_NAMES + [rule["record"] for _, rule in RECORDING_RULES],
+    ids=ALERT_IDS + [rule["record"] for _, rule in RECORDING_RULES],
 )
 def test_rule_expressions_use_known_metrics(path: Path, rule: dict[str, Any]) -> None:
-    unknown = promql_metric_names(rule["expr"]) - KNOWN_METRICS
+    names = promql_metric_names(rule["expr"])
+    unknown = names - KNOWN_METRICS - RULE_BUILTINS
     assert not unknown, f"{_rel(path)}: unknown metric names {sorted(unknown)}"
-    # Raw exporter series are selected from the exporter's job only.
-    for name in promql_metric_names(rule["expr"]) - RECORDED_METRICS:
+    # Raw series are selected from the exporter's job only.
+    for name in names - RECORDED_METRICS - {"ALERTS"}:
         assert re.search(rf'{re.escape(name)}\{{[^}}]*job="{EXPORTER_JOB}"', rule["expr"]), (
             f'{_rel(path)}: select {name} with job="{EXPORTER_JOB}"'
         )
@@ -318,6 +421,11 @@ def test_recording_rule_names_follow_convention(path: Path, rule: dict[str, Any]
     assert re.fullmatch(r"[a-z_]+:[a-z][a-z0-9_]*:[a-z0-9_]+", rule["record"]), rule["record"]
 
 
+def test_recording_rules_are_unique() -> None:
+    names = [rule["record"] for _, rule in RECORDING_RULES]
+    assert len(names) == len(set(names)), "a recording rule name is defined twice"
+
+
 def test_promql_metric_name_parser() -> None:
     expr = (
         'histogram_quantile(0.99, sum by (exchange, le) (rate(a_bucket{le!="1", x=~"$v"}'
@@ -325,6 +433,173 @@ def test_promql_metric_name_parser() -> None:
         ' or label_replace(c offset 5m, "d", "$1", "e", "(.*)") * 1e3'
     )
     assert promql_metric_names(expr) == {"a_bucket", "b", "c"}
+    assert promql_numbers(expr) == {0.99, 1.0, 0.0, 1000.0}
+    assert promql_numbers('x:y:p99_5m{a="0.5"}[5m] > 14.4') == {14.4}
+
+
+# --------------------------------------------------------------------------------------------
+# Thresholds (prometheus/thresholds.yml -> rules/exchange-thresholds.yml)
+
+
+def _render(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return _run(sys.executable, RENDER_THRESHOLDS, *args)
+
+
+def test_threshold_rules_are_up_to_date() -> None:
+    """The generated rule file must match thresholds.yml: run `make rules` after editing."""
+    proc = _render("--check")
+    assert proc.returncode == 0, (
+        f"{_rel(THRESHOLD_RULES_FILE)} is out of date with {_rel(THRESHOLDS_FILE)}: run "
+        f"`make rules` (python {_rel(RENDER_THRESHOLDS)})\n{proc.stderr}"
+    )
+
+
+def test_every_threshold_is_used_and_every_used_threshold_exists() -> None:
+    keys = set(_load_yaml(THRESHOLDS_FILE)["defaults"])
+    generated = {r["record"] for p, r in RECORDING_RULES if p == THRESHOLD_RULES_FILE}
+    assert generated == {f"exchange:threshold:{k}" for k in keys}
+    used = {
+        name
+        for p, rule in ALERT_RULES + RECORDING_RULES
+        if p != THRESHOLD_RULES_FILE
+        for name in promql_metric_names(rule["expr"]) | _template_queries(rule)
+        if name.startswith("exchange:threshold:")
+    }
+    assert used == generated, f"unused thresholds: {sorted(generated - used)}"
+
+
+def _template_queries(rule: dict[str, Any]) -> set[str]:
+    text = " ".join(rule.get("annotations", {}).values())
+    return set(re.findall(r"exchange:threshold:\w+", text))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("defaults: {latency_p99_seconds: fast}", "defaults.latency_p99_seconds: expected"),
+        ("defaults: {}", "defaults.error_ratio: missing"),
+        ("exchanges: {Kraken: {}}", "exchanges.Kraken: not an exchange name"),
+        ("exchanges: {kraken: {latency_p99: 2}}", "exchanges.kraken.latency_p99: unknown"),
+        ("exchanges: {kraken: {error_ratio: 5}}", "exchanges.kraken.error_ratio: expected"),
+        (
+            "exchanges: {okx: {clock_skew_warning_seconds: 2}}",
+            "exchanges.okx: clock_skew_warning_seconds (2) must be below",
+        ),
+        ("thresholds: {}", "thresholds: unknown section"),
+    ],
+)
+def test_render_thresholds_reports_errors(tmp_path: Path, content: str, message: str) -> None:
+    defaults = _load_yaml(THRESHOLDS_FILE)["defaults"]
+    data = yaml.safe_load(content)
+    if "defaults" not in data:
+        data["defaults"] = defaults
+    bad = tmp_path / "thresholds.yml"
+    bad.write_text(yaml.safe_dump(data))
+    proc = _render("--thresholds", bad, "--output", tmp_path / "out.yml")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{bad}: {message}" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.yml").exists()
+
+
+def test_threshold_overrides_apply_per_exchange(promtool: str, tmp_path: Path) -> None:
+    """Render a thresholds file with overrides and check the series Prometheus computes:
+    the override for the listed exchanges (two sharing a value), the default for the rest,
+    including an exchange the file never mentions."""
+    data = _load_yaml(THRESHOLDS_FILE)
+    data["exchanges"] = {
+        "binance": {"latency_p99_seconds": 2.5},
+        "bybit": {"latency_p99_seconds": 2.5, "error_ratio": 0.2},
+        "okx": {"error_ratio": 0.01},
+    }
+    thresholds = tmp_path / "thresholds.yml"
+    thresholds.write_text(yaml.safe_dump(data))
+    rules = tmp_path / "thresholds-rules.yml"
+    _assert_ok(_render("--thresholds", thresholds, "--output", rules))
+    _assert_ok(_run(promtool, "check", "rules", rules))
+    series = [
+        {
+            "series": f'exchange_api_up{{job="{EXPORTER_JOB}", exchange="{x}", endpoint="time"}}',
+            "values": "1x5",
+        }
+        for x in ("binance", "bybit", "okx", "gate")
+    ]
+    default_p99 = data["defaults"]["latency_p99_seconds"]
+    default_errors = data["defaults"]["error_ratio"]
+    unit_test = {
+        "rule_files": [rules.name],
+        "evaluation_interval": "5s",
+        "tests": [
+            {
+                "interval": "5s",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": "exchange:threshold:latency_p99_seconds",
+                        "eval_time": "10s",
+                        "exp_samples": [
+                            {"labels": f'exchange:threshold:latency_p99_seconds{{exchange="{x}"}}',
+                             "value": v}
+                            for x, v in (
+                                ("binance", 2.5), ("bybit", 2.5),
+                                ("okx", default_p99), ("gate", default_p99),
+                            )
+                        ],
+                    },
+                    {
+                        "expr": "exchange:threshold:error_ratio",
+                        "eval_time": "10s",
+                        "exp_samples": [
+                            {"labels": f'exchange:threshold:error_ratio{{exchange="{x}"}}',
+                             "value": v}
+                            for x, v in (
+                                ("binance", default_errors), ("bybit", 0.2),
+                                ("okx", 0.01), ("gate", default_errors),
+                            )
+                        ],
+                    },
+                ],
+            }
+        ],
+    }  # fmt: skip
+    test_file = tmp_path / "thresholds_test.yml"
+    test_file.write_text(yaml.safe_dump(unit_test))
+    _assert_ok(_run(promtool, "test", "rules", test_file.name, cwd=tmp_path))
+
+
+# --------------------------------------------------------------------------------------------
+# Documentation
+
+
+def _doc_anchors() -> set[str]:
+    """GitHub-style anchors of the headings of docs/alerts.md."""
+    anchors = set()
+    for line in ALERTS_DOC.read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"^#{1,6}\s+(.*?)\s*$", line):
+            text = re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-")
+            anchors.add(text)
+    return anchors
+
+
+@pytest.mark.parametrize("alertname", ALERT_NAMES)
+def test_runbook_section_exists(alertname: str) -> None:
+    assert alertname.lower() in _doc_anchors(), f"docs/alerts.md has no `## {alertname}`"
+
+
+def test_alerts_doc_describes_every_section() -> None:
+    """Each alert section says what it means, its causes and what to do."""
+    text = ALERTS_DOC.read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    by_name = {s.split("\n", 1)[0].strip(): s for s in sections}
+    for name in ALERT_NAMES:
+        section = by_name.get(name, "")
+        for heading in ("**Meaning**", "**Likely causes", "**What to do**"):
+            assert heading in section, f"docs/alerts.md ## {name}: no {heading}"
+
+
+def test_no_stale_runbook_links() -> None:
+    assert not (REPO / "docs" / "runbooks.md").exists(), "runbooks.md was folded into alerts.md"
+    for path in [*RULE_FILES, AM_CONFIG, *(REPO / "grafana" / "dashboards").glob("*.json")]:
+        assert "runbooks.md" not in path.read_text(encoding="utf-8"), _rel(path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -332,6 +607,7 @@ def test_promql_metric_name_parser() -> None:
 
 
 ROUTING = _load_yaml(ROUTING_CASES_FILE)
+AM = _load_yaml(AM_CONFIG)
 
 
 def test_alertmanager_config_is_valid(amtool: str) -> None:
@@ -339,23 +615,35 @@ def test_alertmanager_config_is_valid(amtool: str) -> None:
 
 
 def test_alertmanager_config_contract() -> None:
-    config = _load_yaml(AM_CONFIG)
-    route = config["route"]
-    assert route["receiver"] == "exchange-watch-receiver"
+    route = AM["route"]
+    assert route["receiver"] == ROOT_RECEIVER
     assert route["group_by"] == ["alertname", "exchange"]
+    # The ExchangeApiDown budget (<= 30 s) counts on group_wait 5s.
     assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == (
         "5s",
         "1m",
         "4h",
     )
-    receivers = {r["name"]: r for r in config["receivers"]}
-    assert receivers["exchange-watch-receiver"]["webhook_configs"][0]["url"] == RECEIVER_URL_PREFIX
-    for receiver in config["receivers"]:
-        for webhook in receiver["webhook_configs"]:
-            # The native runner only rewrites URLs that start with http://receiver:8080.
-            assert webhook["url"].startswith(RECEIVER_URL_PREFIX), receiver["name"]
-            assert webhook["send_resolved"] is True, receiver["name"]
-            assert webhook["max_alerts"] == 0, receiver["name"]
+    routes = route["routes"]
+    # Watchdog first and final, to the heartbeat, re-sent every minute.
+    assert routes[0]["matchers"] == ['alertname="Watchdog"']
+    assert routes[0]["receiver"] == HEARTBEAT_RECEIVER
+    assert routes[0]["continue"] is False
+    assert routes[0]["repeat_interval"] == "1m"
+    assert routes[0]["group_wait"] == "0s"
+    severities = {r["matchers"][0]: r["receiver"] for r in routes[1:]}
+    assert severities == {f'severity="{s}"': r for s, r in SEVERITY_RECEIVERS.items()}
+    assert not any(r.get("continue") for r in routes), "one receiver per alert"
+
+    receivers = {r["name"]: r for r in AM["receivers"]}
+    assert set(receivers) == set(RECEIVER_URLS)
+    for name, receiver in receivers.items():
+        [webhook] = receiver["webhook_configs"]
+        # The native runner only rewrites URLs that start with http://receiver:8080.
+        assert webhook["url"] == RECEIVER_URLS[name]
+        assert webhook["max_alerts"] == 0, name
+        # Heartbeats never resolve; everything else reports its resolution.
+        assert webhook["send_resolved"] is (name != HEARTBEAT_RECEIVER), name
 
 
 def _routes_test(amtool: str, labels: dict[str, str]) -> list[str]:
@@ -376,14 +664,131 @@ def test_alertmanager_routes(amtool: str, case: dict[str, Any]) -> None:
     assert _routes_test(amtool, case["labels"]) == case["receivers"]
 
 
-@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_NAMES)
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
 def test_every_alert_reaches_its_severity_route(
     amtool: str, path: Path, rule: dict[str, Any]
 ) -> None:
-    severity = rule["labels"]["severity"]
-    labels = {"alertname": rule["alert"], "severity": severity, "exchange": "binance"}
-    expected = SEVERITY_RECEIVERS.get(severity, "exchange-watch-receiver")
+    labels = _alert_labels(rule)
+    if rule["alert"] == "Watchdog":
+        expected = HEARTBEAT_RECEIVER
+    else:
+        expected = SEVERITY_RECEIVERS.get(rule["labels"]["severity"], ROOT_RECEIVER)
     assert _routes_test(amtool, labels) == [expected]
+
+
+# --- inhibition: the static graph
+
+
+def _alert_labels(rule: dict[str, Any], exchange: str = "binance") -> dict[str, str]:
+    labels = {"alertname": rule["alert"], **rule.get("labels", {})}
+    if rule["alert"] not in GLOBAL_ALERTS:
+        labels["exchange"] = exchange
+    return labels
+
+
+_MATCHER = re.compile(r'^\s*(?P<name>\w+)\s*(?P<op>=~|!~|!=|=)\s*"(?P<value>.*)"\s*$')
+
+
+def _matches(matchers: list[str], labels: dict[str, str]) -> bool:
+    """Alertmanager matcher semantics: regexes are fully anchored, a missing label is ""."""
+    for matcher in matchers:
+        m = _MATCHER.match(matcher)
+        assert m, f"unsupported matcher syntax in deploy/alertmanager.yml: {matcher!r}"
+        value = labels.get(m["name"], "")
+        if m["op"] in ("=~", "!~"):
+            hit = re.fullmatch(m["value"], value) is not None
+        else:
+            hit = value == m["value"]
+        if hit == m["op"].startswith("!"):
+            return False
+    return True
+
+
+def _inhibition_edges() -> list[tuple[int, str, str]]:
+    """(rule index, source alert id, target alert id) for every pair of alert rules where the
+    source can mute the target: both match the rule and can agree on its `equal` labels (two
+    per-exchange alerts on the same exchange, or two alerts without the label)."""
+    edges = []
+    for index, inhibit in enumerate(AM["inhibit_rules"]):
+        for (_, src), (_, dst) in itertools.product(ALERT_RULES, repeat=2):
+            src_labels, dst_labels = _alert_labels(src), _alert_labels(dst)
+            if not (
+                _matches(inhibit.get("source_matchers", []), src_labels)
+                and _matches(inhibit.get("target_matchers", []), dst_labels)
+            ):
+                continue
+            if all(
+                src_labels.get(k, "") == dst_labels.get(k, "") for k in inhibit.get("equal", [])
+            ):
+                edges.append((index, _alert_id(src), _alert_id(dst)))
+    return edges
+
+
+INHIBITION_EDGES = _inhibition_edges()
+
+
+def test_inhibit_rules_use_only_known_alerts() -> None:
+    """Every alertname an inhibit rule names exists, so a renamed alert cannot silently
+    escape inhibition."""
+    for inhibit in AM["inhibit_rules"]:
+        for matcher in inhibit.get("source_matchers", []) + inhibit.get("target_matchers", []):
+            m = _MATCHER.match(matcher)
+            assert m, matcher
+            if m["name"] == "alertname":
+                names = m["value"].split("|") if m["op"] == "=~" else [m["value"]]
+                assert set(names) <= set(ALERT_NAMES), f"unknown alert in {matcher!r}"
+
+
+def test_no_alerts_inhibit_each_other() -> None:
+    """Alertmanager mutes every alert that a firing source matches, even if the source is
+    muted itself: alerts that inhibit each other (directly or through a chain) would all be
+    muted. The inhibition graph over all alert rules must have no cycle and no self-loop."""
+    graph: dict[str, set[str]] = {}
+    for _, src, dst in INHIBITION_EDGES:
+        assert src != dst, f"{src} can inhibit other instances of itself"
+        graph.setdefault(src, set()).add(dst)
+
+    def cycle_from(node: str, path: list[str]) -> list[str] | None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in path:
+                return [*path[path.index(nxt) :], nxt]
+            if found := cycle_from(nxt, [*path, nxt]):
+                return found
+        return None
+
+    for start in sorted(graph):
+        cycle = cycle_from(start, [start])
+        assert cycle is None, f"inhibition cycle: {' -> '.join(cycle)}"
+
+
+def test_inhibition_hierarchy() -> None:
+    """The documented intent of the inhibit rules (deploy/alertmanager.yml)."""
+    edges = {(src.split("[")[0], dst.split("[")[0]) for _, src, dst in INHIBITION_EDGES}
+    symptoms = {
+        "ExchangeEndpointDown",
+        "ExchangeApiErrorRateHigh",
+        "ExchangeApiAvailabilityBudgetBurn",
+        "ExchangeApiLatencyHigh",
+        "ExchangeApiLatencyDegraded",
+        "ExchangeCircuitOpen",
+        "ExchangeMarketDataStale",
+    }
+    per_exchange = set(ALERT_NAMES) - GLOBAL_ALERTS
+    expected = (
+        {("ExchangeApiDown", s) for s in symptoms | {"ExchangeClockSkewHigh"}}
+        | {("ExchangeMaintenance", s) for s in symptoms | {"ExchangeApiDown"}}
+        | {("ExchangeRateLimited", s) for s in symptoms | {"ExchangeApiDown"}}
+        | {("ExchangeIpBanned", s) for s in symptoms | {"ExchangeApiDown", "ExchangeRateLimited"}}
+        | {("ExchangeMonitorNetworkDown", a) for a in per_exchange}
+    )
+    missing = expected - edges
+    assert not missing, f"inhibitions missing: {sorted(missing)}"
+    for name in GLOBAL_ALERTS:
+        assert not [e for e in edges if e[1] == name], f"{name} must never be muted"
+    assert not [e for e in edges if e[0] in {"ExchangeExporterDown", "Watchdog"}]
+
+
+# --- inhibition: a real Alertmanager
 
 
 def _free_port() -> int:
@@ -402,16 +807,18 @@ def _http(method: str, url: str, body: Any = None) -> Any:
     return json.loads(payload) if payload else None
 
 
-@pytest.fixture
-def alertmanager_url(alertmanager_bin: str, tmp_path: Path) -> Iterator[str]:
-    """A throw-away single-node Alertmanager running deploy/alertmanager.yml."""
+@contextmanager
+def _alertmanager(binary: str, workdir: Path) -> Iterator[str]:
+    """A throw-away single-node Alertmanager running deploy/alertmanager.yml; yields its URL."""
     port = _free_port()
-    log = (tmp_path / "alertmanager.log").open("w")
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "alertmanager.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [
-            alertmanager_bin,
+            binary,
             f"--config.file={AM_CONFIG}",
-            f"--storage.path={tmp_path / 'data'}",
+            f"--storage.path={workdir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",
             "--log.level=warn",
@@ -429,10 +836,7 @@ def alertmanager_url(alertmanager_bin: str, tmp_path: Path) -> Iterator[str]:
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     log.flush()
-                    pytest.fail(
-                        "Alertmanager did not start:\n"
-                        + (tmp_path / "alertmanager.log").read_text()
-                    )
+                    pytest.fail("Alertmanager did not start:\n" + log_path.read_text())
                 time.sleep(0.05)
         yield url
     finally:
@@ -445,121 +849,77 @@ def alertmanager_url(alertmanager_bin: str, tmp_path: Path) -> Iterator[str]:
         log.close()
 
 
+@pytest.fixture
+def alertmanager_url(alertmanager_bin: str, tmp_path: Path) -> Iterator[str]:
+    with _alertmanager(alertmanager_bin, tmp_path) as url:
+        yield url
+
+
+def _inhibited(url: str) -> dict[tuple[tuple[str, str], ...], bool]:
+    """Every alert Alertmanager holds: sorted label items -> muted by an inhibit rule."""
+    return {
+        tuple(sorted(a["labels"].items())): bool(a["status"]["inhibitedBy"])
+        for a in _http("GET", f"{url}/api/v2/alerts")
+    }
+
+
+def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
 @pytest.mark.parametrize("case", ROUTING["inhibitions"], ids=lambda c: c["name"])
 def test_alertmanager_inhibitions(alertmanager_url: str, case: dict[str, Any]) -> None:
     _http("POST", f"{alertmanager_url}/api/v2/alerts", [{"labels": case["source"]}])
     _http("POST", f"{alertmanager_url}/api/v2/alerts", [{"labels": case["target"]}])
 
-    def target_inhibited() -> bool:
-        alerts = _http("GET", f"{alertmanager_url}/api/v2/alerts")
-        [target] = [a for a in alerts if a["labels"] == case["target"]]
-        return bool(target["status"]["inhibitedBy"])
-
     # The inhibitor learns about the source asynchronously, within milliseconds: wait up to 3 s
     # for an expected inhibition, and watch for an unexpected one for 0.5 s.
     deadline = time.monotonic() + (3.0 if case["inhibited"] else 0.5)
-    while not (inhibited := target_inhibited()) and time.monotonic() < deadline:
+    while not (inhibited := _inhibited(alertmanager_url)[_key(case["target"])]):
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.05)
     assert inhibited == case["inhibited"]
+    if case["inhibited"]:
+        # ... and not the other way round (both would be muted).
+        assert not _inhibited(alertmanager_url)[_key(case["source"])]
 
 
-# --------------------------------------------------------------------------------------------
-# Grafana
-
-
-def _datasource_uid() -> str:
-    [datasource] = _load_yaml(DATASOURCES_FILE)["datasources"]
-    assert datasource["type"] == "prometheus"
-    assert datasource["url"] == "http://prometheus:9090"
-    return datasource["uid"]
-
-
-def test_grafana_provisioning() -> None:
-    assert _datasource_uid() == "prometheus"
-    [provider] = _load_yaml(DASHBOARD_PROVIDERS_FILE)["providers"]
-    assert provider["type"] == "file"
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
-    assert DASHBOARD_FILES, "no dashboards in grafana/dashboards"
-
-
-def _dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """(where, PromQL) for every panel target and annotation query."""
-    queries = [
-        (f"panel {panel.get('title')!r}", target["expr"])
-        for panel in _dashboard_panels(dashboard.get("panels", []))
-        for target in panel.get("targets", [])
-        if "expr" in target
-    ]
-    queries += [
-        (f"annotation {a['name']!r}", a["expr"])
-        for a in dashboard.get("annotations", {}).get("list", [])
-        if "expr" in a
-    ]
-    return queries
-
-
-@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=_rel)
-def test_dashboard(path: Path) -> None:
-    dashboard = json.loads(path.read_text(encoding="utf-8"))
-    uid = _datasource_uid()
-    assert dashboard["schemaVersion"] == 39
-    assert re.fullmatch(r"[a-z0-9-]{1,40}", dashboard["uid"]), dashboard["uid"]
-
-    panels = list(_dashboard_panels(dashboard["panels"]))
-    assert panels, "dashboard has no panels"
-    ids = [panel["id"] for panel in panels]
-    assert len(ids) == len(set(ids)), "duplicate panel ids"
-    for panel in panels:
-        title = panel.get("title")
-        if panel["type"] == "row":
-            continue
-        assert panel.get("datasource", {}).get("uid") == uid, f"panel {title!r}: datasource uid"
-        assert panel.get("targets"), f"panel {title!r}: no queries"
-        for target in panel["targets"]:
-            assert target.get("datasource", {}).get("uid") == uid, f"panel {title!r}: target"
-        grid = panel["gridPos"]
-        assert grid["x"] + grid["w"] <= 24, f"panel {title!r}: wider than the grid"
-    for annotation in dashboard.get("annotations", {}).get("list", []):
-        if annotation.get("datasource", {}).get("type") == "prometheus":
-            assert annotation["datasource"]["uid"] == uid, f"annotation {annotation['name']!r}"
-
-    for variable in dashboard.get("templating", {}).get("list", []):
-        if variable["type"] == "query":
-            assert variable["datasource"]["uid"] == uid, f"variable {variable['name']}"
-
-    allowed = KNOWN_METRICS | PROMETHEUS_BUILTINS
-    for where, expr in _dashboard_queries(dashboard):
-        names = promql_metric_names(expr)
-        assert names, f"{where}: no metric in {expr!r}"
-        assert names <= allowed, f"{where}: unknown metric names {sorted(names - allowed)}"
-
-
-def test_exchange_overview_dashboard_content() -> None:
-    dashboard = json.loads(
-        (GRAFANA_DIR / "dashboards" / "exchange-overview.json").read_text(encoding="utf-8")
-    )
-    assert dashboard["uid"] == "exchange-overview"
-    [variable] = [v for v in dashboard["templating"]["list"] if v["name"] == "exchange"]
-    query = variable["query"]
-    query = query["query"] if isinstance(query, dict) else query
-    assert query == "label_values(exchange_api_up, exchange)"
-
-    used = set().union(*(promql_metric_names(e) for _, e in _dashboard_queries(dashboard)))
-    required = EXPORTER_METRICS | {"ALERTS"}
-    assert required <= used, f"metrics without a panel: {sorted(required - used)}"
-    quantiles = {n for n in RECORDED_METRICS if n.endswith(("p50_5m", "p95_5m", "p99_5m"))}
-    assert quantiles <= used, f"latency quantiles without a panel: {sorted(quantiles - used)}"
-
-
-@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=_rel)
-def test_dashboard_promql_parses(promtool: str, path: Path, tmp_path: Path) -> None:
-    """Let promtool parse every dashboard query, as recording rules with variables filled in."""
-    dashboard = json.loads(path.read_text(encoding="utf-8"))
-    rules = []
-    for i, (where, expr) in enumerate(_dashboard_queries(dashboard)):
-        expr = re.sub(r"\$\{?__(?:rate_)?interval\}?", "1m", expr)
-        expr = _GRAFANA_VAR.sub(".*", expr)
-        rules.append({"record": f"dashboard:query:{i}", "expr": expr, "labels": {"where": where}})
-    rule_file = tmp_path / "dashboard-queries.yml"
-    rule_file.write_text(yaml.safe_dump({"groups": [{"name": path.stem, "rules": rules}]}))
-    _assert_ok(_run(promtool, "check", "rules", rule_file))
+@pytest.mark.parametrize(
+    "rule_index",
+    range(len(AM["inhibit_rules"])),
+    ids=[str(r["source_matchers"][0]) for r in AM["inhibit_rules"]],
+)
+def test_every_inhibition_pair_in_a_real_alertmanager(
+    alertmanager_bin: str, tmp_path: Path, rule_index: int
+) -> None:
+    """Every (source, target) pair this inhibit rule allows, both firing in a real
+    Alertmanager: the target is muted, the source is not. Each pair gets an exchange of its
+    own, so that pairs cannot affect each other (except through a rule without `equal`, which
+    is checked alone in its own Alertmanager)."""
+    rules = {_alert_id(rule): rule for _, rule in ALERT_RULES}
+    pairs = [(src, dst) for i, src, dst in INHIBITION_EDGES if i == rule_index]
+    assert pairs, f"inhibit rule {rule_index} matches no pair of alert rules"
+    posted = []
+    for n, (src, dst) in enumerate(pairs):
+        source = _alert_labels(rules[src], exchange=f"pair{n}")
+        target = _alert_labels(rules[dst], exchange=f"pair{n}")
+        if "exchange" not in AM["inhibit_rules"][rule_index].get("equal", []):
+            target["exchange"] = f"other{n}"  # no `equal`: any exchange
+        posted.append((src, dst, source, target))
+    with _alertmanager(alertmanager_bin, tmp_path) as url:
+        alerts = [{"labels": labels} for _, _, s, t in posted for labels in (s, t)]
+        _http("POST", f"{url}/api/v2/alerts", alerts)
+        deadline = time.monotonic() + 5
+        while True:
+            state = _inhibited(url)
+            wrong = [
+                f"{src} -> {dst}: target muted={state.get(_key(t))}, "
+                f"source muted={state.get(_key(s))}"
+                for src, dst, s, t in posted
+                if not (state.get(_key(t)) is True and state.get(_key(s)) is False)
+            ]
+            if not wrong or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert not wrong, "\n".join(wrong)

@@ -89,3 +89,18 @@ def test_free_port_falls_back_when_preferred_is_busy() -> None:
         busy.listen()
         taken = busy.getsockname()[1]
         assert free_port(taken) != taken
+
+
+def test_timing_overrides_never_lengthen_a_route() -> None:
+    shipped = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    rendered = render_alertmanager_config(
+        ALERTMANAGER_CONFIG, "http://127.0.0.1:1002", {"repeat_interval": "1h"}
+    )
+    watchdog = [
+        (s, r)
+        for s, r in zip(shipped["route"]["routes"], rendered["route"]["routes"], strict=True)
+        if "Watchdog" in str(s.get("matchers"))
+    ]
+    assert watchdog, "the shipped routing has a Watchdog route"
+    shipped_route, rendered_route = watchdog[0]
+    assert rendered_route["repeat_interval"] == shipped_route["repeat_interval"]  # 1m stays
