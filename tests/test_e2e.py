@@ -14,26 +14,14 @@ import httpx
 import pytest
 
 from deploy.stack import Stack
+from receiver.diagnosis.schema import ROOT_CAUSE_CATEGORIES
 from tests.fake_chat import FakeChat
 from tests.fake_llm import FakeLLM
 
 pytestmark = pytest.mark.e2e
 
 EXCHANGES = {"binance", "bybit", "okx", "coinbase", "kraken"}
-CATEGORIES = {
-    "rate_limit",
-    "ip_ban",
-    "outage",
-    "partial_outage",
-    "latency_degradation",
-    "maintenance",
-    "clock_skew",
-    "auth",
-    "network",
-    "data_quality",
-    "monitoring",
-    "unknown",
-}
+CATEGORIES = set(ROOT_CAUSE_CATEGORIES)
 
 
 def _query(stack: Stack, promql: str) -> list[dict[str, Any]]:
