@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import apprise
 from pydantic import SecretStr
 
+from receiver.logs import SecretRedactingFilter
 from receiver.notifiers.base import Notification, Notifier, NotifyError
 from receiver.notifiers.common import Style, compose, headline
 from receiver.text import fit, neutralise_text
@@ -53,19 +53,15 @@ _REMEMBERED = 1024
 STYLE = Style(escape=neutralise_text)
 
 
-REDACTED = "<redacted>"
 _MIN_PART = 4
 
 
-class _AppriseLogRedactor(logging.Filter):
-    """Replaces registered Apprise URLs and their parts in the ``apprise`` logger's records."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._parts: list[str] = []
-        self._lock = threading.Lock()
+class _AppriseLogRedactor(SecretRedactingFilter):
+    """The shared redacting filter, fed every part of each Apprise URL (host, user, password,
+    path pieces, query values — Apprise logs them separately) for the ``apprise`` logger."""
 
     def add_url(self, url: str) -> None:
+        """Register ``url`` and each of its parts of at least 4 characters."""
         parts = {url.strip()}
         try:
             split = urlsplit(url.strip())
@@ -80,30 +76,7 @@ class _AppriseLogRedactor(logging.Filter):
                 if len(form) >= _MIN_PART:
                     parts.add(form)
         with self._lock:
-            self._parts = sorted(set(self._parts) | parts, key=len, reverse=True)
-
-    def redact(self, text: str) -> str:
-        with self._lock:
-            parts = self._parts
-        for part in parts:
-            if part in text:
-                text = text.replace(part, REDACTED)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:
-            message = str(record.msg)
-        redacted = self.redact(message)
-        if redacted != message:
-            record.msg = redacted
-            record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
-        elif record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
-        return True
+            self._secrets.update(parts)
 
 
 _REDACTOR = _AppriseLogRedactor()
