@@ -804,3 +804,16 @@ def test_notifier_metrics_declare_series_at_zero() -> None:
     JsonlNotifier(Path("unused.jsonl"), name="log").bind_metrics(metrics)
     labels = {"notifier": "log", "channel": "jsonl", "result": "error"}
     assert _sample(registry, "alert_receiver_notifier_requests_total", labels) == 0
+
+
+def test_apprise_logger_never_shows_url_parts(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from receiver.notifiers.apprise_urls import protect_url
+
+    protect_url("pover://uSeRkEy123@tOkEnAbC456")
+    with caplog.at_level(logging.INFO, logger="apprise"):
+        logging.getLogger("apprise").info("sending to user uSeRkEy123 with token tOkEnAbC456")
+    text = caplog.text
+    assert "uSeRkEy123" not in text and "tOkEnAbC456" not in text
+    assert "<redacted>" in text

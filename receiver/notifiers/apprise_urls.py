@@ -65,7 +65,9 @@ class _AppriseLogRedactor(SecretRedactingFilter):
         parts = {url.strip()}
         try:
             split = urlsplit(url.strip())
-            pieces = [split.netloc, split.hostname or "", split.username or ""]
+            host = split.netloc.rsplit("@", 1)[-1]  # as written: .hostname lowercases
+            pieces = [split.netloc, host, host.split(":")[0], split.hostname or ""]
+            pieces += [split.username or ""]
             pieces += [split.password or "", split.path.strip("/")]
             pieces += split.path.split("/")
             pieces += [v for _, v in parse_qsl(split.query, keep_blank_values=False)]
