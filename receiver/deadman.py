@@ -114,31 +114,17 @@ def firing_notification(
         confidence=0.9,
         source="rules",
     )
-    alert: dict[str, Any] = {
-        "status": "firing",
-        "labels": _labels(),
-        "annotations": {
-            "summary": (
-                f"No Watchdog heartbeat for {silence}: the alerting pipeline is broken and "
-                "exchange alerts may not be delivered"
-            ),
-            "description": (
-                "The receiver expects Alertmanager's always-firing Watchdog alert on "
-                f"POST /heartbeat at least every {format_duration(timeout)}; {last}."
-            ),
-        },
-        "startsAt": iso_utc(since),
-        "endsAt": ZERO_TIME,
-        "generatorURL": "",
-        "fingerprint": FINGERPRINT,
+    annotations = {
+        "summary": (
+            f"No Watchdog heartbeat for {silence}: the alerting pipeline is broken and "
+            "exchange alerts may not be delivered"
+        ),
+        "description": (
+            "The receiver expects Alertmanager's always-firing Watchdog alert on "
+            f"POST /heartbeat at least every {format_duration(timeout)}; {last}."
+        ),
     }
-    return SyntheticNotification(
-        route=route,
-        group_key=GROUP_KEY,
-        receiver=RECEIVER,
-        alert=alert,
-        diagnosis=diagnosis.model_dump(mode="json"),
-    )
+    return _synthetic(route, "firing", annotations, since, None, diagnosis)
 
 
 def resolved_notification(route: str, since: float, now: float) -> SyntheticNotification:
@@ -166,17 +152,30 @@ def resolved_notification(route: str, since: float, now: float) -> SyntheticNoti
         confidence=0.9,
         source="rules",
     )
+    annotations = {
+        "summary": (
+            f"Watchdog heartbeats are back after {outage} of silence: the alerting "
+            "pipeline works again"
+        ),
+    }
+    return _synthetic(route, "resolved", annotations, since, now, diagnosis)
+
+
+def _synthetic(
+    route: str,
+    status: str,
+    annotations: dict[str, str],
+    since: float,
+    until: float | None,
+    diagnosis: Diagnosis,
+) -> SyntheticNotification:
+    """One ``AlertingPipelineDown`` notification in Alertmanager's alert shape."""
     alert: dict[str, Any] = {
-        "status": "resolved",
+        "status": status,
         "labels": _labels(),
-        "annotations": {
-            "summary": (
-                f"Watchdog heartbeats are back after {outage} of silence: the alerting "
-                "pipeline works again"
-            ),
-        },
+        "annotations": annotations,
         "startsAt": iso_utc(since),
-        "endsAt": iso_utc(now),
+        "endsAt": ZERO_TIME if until is None else iso_utc(until),
         "generatorURL": "",
         "fingerprint": FINGERPRINT,
     }
