@@ -66,7 +66,12 @@ class InboundAuth:
     password: SecretStr | None = None
 
 
-def _read_secret_file(path: Path) -> str:
+def read_secret_file(path: Path) -> str:
+    """Read a secret from a ``*_FILE`` path, surrounding whitespace stripped.
+
+    Raises:
+        ValueError: the file cannot be read or is empty (the message never shows the content).
+    """
     try:
         text = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
@@ -301,7 +306,7 @@ def _pick(settings: Settings, field: str, *, secret: bool) -> str | None:
         raise ValueError(f"set only one of {env} and {env}_FILE")
     if path is not None:
         try:
-            text = _read_secret_file(path)
+            text = read_secret_file(path)
         except ValueError as exc:
             raise ValueError(f"{env}_FILE={str(path)!r}: {exc}") from None
         if secret and any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):

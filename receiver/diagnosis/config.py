@@ -47,7 +47,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from receiver.settings import SettingsError
+from receiver.settings import SettingsError, read_secret_file
 
 #: Fields holding secrets: error messages show ``<redacted>`` instead of their values.
 SECRET_FIELDS = frozenset({"llm_api_key", "llm_secondary_api_key"})
@@ -86,16 +86,6 @@ def _check_url(value: str | None) -> str | None:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an absolute http:// or https:// URL")
     return value.rstrip("/")
-
-
-def _read_secret_file(path: Path) -> SecretStr:
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read the key file ({exc.__class__.__name__})") from None
-    if not text:
-        raise ValueError("the key file is empty")
-    return SecretStr(text)
 
 
 class DiagnosisSettings(BaseSettings):
@@ -171,7 +161,7 @@ class DiagnosisSettings(BaseSettings):
             path = getattr(self, key_file)
             if path is not None:
                 # Resolved once here; providers() hands the value out.
-                self.__dict__[key] = _read_secret_file(path)
+                self.__dict__[key] = SecretStr(read_secret_file(path))
         if self.llm_prices_file is not None:
             from_file = _load_prices_file(self.llm_prices_file)
             self.__dict__["llm_prices"] = {**from_file, **self.llm_prices}
