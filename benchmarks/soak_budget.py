@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from deploy.stack import free_port  # noqa: E402
+from deploy.stack import free_port, wait_for_http  # noqa: E402
 from exporter.config import load_config  # noqa: E402
 from exporter.profiles import get_profile  # noqa: E402
 
@@ -50,16 +50,6 @@ def _start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Pop
     )
 
 
-def _wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer")
-
-
 def soak(minutes: float) -> dict[str, Any]:
     """Run the soak; return the figures."""
     sim_port, exp_port = free_port(), free_port()
@@ -70,7 +60,7 @@ def soak(minutes: float) -> dict[str, Any]:
         _start([sys.executable, "-m", "simulator.cli", "--listen", f"127.0.0.1:{sim_port}"])
     ]
     try:
-        _wait_http(f"{sim}/_control/health")
+        wait_for_http(f"{sim}/_control/health")
         processes.append(
             _start(
                 [
@@ -85,7 +75,7 @@ def soak(minutes: float) -> dict[str, Any]:
                 {"SIMULATOR_URL": sim},
             )
         )
-        _wait_http(f"{exp}/healthz")
+        wait_for_http(f"{exp}/healthz")
         httpx.delete(f"{sim}/_control/stats")
         started = time.monotonic()
         duration = minutes * 60

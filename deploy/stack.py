@@ -119,6 +119,26 @@ def free_port(preferred: int = 0, host: str = "127.0.0.1") -> int:
     raise StackError(f"no free port on {host}")
 
 
+def wait_for_http(
+    url: str, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    """Wait until ``url`` answers HTTP 200.
+
+    Raises:
+        StackError: ``process`` exited first, or ``timeout`` seconds passed.
+    """
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0, trust_env=False) as client:
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise StackError(f"process exited with code {process.returncode} before {url}")
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return
+            time.sleep(0.1)
+    raise StackError(f"{url} did not answer 200 within {timeout:g}s")
+
+
 def render_prometheus_config(
     shipped: Path, addresses: Mapping[str, str], overrides: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -365,23 +385,10 @@ class Stack:
             )
 
     def _wait_ready(self, component: Component) -> None:
-        deadline = time.monotonic() + self.options.ready_timeout
-        assert component.process is not None
-        with httpx.Client(timeout=2.0, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if component.process.poll() is not None:
-                    raise StackError(
-                        f"{component.name} exited with code {component.process.returncode}:\n"
-                        f"{self.log_tail(component.name)}"
-                    )
-                with contextlib.suppress(httpx.HTTPError):
-                    if client.get(component.ready_url).status_code == 200:
-                        return
-                time.sleep(0.1)
-        raise StackError(
-            f"{component.name} not ready at {component.ready_url} after "
-            f"{self.options.ready_timeout:g}s:\n{self.log_tail(component.name)}"
-        )
+        try:
+            wait_for_http(component.ready_url, self.options.ready_timeout, component.process)
+        except StackError as exc:
+            raise StackError(f"{component.name}: {exc}:\n{self.log_tail(component.name)}") from None
 
     def log_tail(self, name: str, lines: int = 20) -> str:
         """Return the last ``lines`` lines of a component's log (for error messages)."""

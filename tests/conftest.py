@@ -6,19 +6,17 @@ ports, through the same runner as ``make demo`` (``deploy/stack.py``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from deploy.stack import Stack, StackOptions, free_port
+from deploy.stack import Stack, StackError, StackOptions, free_port, wait_for_http
 from tests.fake_chat import FakeChat
 from tests.fake_llm import FakeLLM
 
@@ -63,17 +61,11 @@ def simulator_url() -> Iterator[str]:
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/_control/health", timeout=1).status_code == 200:
-                break
-        if process.poll() is not None:
-            raise RuntimeError(f"simulator exited: {process.stderr.read().decode()[-2000:]}")
-        time.sleep(0.1)
-    else:
+    try:
+        wait_for_http(f"{url}/_control/health", 15, process)
+    except StackError as exc:
         process.kill()
-        raise RuntimeError("simulator did not become ready")
+        raise RuntimeError(f"simulator: {exc}: {process.stderr.read().decode()[-2000:]}") from None
     yield url
     os.killpg(process.pid, signal.SIGTERM)
     try:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from deploy.stack import free_port
+from deploy.stack import free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,12 +81,7 @@ def exporter_process(tmp_path: Path, clean_faults: str) -> Iterator[tuple[str, P
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        time.sleep(0.1)
+    wait_for_http(f"{url}/healthz", 15, process)
     yield url, config, process.pid
     os.killpg(process.pid, signal.SIGTERM)
     assert process.wait(timeout=10) == 0
