@@ -15,23 +15,25 @@ import logging
 import socket
 from urllib.parse import urlsplit
 
-import httpx
-
 from exporter.config import ExporterConfig
+from exporter.http11 import BodyTooLargeError, DecodingError, ProbeClient, TransportError
 from exporter.metrics import ExporterMetrics
 
 log = logging.getLogger(__name__)
+
+CANARY_BODY_BYTES = 64 * 1024
+"""The canary reads at most this much of the canary URL's body (any answer counts)."""
 
 
 class ConnectivityCanary:
     """Periodic DNS and canary-URL checks.
 
     Args:
-        client: the exporter's shared HTTP client.
+        client: the exporter's shared probe client.
         metrics: where the results are exported.
     """
 
-    def __init__(self, client: httpx.AsyncClient, metrics: ExporterMetrics) -> None:
+    def __init__(self, client: ProbeClient, metrics: ExporterMetrics) -> None:
         self._client = client
         self._metrics = metrics
         self._hosts: dict[str, tuple[str, int]] = {}
@@ -91,8 +93,9 @@ class ConnectivityCanary:
 
     async def _reach(self, url: str) -> bool:
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._client.get(url, timeout=self._timeout)
-        except (httpx.HTTPError, TimeoutError):
+            await self._client.get(url, self._timeout, CANARY_BODY_BYTES)
+        except (BodyTooLargeError, DecodingError):
+            return True  # an HTTP answer arrived: the network works
+        except (TransportError, OSError, TimeoutError, ValueError):
             return False
         return True

@@ -12,6 +12,7 @@ import contextlib
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from exporter import __version__
+from exporter.exposition import TextRenderer
 
 LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
@@ -167,6 +168,35 @@ class ExporterMetrics:
             "exchange_exporter_build", "exchange-watch exporter version.", registry=r
         )
         self.build_info.info({"version": __version__})
+        self._renderer = TextRenderer(
+            [
+                self.request_duration,
+                self.requests,
+                self.up,
+                self.consecutive_failures,
+                self.rate_limit_used,
+                self.rate_limit_limit,
+                self.clock_skew,
+                self.http_responses,
+                self.errors,
+                self.maintenance,
+                self.market_data_age,
+                self.backoff_until,
+                self.circuit_state,
+                self.connectivity_up,
+                self.dns_up,
+                self.config_reload_success,
+                self.config_reload_timestamp,
+                self.last_probe,
+                self.schedule_lag,
+                self.build_info,
+            ],
+            r,
+        )
+
+    def render(self) -> bytes:
+        """Every metric in the Prometheus text format (``exporter.exposition``)."""
+        return self._renderer.render()
 
     def declare(self, exchange: str, endpoint: str, results: tuple[str, ...]) -> None:
         """Create the series of one probed endpoint at zero, so that rates and absent()

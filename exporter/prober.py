@@ -1,18 +1,23 @@
 """One probe: a timed HTTP request to an exchange endpoint, classified and recorded.
 
-The prober owns the transport (one shared :class:`httpx.AsyncClient`, a total deadline per
-probe, a cap on the body size) and records every outcome in metrics and in the exchange's
+The prober owns the transport (one shared :class:`exporter.http11.ProbeClient`, a total deadline
+per probe, a cap on the body size) and records every outcome in metrics and in the exchange's
 state; the profile (``exporter.profiles``) only reads the finished response.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import httpx
-
+from exporter.http11 import (
+    BodyTooLargeError,
+    DecodingError,
+    ProbeClient,
+    Response,
+    TransportError,
+)
 from exporter.metrics import ExporterMetrics
 from exporter.profiles import EndpointSpec, Profile, Result, Verdict
 from exporter.state import EndpointState, ExchangeState
@@ -67,24 +72,6 @@ class ProbeRecord:
     error: str = ""
 
 
-class _BodyTooLargeError(Exception):
-    pass
-
-
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    declared = response.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _BodyTooLargeError
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLargeError
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class Prober:
     """Runs probes on one shared HTTP client and records them.
 
@@ -96,7 +83,7 @@ class Prober:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ProbeClient,
         metrics: ExporterMetrics,
         states: dict[str, ExchangeState],
     ) -> None:
@@ -112,30 +99,29 @@ class Prober:
         or protocol failure). A body over ``target.max_body_bytes`` is ``bad_response``.
         """
         wall_start = time.time()
-        start = time.perf_counter()
         status: int | None = None
         try:
-            async with (
-                asyncio.timeout(target.timeout),
-                self._client.stream("GET", target.url, timeout=target.timeout) as response,
-            ):
-                status = response.status_code
-                body = await _read_capped(response, target.max_body_bytes)
-        except (TimeoutError, httpx.TimeoutException):
-            record = ProbeRecord(Result.TIMEOUT, None, status, None, "timed out")
-        except _BodyTooLargeError:
+            response: Response = await self._client.get(
+                target.url, target.timeout, target.max_body_bytes
+            )
+        except TimeoutError:
+            record = ProbeRecord(Result.TIMEOUT, None, None, None, "timed out")
+        except BodyTooLargeError as exc:
+            status = exc.status
             error = f"body larger than {target.max_body_bytes} bytes"
             record = ProbeRecord(Result.BAD_RESPONSE, None, status, None, error)
-        except httpx.DecodingError as exc:
-            record = ProbeRecord(Result.BAD_RESPONSE, None, status, None, type(exc).__name__)
-        except httpx.HTTPError as exc:
+        except DecodingError as exc:
+            status = exc.status
+            record = ProbeRecord(Result.BAD_RESPONSE, None, status, None, str(exc)[:120])
+        except (TransportError, OSError) as exc:
             detail = str(exc)[:120]
             error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-            record = ProbeRecord(Result.CONNECT_ERROR, None, status, None, error)
+            record = ProbeRecord(Result.CONNECT_ERROR, None, None, None, error)
         else:
-            duration = time.perf_counter() - start
-            assert status is not None
-            verdict = target.profile.classify(target.endpoint.name, status, response.headers, body)
+            status, duration = response.status, response.elapsed
+            verdict = target.profile.classify(
+                target.endpoint.name, status, response.headers, response.body
+            )
             record = ProbeRecord(verdict.result, duration, status, verdict, verdict.message)
             self._record_response(target, response.headers, verdict, duration, wall_start)
         if status is not None:
@@ -148,7 +134,7 @@ class Prober:
     def _record_response(
         self,
         target: ProbeTarget,
-        headers: httpx.Headers,
+        headers: Mapping[str, str],
         verdict: Verdict,
         duration: float,
         wall_start: float,

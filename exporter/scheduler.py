@@ -16,16 +16,15 @@ import random
 import time
 from dataclasses import dataclass
 
-import httpx
-
 from exporter import __version__
 from exporter.canary import ConnectivityCanary
 from exporter.config import ExporterConfig
+from exporter.http11 import ProbeClient
 from exporter.metrics import ExporterMetrics
 from exporter.prober import Prober, ProbeTarget
 from exporter.profiles import Result
 from exporter.resilience import TRANSPORT_BACKOFF_CAP_SECONDS, transport_backoff
-from exporter.state import EndpointState, ExchangeState
+from exporter.state import EndpointState, ExchangeState, LatencyWindow, window_capacity
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ class ProbeScheduler:
     Args:
         config: the validated exporter config.
         metrics: where probes are recorded.
-        client: an HTTP client to share; by default one is created (and closed) by :meth:`run`.
+        client: a probe client to share; by default one is created (and closed) by :meth:`run`.
         rng: random source for offsets' jitter and backoff jitter.
     """
 
@@ -89,7 +88,7 @@ class ProbeScheduler:
         self,
         config: ExporterConfig,
         metrics: ExporterMetrics,
-        client: httpx.AsyncClient | None = None,
+        client: ProbeClient | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
@@ -122,27 +121,24 @@ class ProbeScheduler:
                 circuit.failure_threshold = exchange.circuit.failure_threshold
                 circuit.open_seconds = exchange.circuit.open_seconds
                 circuit.slow_factor = exchange.circuit.slow_factor
-            planned = set(exchange.endpoint_names())
+            planned = {plan.name: plan.interval for plan in exchange.endpoint_plan()}
             for endpoint in list(state.endpoints):
                 if endpoint not in planned:
                     del state.endpoints[endpoint]
                     self.metrics.forget_endpoint(name, endpoint)
-            for endpoint in planned:
-                if endpoint not in state.endpoints:
-                    state.endpoints[endpoint] = EndpointState()
+            for endpoint, interval in planned.items():
+                capacity = window_capacity(interval)
+                current = state.endpoints.get(endpoint)
+                if current is None:
+                    state.endpoints[endpoint] = EndpointState(samples=LatencyWindow(capacity))
                     self.metrics.declare(name, endpoint, results)
+                elif current.samples.capacity != capacity:
+                    current.samples = current.samples.resized(capacity)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Probe until ``stop`` is set (or forever), then cancel and await every task."""
         own_client = self._client is None
-        client = self._client or httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=self.config.max_concurrency,
-                max_keepalive_connections=self.config.max_concurrency,
-            ),
-            headers={"User-Agent": f"exchange-watch/{__version__}"},
-            follow_redirects=False,
-        )
+        client = self._client or ProbeClient(f"exchange-watch/{__version__}")
         self._prober = Prober(client, self.metrics, self.states)
         self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
         self._semaphore_limit = self.config.max_concurrency

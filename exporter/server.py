@@ -15,7 +15,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from exporter.runtime import ExporterRuntime
 
@@ -35,7 +35,7 @@ def make_server(host: str, port: int, runtime: ExporterRuntime) -> ThreadingHTTP
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(200, generate_latest(runtime.metrics.registry), CONTENT_TYPE_LATEST)
+                self._send(200, runtime.metrics.render(), CONTENT_TYPE_LATEST)
             elif path == "/status":
                 self._json(200, runtime.call(runtime.status))
             elif path == "/healthz":

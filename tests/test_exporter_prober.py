@@ -1,22 +1,25 @@
-"""The prober on documented responses (respx): metrics, state, backoff, body cap."""
+"""The prober on documented responses served over loopback: metrics, state, backoff, body cap."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import respx
 
 from exporter.config import parse_config
+from exporter.http11 import ProbeClient
 from exporter.metrics import ExporterMetrics
 from exporter.prober import Prober, ProbeTarget
 from exporter.profiles import Result
 from exporter.scheduler import ProbeScheduler, build_targets
 from exporter.state import ExchangeState
+from tests.canned_http import canned_server
 from tests.test_profiles import OK_CASES
 
 BASES = {
@@ -59,12 +62,21 @@ def probe(name: str, endpoint: str, response: httpx.Response, **extra: Any):
     target = targets[endpoint]
 
     async def go():
-        with respx.mock(assert_all_called=True) as mock:
-            mock.get(target.url).mock(return_value=response)
-            async with httpx.AsyncClient() as client:
-                return await Prober(client, metrics, states).probe(target)
+        async with canned_server({target.url: response}) as base:
+            client = ProbeClient("test")
+            try:
+                return await Prober(client, metrics, states).probe(local(target, base))
+            finally:
+                await client.aclose()
 
     return asyncio.run(go()), metrics, states[name]
+
+
+def local(target: ProbeTarget, base: str) -> ProbeTarget:
+    """``target`` with its scheme and host replaced by the canned server's."""
+    parts = urlsplit(target.url)
+    query = f"?{parts.query}" if parts.query else ""
+    return dataclasses.replace(target, url=f"{base}{parts.path}{query}")
 
 
 def sample(metrics: ExporterMetrics, name: str, **labels: str) -> float | None:
@@ -187,11 +199,14 @@ def test_connect_error_counts_transport_failures_and_opens_circuit() -> None:
     target = targets["time"]
 
     async def go():
-        with respx.mock() as mock:
-            mock.get(target.url).mock(side_effect=httpx.ConnectError("refused"))
-            async with httpx.AsyncClient() as client:
-                prober = Prober(client, metrics, states)
-                return [await prober.probe(target) for _ in range(3)]
+        async with canned_server({}) as base:
+            pass  # the port is closed now: connections are refused
+        client = ProbeClient("test")
+        try:
+            prober = Prober(client, metrics, states)
+            return [await prober.probe(local(target, base)) for _ in range(3)]
+        finally:
+            await client.aclose()
 
     records = asyncio.run(go())
     assert [r.result for r in records] == [Result.CONNECT_ERROR] * 3
@@ -208,7 +223,7 @@ def test_connect_error_counts_transport_failures_and_opens_circuit() -> None:
     ("name", "endpoint", "body"), OK_CASES, ids=[f"{c[0]}-{c[1]}" for c in OK_CASES]
 )
 def test_documented_bodies_through_the_prober(name: str, endpoint: str, body: Any) -> None:
-    """Every profile endpoint, fed its documented example body over HTTP (respx)."""
+    """Every profile endpoint, fed its documented example body over HTTP."""
     if endpoint not in setup(name)[0]:
         pytest.skip(f"{endpoint} is not a default endpoint of {name}")
     record, metrics, _ = probe(name, endpoint, httpx.Response(200, json=body))
@@ -247,19 +262,21 @@ def test_generic_profile_probes_any_json_api() -> None:
     assert targets["ticker"].url == "https://api.example.com/v1/ticker?symbol=BTC"
     now_ms = int(time.time() * 1000) + 2000
 
+    routes = {
+        targets["time"].url: httpx.Response(200, json={"data": [{"serverTime": now_ms}]}),
+        targets["ticker"].url: httpx.Response(
+            429, json={"error": "slow down"}, headers={"Retry-After": "7"}
+        ),
+    }
+
     async def go():
-        with respx.mock() as mock:
-            mock.get(targets["time"].url).mock(
-                return_value=httpx.Response(200, json={"data": [{"serverTime": now_ms}]})
-            )
-            mock.get(targets["ticker"].url).mock(
-                return_value=httpx.Response(
-                    429, json={"error": "slow down"}, headers={"Retry-After": "7"}
-                )
-            )
-            async with httpx.AsyncClient() as client:
-                prober = Prober(client, metrics, scheduler.states)
-                return [await prober.probe(targets[n]) for n in ("time", "ticker")]
+        async with canned_server(routes) as base:
+            client = ProbeClient("test")
+            prober = Prober(client, metrics, scheduler.states)
+            try:
+                return [await prober.probe(local(targets[n], base)) for n in ("time", "ticker")]
+            finally:
+                await client.aclose()
 
     time_record, ticker_record = asyncio.run(go())
     assert time_record.result is Result.OK
