@@ -2,6 +2,8 @@
 # Install the Debian packages exchange-watch needs, only those missing:
 #   prometheus (prometheus, promtool), prometheus-alertmanager (prometheus-alertmanager, amtool),
 #   python3-venv where the interpreter lacks venv/ensurepip (Debian's python3 without it).
+# With the argument "bench" (make bench) also: nginx-light (the static probe target) and
+# prometheus-blackbox-exporter (the prober compared against).
 # Safe to run repeatedly; uses sudo when not root.
 set -euo pipefail
 
@@ -12,6 +14,11 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/
   || need[prometheus-alertmanager]=1
 command -v amtool >/dev/null 2>&1 || need[prometheus-alertmanager]=1
 "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1 || need[python3-venv]=1
+if [ "${1:-}" = "bench" ]; then
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need[nginx-light]=1
+  command -v prometheus-blackbox-exporter >/dev/null 2>&1 || need[prometheus-blackbox-exporter]=1
+  command -v taskset >/dev/null 2>&1 || need[util-linux]=1
+fi
 
 if [ "${#need[@]}" -eq 0 ]; then
   exit 0

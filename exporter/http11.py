@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 MAX_HEAD_BYTES = 64 * 1024
-"""Largest response head (status line + headers) accepted."""
+"""Largest response head accepted (status line, headers and the blank line ending them)."""
 
 _QUOTE_SAFE = "/%:@!$&'()*+,;=-._~?"
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
 
 
 class TransportError(Exception):
@@ -65,8 +66,12 @@ class DecodingError(Exception):
         self.status = status
 
 
-class _StaleConnectionError(TransportError):
-    """A reused keep-alive connection closed before any byte of the answer (safe to retry)."""
+class _StaleConnectionError(ProtocolError):
+    """A reused keep-alive connection closed before any byte of the answer (safe to retry).
+
+    A ProtocolError: on a fresh connection it is not retried and reaches the caller, who is
+    promised the documented exception types only.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +224,14 @@ class _Connection(asyncio.Protocol):
     def _parse_head(self) -> bool:
         buffer = self._buffer
         end = buffer.find(b"\r\n\r\n")
+        # The limit holds for a complete head too: one read can bring more than the limit.
+        if end + 4 > MAX_HEAD_BYTES or (end < 0 and len(buffer) > MAX_HEAD_BYTES):
+            raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES} bytes")
         if end < 0:
-            if len(buffer) > MAX_HEAD_BYTES:
-                raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES} bytes")
+            # A peer that is not speaking HTTP (an SSH banner, a TLS alert) may then wait for
+            # us: refuse at the first wrong byte rather than let the probe time out.
+            if not b"HTTP/".startswith(bytes(buffer[:5])):
+                raise ProtocolError(f"not an HTTP/1.x answer: {bytes(buffer[:60])!r}")
             return False
         lines = bytes(buffer[:end]).split(b"\r\n")
         del buffer[: end + 4]
@@ -270,7 +280,9 @@ class _Connection(asyncio.Protocol):
         length = headers.get("content-length")
         if length is not None:
             values = {v.strip() for v in length.split(",")}
-            if len(values) != 1 or not (value := values.pop()).isdigit():
+            value = values.pop() if len(values) == 1 else ""
+            # isascii: str.isdigit() also accepts digits int() rejects, such as "²"
+            if not (value.isascii() and value.isdigit()):
                 raise ProtocolError(f"invalid content-length: {length[:60]!r}")
             self._remaining = int(value)
             if self._remaining > self._limit:
@@ -284,28 +296,33 @@ class _Connection(asyncio.Protocol):
     def _parse_chunk(self) -> bool:
         buffer = self._buffer
         line_end = buffer.find(b"\r\n")
+        if line_end > 1024 or (line_end < 0 and len(buffer) > 1024):
+            raise ProtocolError("chunk size line too long")
         if line_end < 0:
-            if len(buffer) > 1024:
-                raise ProtocolError("chunk size line too long")
             return False
         size_text = bytes(buffer[:line_end]).split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            raise ProtocolError(f"invalid chunk size: {size_text[:20]!r}") from None
+        # Hex digits only: int(x, 16) also takes "-2", "+2", "0x2" and "2_0", and a negative
+        # size would make the parser take chunk data for the next size line.
+        if not size_text or size_text.strip(_HEX_DIGITS):
+            raise ProtocolError(f"invalid chunk size: {size_text[:20]!r}")
+        size = int(size_text, 16)
         if size == 0:
             trailer = buffer.find(b"\r\n", line_end + 2)
             if trailer < 0:
                 return False
+            end = trailer + 2
             if trailer != line_end + 2:  # trailer fields: wait for the blank line ending them
                 blank = buffer.find(b"\r\n\r\n", line_end)
                 if blank < 0:
                     return False
+                end = blank + 4
+            del buffer[:end]
             self._finish()
             return False
         start = line_end + 2
         if len(buffer) < start + size + 2:
-            if self._size + len(buffer) - start > self._limit:
+            # At most `size` bytes count: the chunk's CR may be here without its LF.
+            if self._size + min(len(buffer) - start, size) > self._limit:
                 raise BodyTooLargeError(self._status)
             return False
         if buffer[start + size : start + size + 2] != b"\r\n":
@@ -322,6 +339,8 @@ class _Connection(asyncio.Protocol):
         if self._state == _UNTIL_CLOSE:
             self._chunks.append(bytes(self._buffer))
             self._buffer.clear()
+        elif self._buffer:
+            self.keep_alive = False  # bytes after the end of the answer: do not reuse
         self._state = _IDLE
         waiter = self._waiter
         if waiter is not None and not waiter.done():
@@ -349,6 +368,10 @@ def _decode(body: bytes, encoding: str, limit: int, status: int) -> bytes:
         raise DecodingError(f"invalid {encoding} body: {exc}", status) from None
     if len(decoded) > limit or decompressor.unconsumed_tail:
         raise BodyTooLargeError(status)
+    if body and not decompressor.eof:
+        # zlib decodes a cut-off stream without complaint; it must not pass for the whole body.
+        # (An empty body, as in a 304 sent with its Content-Encoding, has nothing to decode.)
+        raise DecodingError(f"truncated {encoding} body", status)
     return decoded
 
 

@@ -4,10 +4,12 @@ Request flow: parse with h11 → ``/_control/...`` goes to :class:`~simulator.co
 ``/<exchange>/<real path>`` is routed to that exchange. The effective fault is looked up once;
 transport faults are applied here (``down``: TCP RST or a hang, before any accounting — the
 request never reached the exchange; ``latency``: an asyncio sleep that never blocks other
-connections). Then the exchange accounts the request against its per-IP limits
-(:meth:`Exchange.on_request`, which may answer 429/418/403 itself) and builds the reply with
-:meth:`Exchange.respond`. Streamed (``huge_body``) and paced (``slow_body``) bodies are written
-part by part with a drain after each, so memory stays small.
+connections, reported in the ``X-Simulator-Latency-Ms`` header as the time the request was
+actually held, so benchmarks can compare measured with injected latency). Then the exchange
+accounts the request against its per-IP limits (:meth:`Exchange.on_request`, which may answer
+429/418/403 itself) and builds the reply with :meth:`Exchange.respond`. Streamed
+(``huge_body``) and paced (``slow_body``) bodies are written part by part with a drain after
+each, so memory stays small.
 
 In-process use::
 
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import struct
@@ -55,6 +58,10 @@ from simulator.timefmt import http_date_now
 __all__ = ["SimulatorServer", "run_in_thread", "simulator_in_thread"]
 
 log = logging.getLogger("simulator")
+
+INJECTED_LATENCY_HEADER = b"X-Simulator-Latency-Ms"
+"""Response header on requests held by a ``latency`` fault: milliseconds actually held (not a
+header of any exchange; only present while the fault is active)."""
 
 _READ_SIZE = 65_536
 _LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER {on, 0 s}: close() sends RST
@@ -304,7 +311,9 @@ class SimulatorServer:
                 await self._hang(reader)
             return False
         limited = exchange.on_request(ctx)
+        delay_started: float | None = None
         if fault is not None and fault.kind == "latency":
+            delay_started = time.perf_counter()
             await asyncio.sleep(fault.delay_s())
             ctx.now = time.time()
         try:
@@ -318,6 +327,13 @@ class SimulatorServer:
             log.exception("handler failed for %s %s", method, target)
             reply = exchange.error_body(ctx, 500)
         self.stats.outcome(exchange.name, reply.status)
+        if delay_started is not None:
+            # What this request was actually held for (the sleep plus this loop's own lag), so
+            # benchmarks can compare a prober's measured latency with the injected one.
+            held_ms = (time.perf_counter() - delay_started) * 1000
+            reply = dataclasses.replace(
+                reply, headers=[*reply.headers, (INJECTED_LATENCY_HEADER, b"%.3f" % held_ms)]
+            )
         if reply.stream is not None or reply.bytes_per_second:
             await self._send_streamed(conn, writer, reply, head)
         else:

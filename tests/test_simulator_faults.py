@@ -520,3 +520,12 @@ def test_slices_and_truncate() -> None:
     assert list(slices([b"ab"], 5)) == [b"ab"]
     assert truncate_json(b"{}") == b"{"
     assert truncate_json(b'{"a":[1,2,3]}') == b'{"a":['
+
+
+def test_latency_fault_reports_the_time_held(client: httpx.Client) -> None:
+    """Benchmarks pair measured latency with X-Simulator-Latency-Ms (only while injected)."""
+    plain = client.get("/binance/api/v3/time")
+    assert "x-simulator-latency-ms" not in plain.headers
+    set_fault(client, exchange="binance", fault="latency", latency_ms=30)
+    held = float(client.get("/binance/api/v3/time").headers["x-simulator-latency-ms"])
+    assert 30 <= held < 200

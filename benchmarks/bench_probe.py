@@ -1,0 +1,185 @@
+"""Benchmark 1: probe cost and throughput, exchange-watch's exporter vs blackbox_exporter.
+
+Both probe the same static target (nginx serving the simulator's recorded Binance answers, on
+the load core) at 100 and 1,000 probes/s, then at the highest rate each sustains; the prober
+under test is pinned alone to the last core. Figures per run: probes/s achieved, CPU seconds
+per 1,000 probes (from ``/proc/<pid>/stat``), peak RSS, and the exporter's schedule lag.
+
+- exchange-watch: ``exchange-exporter`` with a generic-profile config of N endpoints (five per
+  "exchange") every I seconds (rate = N / I); ``/metrics`` is scraped every 5 s as the shipped
+  Prometheus does, and those scrapes count in its CPU. Highest sustained rate: the highest step
+  of 1,500 … 4,000 probes/s reaching ≥ 97 % of the step with schedule lag p99 ≤ 50 ms.
+- blackbox_exporter (Debian ``prometheus-blackbox-exporter``, module ``http_2xx``): driven
+  through ``/probe`` by an open-loop load generator at the same rates (each probe is one HTTP
+  request to blackbox, which opens a new connection to the target, as it does under
+  Prometheus); highest sustained: closed loop with 64 concurrent requests.
+
+    python benchmarks/bench_probe.py --runs 3
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import (
+    cores,
+    median,
+    median_rows,
+    section,
+    target,
+)
+from benchmarks.common import (
+    main as common_main,
+)
+from benchmarks.probe_runs import BlackboxProcess, ExporterProcess, exporter_config
+from benchmarks.static_target import static_target
+
+RATES = (100, 1000)
+"""Fixed rates compared side by side (probes per second)."""
+
+RAMP = (1500, 2000, 2500, 3000, 3500, 4000)
+"""Steps tried for the exporter's highest sustained rate."""
+
+RAMP_ENDPOINTS = 1000
+WARMUP_SECONDS = 3.0
+WINDOW_SECONDS = 10.0
+LAG_LIMIT_MS = 50.0
+
+
+def _exporter_at(base: str, rate: int, sut: list[int]) -> dict[str, Any]:
+    endpoints = rate if rate <= RAMP_ENDPOINTS else RAMP_ENDPOINTS
+    interval = endpoints / rate
+    with ExporterProcess(exporter_config(base, endpoints, interval), sut) as exporter:
+        time.sleep(WARMUP_SECONDS + min(interval, 2.0))
+        run = exporter.measure(WINDOW_SECONDS)
+    return {
+        "prober": "exchange-watch",
+        "rate": rate,
+        "probes_per_s": run.probes_per_second,
+        "ok": run.ok_ratio,
+        "cpu_s_per_1000": run.cpu_per_1000,
+        "rss_peak_mb": run.rss_peak_mb,
+        "lag_p50_ms": run.lag_p50_ms,
+        "lag_p99_ms": run.lag_p99_ms,
+    }
+
+
+def _blackbox_at(base: str, rate: int | None, sut: list[int]) -> dict[str, Any]:
+    with BlackboxProcess(sut) as blackbox:
+        run = blackbox.measure(base, WINDOW_SECONDS, rate)
+    return {
+        "prober": "blackbox_exporter",
+        "rate": "max" if rate is None else rate,
+        "probes_per_s": run.probes_per_second,
+        "ok": run.ok_ratio,
+        "cpu_s_per_1000": run.cpu_per_1000,
+        "rss_peak_mb": run.rss_peak_mb,
+        "lag_p50_ms": float("nan"),
+        "lag_p99_ms": float("nan"),
+    }
+
+
+def sustained(row: dict[str, Any]) -> bool:
+    """Whether an exporter step kept up: ≥ 97 % of the rate, lag p99 within the limit."""
+    return row["probes_per_s"] >= 0.97 * row["rate"] and row["lag_p99_ms"] <= LAG_LIMIT_MS
+
+
+def one_run(base: str, sut: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One run of every configuration; returns (fixed-rate rows, ramp figures)."""
+    rows: list[dict[str, Any]] = []
+    for rate in RATES:
+        rows.append(_exporter_at(base, rate, sut))
+        rows.append(_blackbox_at(base, rate, sut))
+    best: dict[str, Any] | None = None
+    steps = []
+    for rate in RAMP:
+        row = _exporter_at(base, rate, sut)
+        steps.append(row)
+        if not sustained(row):
+            break
+        best = row
+    exporter_max = dict(best or steps[0])
+    exporter_max["rate"] = "max"
+    rows.append(exporter_max)
+    rows.append(_blackbox_at(base, None, sut))
+    at_2000 = next((s for s in steps if s["rate"] == 2000), None)
+    return rows, {
+        "max_sustained": best["rate"] if best else 0,
+        "lag_p99_at_2000_ms": at_2000["lag_p99_ms"] if at_2000 else float("nan"),
+        "steps": steps,
+    }
+
+
+def _step(row: dict[str, Any]) -> str:
+    return f"{row['rate']}→{row['probes_per_s']:.0f}/{row['lag_p99_ms']:.0f}"
+
+
+def run(runs: int) -> dict[str, Any]:
+    """Measure ``runs`` times; return the ``probe`` section (medians)."""
+    sut, load = cores()
+    os.sched_setaffinity(0, load)
+    all_rows, ramps = [], []
+    with static_target(cpus=load) as (base, _):
+        for _ in range(runs):
+            rows, ramp = one_run(base, sut)
+            all_rows.append(rows)
+            ramps.append(ramp)
+    rows = median_rows(all_rows)
+
+    def find(prober: str, rate: object) -> dict[str, Any]:
+        return next(r for r in rows if r["prober"] == prober and r["rate"] == rate)
+
+    ratios = {
+        rate: find("exchange-watch", rate)["cpu_s_per_1000"]
+        / find("blackbox_exporter", rate)["cpu_s_per_1000"]
+        for rate in (*RATES, "max")
+    }
+    max_sustained = median([r["max_sustained"] for r in ramps])
+    lag_2000 = median([r["lag_p99_at_2000_ms"] for r in ramps])
+    targets = [
+        target("exporter CPU per probe / blackbox's, at 1,000 probes/s", ratios[1000], "<=", 1.0),
+        target("exporter CPU per probe / blackbox's, at 100 probes/s", ratios[100], "<=", 1.0),
+        target(
+            "exporter highest sustained rate on one core", max_sustained, ">=", 2000, "probes/s"
+        ),
+        target("exporter schedule lag p99 at 2,000 probes/s", lag_2000, "<=", LAG_LIMIT_MS, "ms"),
+    ]
+    notes = [
+        f"CPU per probe ratio exporter/blackbox: 100/s {ratios[100]:.2f}, "
+        f"1,000/s {ratios[1000]:.2f}, each at its own maximum {ratios['max']:.2f}",
+        "exporter ramp (probes/s achieved, lag p99 ms) per run: "
+        + "; ".join(
+            ", ".join(
+                f"{s['rate']}→{s['probes_per_s']:.0f}/{s['lag_p99_ms']:.0f}" for s in r["steps"]
+            )
+            for r in ramps
+        ),
+        "exporter rows: rate = configured endpoints / interval; its CPU includes a /metrics "
+        "scrape every 5 s. blackbox rows: CPU of blackbox_exporter only (the load generator "
+        "and nginx run on the other core).",
+    ]
+    return section(
+        "probe",
+        "Probe cost and throughput vs blackbox_exporter (one core each, same nginx target)",
+        rows,
+        targets,
+        notes,
+        ratios={str(k): v for k, v in ratios.items()},
+        ramps=ramps,
+    )
+
+
+def main() -> int:
+    """Run standalone (``--runs``, ``--json``) and print the table."""
+    return common_main(run, __doc__)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
