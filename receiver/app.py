@@ -21,7 +21,9 @@ Inbound auth mirrors Alertmanager's webhook ``http_config``: ``authorization`` (
 logged. The GET endpoints are open (Prometheus scrapes ``/metrics``).
 
 Processing (diagnosis, notifiers) happens in :class:`receiver.worker.Worker`, never inside the
-request, so Alertmanager is answered within milliseconds.
+request, so Alertmanager is answered within milliseconds. Webhooks arriving together are
+committed in one transaction (:class:`receiver.store.IngestQueue`, group commit), each answered
+once that transaction is on disk.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ from receiver.notifiers.base import Notifier
 from receiver.notifiers.metrics import NotifierMetrics
 from receiver.routing import RoutingConfig, load_routing_config
 from receiver.settings import ROUTE_PATTERN, InboundAuth, Settings, load_settings
-from receiver.store import Store, StoreError
+from receiver.store import IngestQueue, Store, StoreError
 from receiver.worker import Diagnose, NotifiersFor, Worker, notifier_name
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect:
         return b""  # nobody is left to answer; an empty body is rejected as invalid
     return b"".join(chunks)
+
+
+def _payload_text(body: bytes, data: dict[str, Any]) -> str:
+    """The webhook as received, for the audit trail: the body itself when it is UTF-8 (as
+    Alertmanager sends it; a BOM is dropped), else ``data`` serialised.
+
+    Raises:
+        RecursionError: ``data`` is nested too deeply to serialise (non-UTF-8 bodies only).
+    """
+    try:
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return json.dumps(data)
 
 
 def _digest(value: bytes) -> bytes:
@@ -235,6 +250,7 @@ def create_app(
     cfg = settings if settings is not None else load_settings()
     install_redaction(cfg.secret_values())
     store = Store(cfg.receiver_db_path, clock=clock)
+    intake_queue = IngestQueue(store)  # group commit: one transaction for concurrent webhooks
     metrics = ReceiverMetrics()
     metrics.set_unsent_source(lambda: store.unsent(clock()))
     metrics.deadman_timeout.set(cfg.deadman_timeout_seconds)
@@ -366,9 +382,13 @@ def create_app(
         if auth is not None and not check_credentials(auth, request.headers.get("authorization")):
             raise _UnauthorizedError
 
+    # Without inbound auth there is nothing to check: no dependency to solve on each request.
+    auth_dependencies = [Depends(require_auth)] if auth is not None else []
+
     async def read_json_object(
         request: Request, *, empty_ok: bool = False
-    ) -> dict[str, Any] | JSONResponse:
+    ) -> tuple[dict[str, Any], bytes] | JSONResponse:
+        """``(the body's JSON object, the body)``, or the error response to answer."""
         try:
             body = await _read_body(request, cfg.max_body_bytes)
         except _BodyTooLargeError:
@@ -383,15 +403,16 @@ def create_app(
         if not isinstance(data, dict):
             metrics.webhooks.labels("rejected").inc()
             return _error(422, "body: must be a JSON object (Alertmanager webhook)")
-        return data
+        return data, body
 
     async def intake(request: Request, route: str) -> JSONResponse:
-        data = await read_json_object(request)
-        if isinstance(data, JSONResponse):
-            return data
+        parsed = await read_json_object(request)
+        if isinstance(parsed, JSONResponse):
+            return parsed
+        data, body = parsed
         try:
             webhook = AlertmanagerWebhook.model_validate(data)
-            raw = json.dumps(data)
+            raw = _payload_text(body, data)
         except ValidationError as exc:
             errors = format_validation_errors(exc.errors(include_input=False))
             detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
@@ -401,7 +422,7 @@ def create_app(
             metrics.webhooks.labels("rejected").inc()
             return _error(422, "body: nested too deeply")
         try:
-            result = await asyncio.to_thread(store.ingest, webhook, route, raw)
+            result = await intake_queue.ingest(webhook, route, raw)
         except StoreError as exc:
             log.error("cannot store webhook (answering 503 so Alertmanager retries): %s", exc)
             metrics.webhooks.labels("storage_error").inc()
@@ -448,7 +469,7 @@ def create_app(
         response_model=WebhookStored,
         responses=intake_responses,
         openapi_extra=webhook_body,
-        dependencies=[Depends(require_auth)],
+        dependencies=auth_dependencies,
     )
     async def post_alerts(request: Request) -> JSONResponse:
         """Receive an Alertmanager webhook on the default route."""
@@ -459,7 +480,7 @@ def create_app(
         response_model=WebhookStored,
         responses=intake_responses,
         openapi_extra=webhook_body,
-        dependencies=[Depends(require_auth)],
+        dependencies=auth_dependencies,
     )
     async def post_alerts_route(
         route: Annotated[str, PathParam(pattern=ROUTE_PATTERN)], request: Request
@@ -483,7 +504,7 @@ def create_app(
                 "content": {"application/json": {"schema": {"type": "object"}}},
             }
         },
-        dependencies=[Depends(require_auth)],
+        dependencies=auth_dependencies,
     )
     async def heartbeat(request: Request) -> JSONResponse:
         """Alertmanager's ``Watchdog`` route: record that the alerting pipeline is alive.
@@ -491,9 +512,9 @@ def create_app(
         Accepts any JSON object (normally the Watchdog webhook; not stored, not notified);
         answers 200 once the heartbeat is persisted, 503 if it cannot be.
         """
-        data = await read_json_object(request, empty_ok=True)
-        if isinstance(data, JSONResponse):
-            return data
+        parsed = await read_json_object(request, empty_ok=True)
+        if isinstance(parsed, JSONResponse):
+            return parsed
         try:
             state = await asyncio.to_thread(deadman.heartbeat)
         except StoreError as exc:

@@ -18,16 +18,23 @@ Tables (schema version 2, ``PRAGMA user_version``; a version-1 database is migra
 * ``health`` - a single row rewritten by the readiness probe to prove the database is writable.
 
 The database runs in WAL mode with ``synchronous=FULL``: a webhook is on disk before the HTTP
-answer. Methods are synchronous and open a short-lived connection each, so they are safe to call
-from worker threads (``asyncio.to_thread``). Every SQLite or filesystem failure is raised as
-:class:`StoreError`. One receiver process per database file.
+answer. Methods are synchronous and safe to call from worker threads (``asyncio.to_thread``):
+each thread keeps its own connection (opened on first use, replaced after an error), and write
+transactions of one process queue on a lock instead of in SQLite's busy handler (which sleeps
+1-100 ms between retries). :class:`IngestQueue` is the asynchronous intake in front of
+:meth:`Store.ingest_many`: webhooks arriving while a commit is in progress are committed
+together in the next transaction (group commit), each acknowledged only after that commit.
+Every SQLite or filesystem failure is raised as :class:`StoreError`. One receiver process per
+database file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -78,6 +85,8 @@ _TABLES = [
 )""",
     "CREATE INDEX IF NOT EXISTS notifications_pending ON notifications (state, id)",
     "CREATE INDEX IF NOT EXISTS notifications_alert ON notifications (group_key, fingerprint, id)",
+    # next_due: the earliest retry among pending rows, without reading every pending row.
+    "CREATE INDEX IF NOT EXISTS notifications_next ON notifications (state, next_attempt_at)",
     """CREATE TABLE IF NOT EXISTS deliveries (
     notification_id INTEGER NOT NULL REFERENCES notifications(id),
     notifier TEXT NOT NULL,
@@ -240,6 +249,9 @@ class SyntheticNotification:
 #: notification to store in the same transaction.
 DeadmanTransition = Callable[[DeadmanState], tuple[DeadmanState, SyntheticNotification | None]]
 
+#: One webhook to store: ``(webhook, route, raw body)``, as :meth:`Store.ingest` takes them.
+IngestItem = tuple[AlertmanagerWebhook, str, str | dict[str, Any] | None]
+
 
 class Store:
     """SQLite store at ``path`` (parent directories are created).
@@ -253,38 +265,70 @@ class Store:
         self.path = Path(path)
         self._clock = clock
         self._ready = False
+        self._local = threading.local()  # .conn: this thread's connection
+        self._write_lock = threading.Lock()
 
     def _now_iso(self) -> str:
         return iso_utc(self._clock())
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        conn: sqlite3.Connection | None = None
+    def _open(self) -> sqlite3.Connection:
+        if not self._ready:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         try:
-            if not self._ready:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 10000")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             if not self._ready:
                 self._init_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection | None) -> None:
+        with contextlib.suppress(sqlite3.Error):  # also raised by a closed connection
+            if conn is not None and conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """This thread's connection, opened on first use and kept for the next call (opening
+        one costs more than most statements); after a database error it is closed, so the next
+        call starts afresh."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        try:
+            if conn is None:
+                conn = self._open()
+                self._local.conn = conn
             yield conn
         except (sqlite3.Error, OSError) as exc:
-            if conn is not None and conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise StoreError(f"database error: {exc}") from exc
-        finally:
+            self._rollback(conn)
+            self._local.conn = None
             if conn is not None:
-                conn.close()
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            raise StoreError(f"database error: {exc}") from exc
+        except BaseException:
+            self._rollback(conn)
+            raise
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as conn:
+        """A write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error).
+
+        Writers of this process take turns on a lock: waiting in SQLite's busy handler instead
+        would sleep 1-100 ms between attempts, long after the lock was free.
+        """
+        with self._write_lock, self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
-            yield conn
+            try:
+                yield conn
+            except BaseException:
+                self._rollback(conn)
+                raise
             conn.execute("COMMIT")
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
@@ -330,54 +374,81 @@ class Store:
         Raises:
             StoreError: nothing was stored (the caller answers 503 so Alertmanager retries).
         """
+        return self.ingest_many([(webhook, route, raw)])[0]
+
+    def ingest_many(self, items: Sequence[IngestItem]) -> list[IngestResult]:
+        """Store several webhooks as :meth:`ingest` does, in one transaction (group commit).
+
+        One commit (one ``fsync``) for the lot; either all are stored or none. Alerts repeated
+        within ``items`` are stored once, as if the webhooks had come one after the other.
+
+        Returns:
+            One :class:`IngestResult` per item, in order.
+
+        Raises:
+            StoreError: nothing was stored (the caller answers 503 so Alertmanager retries).
+        """
         now = self._now_iso()
-        payload = webhook.model_dump(mode="json", by_alias=True)
-        if raw is None:
-            raw = payload
-        raw_text = raw if isinstance(raw, str) else json.dumps(raw)
+        rows = []
+        for webhook, route, raw in items:
+            payload = webhook.model_dump(mode="json", by_alias=True)
+            raw_text = raw if isinstance(raw, str) else json.dumps(payload if raw is None else raw)
+            alerts = [json.dumps(stored) for stored in payload["alerts"]]
+            rows.append((webhook, route, raw_text, alerts))
         with self._transaction() as conn:
+            return [self._insert_webhook(conn, now, *row) for row in rows]
+
+    @staticmethod
+    def _insert_webhook(
+        conn: sqlite3.Connection,
+        now: str,
+        webhook: AlertmanagerWebhook,
+        route: str,
+        raw_text: str,
+        alerts: list[str],
+    ) -> IngestResult:
+        cur = conn.execute(
+            "INSERT INTO webhooks (received_at, route, group_key, receiver, status,"
+            " alert_count, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                now,
+                route,
+                webhook.group_key,
+                webhook.receiver,
+                webhook.status,
+                len(webhook.alerts),
+                raw_text,
+            ),
+        )
+        webhook_id = int(cur.lastrowid or 0)
+        new_ids: list[int] = []
+        duplicates = 0
+        for alert, stored in zip(webhook.alerts, alerts, strict=True):
             cur = conn.execute(
-                "INSERT INTO webhooks (received_at, route, group_key, receiver, status,"
-                " alert_count, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO notifications (webhook_id, group_key, fingerprint,"
+                " status, starts_at, ends_at, alertname, route, receiver, external_url,"
+                " alert, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    now,
-                    route,
+                    webhook_id,
                     webhook.group_key,
+                    alert.fingerprint,
+                    alert.status,
+                    alert.starts_at,
+                    alert.ends_at,
+                    alert.alertname,
+                    route,
                     webhook.receiver,
-                    webhook.status,
-                    len(webhook.alerts),
-                    raw_text,
+                    webhook.external_url,
+                    stored,
+                    now,
+                    now,
                 ),
             )
-            webhook_id = int(cur.lastrowid or 0)
-            new_ids: list[int] = []
-            duplicates = 0
-            for alert, stored in zip(webhook.alerts, payload["alerts"], strict=True):
-                cur = conn.execute(
-                    "INSERT OR IGNORE INTO notifications (webhook_id, group_key, fingerprint,"
-                    " status, starts_at, ends_at, alertname, route, receiver, external_url,"
-                    " alert, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        webhook_id,
-                        webhook.group_key,
-                        alert.fingerprint,
-                        alert.status,
-                        alert.starts_at,
-                        alert.ends_at,
-                        alert.alertname,
-                        route,
-                        webhook.receiver,
-                        webhook.external_url,
-                        json.dumps(stored),
-                        now,
-                        now,
-                    ),
-                )
-                if cur.rowcount == 1:
-                    new_ids.append(int(cur.lastrowid or 0))
-                else:
-                    duplicates += 1
+            if cur.rowcount == 1:
+                new_ids.append(int(cur.lastrowid or 0))
+            else:
+                duplicates += 1
         return IngestResult(webhook_id=webhook_id, new_ids=new_ids, duplicates=duplicates)
 
     def _insert_synthetic(
@@ -427,10 +498,12 @@ class Store:
     def due(self, now: float, limit: int = 100) -> list[PendingNotification]:
         """Pending notifications whose ``next_attempt_at`` has come, oldest (lowest id) first."""
         with self._connect() as conn:
+            # "+next_attempt_at": walk notifications_pending in id order and stop after
+            # ``limit`` rows, rather than collect every due row from notifications_next and sort.
             rows = conn.execute(
                 "SELECT id, route, receiver, group_key, external_url, fingerprint, alert,"
                 " diagnosis, created_at, origin FROM notifications"
-                " WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+                " WHERE state = 'pending' AND +next_attempt_at <= ? ORDER BY id LIMIT ?",
                 (now, limit),
             ).fetchall()
         return [
@@ -465,7 +538,7 @@ class Store:
 
     def save_diagnosis(self, notification_id: int, diagnosis: dict[str, Any]) -> None:
         """Cache the diagnosis JSON of a notification (reused after a crash/restart)."""
-        with self._connect() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "UPDATE notifications SET diagnosis = ?, updated_at = ? WHERE id = ?",
                 (json.dumps(diagnosis), self._now_iso(), notification_id),
@@ -556,7 +629,7 @@ class Store:
             keep_error: leave the stored last error as it is (``error`` is ignored).
         """
         stamp = self._now_iso()
-        with self._connect() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "UPDATE deliveries SET state = ?, attempts = COALESCE(?, attempts),"
                 " next_attempt_at = COALESCE(?, next_attempt_at),"
@@ -580,7 +653,7 @@ class Store:
     ) -> None:
         """Upsert the delivery row of a notifier named like its channel (tests, migrations)."""
         stamp = self._now_iso()
-        with self._connect() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO deliveries (notification_id, notifier, channel, state, attempts,"
                 " next_attempt_at, last_error, updated_at, delivered_at)"
@@ -631,7 +704,7 @@ class Store:
 
     def postpone(self, notification_id: int, until: float) -> None:
         """Leave a notification pending but do not look at it again before ``until``."""
-        with self._connect() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "UPDATE notifications SET next_attempt_at = ?, updated_at = ? WHERE id = ?",
                 (until, self._now_iso(), notification_id),
@@ -640,7 +713,7 @@ class Store:
     def complete(self, notification_id: int) -> None:
         """Mark a notification ``done`` whatever its deliveries (e.g. unreadable alert)."""
         stamp = self._now_iso()
-        with self._connect() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "UPDATE notifications SET state = 'done', updated_at = ?, completed_at = ?"
                 " WHERE id = ?",
@@ -695,7 +768,7 @@ class Store:
         Raises:
             StoreError: it does not.
         """
-        with self._connect() as conn:
+        with self._transaction() as conn:
             conn.execute(
                 "INSERT INTO health (id, checked_at) VALUES (1, ?)"
                 " ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at",
@@ -754,3 +827,66 @@ class Store:
                     ),
                 )
         return after, notification_id
+
+
+class IngestQueue:
+    """Asynchronous intake in front of :meth:`Store.ingest_many`: group commit.
+
+    A webhook is stored at once when no commit is in progress; webhooks arriving while one is
+    form the next transaction (at most ``max_batch`` per transaction), so under load one
+    ``fsync`` serves many webhooks instead of each waiting its turn for its own. Each caller
+    gets its result only after the transaction holding its webhook has committed, and a failed
+    transaction fails every webhook in it (none of them is stored). The blocking SQLite work
+    runs in a worker thread (``asyncio.to_thread``), never on the event loop.
+
+    Args:
+        store: the store to write to.
+        max_batch: most webhooks committed in one transaction.
+    """
+
+    def __init__(self, store: Store, max_batch: int = 128) -> None:
+        self._store = store
+        self._max_batch = max_batch
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[tuple[IngestItem, asyncio.Future[IngestResult]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def ingest(
+        self, webhook: AlertmanagerWebhook, route: str, raw: str | dict[str, Any] | None = None
+    ) -> IngestResult:
+        """Store a webhook as :meth:`Store.ingest` does; return once it is committed.
+
+        Raises:
+            StoreError: the transaction holding it failed; nothing of it was stored.
+        """
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a new event loop (an app's lifespan may run more than once)
+            self._loop, self._pending, self._flusher = loop, [], None
+        future: asyncio.Future[IngestResult] = loop.create_future()
+        self._pending.append(((webhook, route, raw), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            try:
+                results = await asyncio.to_thread(
+                    self._store.ingest_many, [item for item, _ in batch]
+                )
+            except asyncio.CancelledError:
+                for _, future in batch + self._pending:
+                    future.cancel()
+                self._pending = []
+                raise
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        error = StoreError(str(exc)) if isinstance(exc, StoreError) else exc
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # the caller may have gone (cancelled)
+                    future.set_result(result)

@@ -58,6 +58,11 @@ Diagnose = Callable[[Alert], Awaitable[Diagnosis]]
 
 #: Earliest re-look at a delivery waiting for an earlier one of the same alert.
 _DEFER_MIN = 0.05
+#: Due rows read per free slot in a scheduling round (rows of an alert already in flight are
+#: skipped, so a few per slot): reading hundreds to start a handful cost more than the work.
+_DUE_ROWS_PER_SLOT = 16
+#: Due rows read when the first ones cannot fill the free slots (they wait for ones in flight).
+_DUE_ROWS_MAX = 500
 
 
 def notifier_name(notifier: Notifier) -> str:
@@ -192,13 +197,26 @@ class Worker:
         try:
             next_due = await asyncio.to_thread(self._store.next_due, now)
             free = self._concurrency - len(self._inflight)
-            rows = await asyncio.to_thread(self._store.due, now, 500) if free > 0 else []
+            if free > 0:
+                # Read enough rows to fill the free slots past the ones in flight (still
+                # pending) and a few successors waiting for them, not hundreds: each row costs
+                # a JSON decode. Only when the rows read leave slots free, look further.
+                limit = len(self._inflight) + free * _DUE_ROWS_PER_SLOT
+                rows = await asyncio.to_thread(self._store.due, now, limit)
+                free -= self._start(rows, free)
+                if free > 0 and len(rows) == limit:
+                    self._start(await asyncio.to_thread(self._store.due, now, _DUE_ROWS_MAX), free)
         except StoreError as exc:
             log.error("cannot read pending notifications: %s", exc)
             return None
+        return next_due
+
+    def _start(self, rows: Sequence[PendingNotification], free: int) -> int:
+        """Start up to ``free`` of ``rows``, never two of the same alert; return how many."""
         busy = {key for _, key in self._inflight.values()}
+        started = 0
         for row in rows:
-            if free <= 0:
+            if started >= free:
                 break
             key = (row.group_key, row.fingerprint)
             if row.id in self._inflight or key in busy:
@@ -207,8 +225,8 @@ class Worker:
             busy.add(key)
             task = asyncio.create_task(self._process_guarded(row), name=f"notify-{row.id}")
             self._inflight[row.id] = (task, key)
-            free -= 1
-        return next_due
+            started += 1
+        return started
 
     async def _process_guarded(self, row: PendingNotification) -> None:
         try:

@@ -380,7 +380,7 @@ def test_storage_failure_mid_run_gives_503(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise StoreError("database error: disk I/O error")
 
-    monkeypatch.setattr(store_of(client), "ingest", broken)
+    monkeypatch.setattr(store_of(client), "ingest_many", broken)
     assert client.post("/alerts", json=exchange_payload()).status_code == 503
 
 
