@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -121,12 +122,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def settle_heap() -> None:
+    """Collect garbage, then move every surviving object out of the cyclic GC's reach
+    (``gc.freeze``). With 1,000 endpoints the exporter holds ~130,000 long-lived objects, and a
+    full collection of them took 30-40 ms: a pause every probe in flight measured as latency.
+    Called once the targets are set up, and again after each reload."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _run(runtime: ExporterRuntime) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, runtime.reload)
+    runtime.after_reload = settle_heap
+    loop.call_later(0.5, settle_heap)  # the probe tasks and connections exist by then
     await runtime.run(stop)
 
 

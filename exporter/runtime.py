@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ class ExporterRuntime:
         self.metrics = metrics
         self.scheduler = ProbeScheduler(config, metrics)
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.after_reload: Callable[[], None] | None = None
+        """Called after each successful reload (the CLI settles the heap there)."""
         metrics.config_reload_success.set(1)
         metrics.config_reload_timestamp.set(time.time())
 
@@ -56,6 +59,8 @@ class ExporterRuntime:
         self.metrics.config_reload_success.set(1)
         self.metrics.config_reload_timestamp.set(time.time())
         log.info("config reloaded from %s: %s", self.config_path, counts)
+        if self.after_reload is not None:
+            self.after_reload()
         return {"status": "ok", **counts}
 
     def status(self) -> dict[str, Any]:
