@@ -52,7 +52,7 @@ from starlette.requests import ClientDisconnect
 
 from receiver.deadman import DeadMansSwitch
 from receiver.diagnosis.engine import DiagnosisEngine
-from receiver.logs import install_redaction
+from receiver.logs import SummarizedLog, install_redaction
 from receiver.metrics import ReceiverMetrics
 from receiver.models import (
     AlertmanagerWebhook,
@@ -254,6 +254,17 @@ def create_app(
     metrics = ReceiverMetrics()
     metrics.set_unsent_source(lambda: store.unsent(clock()))
     metrics.deadman_timeout.set(cfg.deadman_timeout_seconds)
+    # Label children resolved once, not on every request.
+    accepted, duplicate, rejected, too_large, storage_error = (
+        metrics.webhooks.labels(result)
+        for result in ("accepted", "duplicate", "rejected", "too_large", "storage_error")
+    )
+    # One INFO line per webhook when quiet, a summary every 10 s under load (DEBUG: each one).
+    intake_log = SummarizedLog(
+        log,
+        "stored %d more webhooks in the last %.0fs: %d alerts (%d new, %d duplicate)"
+        " (each one at DEBUG)",
+    )
     auth = cfg.inbound_auth
     make_notifiers = notifier_factory or routing_notifiers(
         load_routing_config(cfg.receiver_routing_file, cfg), NotifierMetrics(metrics.registry)
@@ -325,6 +336,7 @@ def create_app(
         try:
             yield
         finally:
+            intake_log.flush()
             await deadman.stop()
             await worker.stop()
             await client.aclose()
@@ -385,53 +397,82 @@ def create_app(
     # Without inbound auth there is nothing to check: no dependency to solve on each request.
     auth_dependencies = [Depends(require_auth)] if auth is not None else []
 
-    async def read_json_object(
-        request: Request, *, empty_ok: bool = False
-    ) -> tuple[dict[str, Any], bytes] | JSONResponse:
-        """``(the body's JSON object, the body)``, or the error response to answer."""
+    async def read_limited(request: Request) -> bytes | JSONResponse:
+        """The body, or the 413 response to answer."""
         try:
-            body = await _read_body(request, cfg.max_body_bytes)
+            return await _read_body(request, cfg.max_body_bytes)
         except _BodyTooLargeError:
-            metrics.webhooks.labels("too_large").inc()
+            too_large.inc()
             return _error(413, f"body: larger than {cfg.max_body_bytes} bytes")
+
+    def parse_json_object(body: bytes, *, empty_ok: bool = False) -> dict[str, Any] | JSONResponse:
+        """The body's JSON object, or the error response to answer."""
         try:
             data = {} if empty_ok and not body.strip() else json.loads(body)
         except (ValueError, RecursionError) as exc:
             reason = exc.__class__.__name__ if isinstance(exc, RecursionError) else str(exc)
-            metrics.webhooks.labels("rejected").inc()
+            rejected.inc()
             return _error(400, f"body: not valid JSON ({reason[:200]})")
         if not isinstance(data, dict):
-            metrics.webhooks.labels("rejected").inc()
+            rejected.inc()
             return _error(422, "body: must be a JSON object (Alertmanager webhook)")
-        return data, body
+        return data
 
-    async def intake(request: Request, route: str) -> JSONResponse:
-        parsed = await read_json_object(request)
-        if isinstance(parsed, JSONResponse):
-            return parsed
-        data, body = parsed
+    async def read_json_object(
+        request: Request, *, empty_ok: bool = False
+    ) -> dict[str, Any] | JSONResponse:
+        """The body's JSON object, or the error response to answer."""
+        body = await read_limited(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return parse_json_object(body, empty_ok=empty_ok)
+
+    def validate_webhook(body: bytes) -> tuple[AlertmanagerWebhook, str] | JSONResponse:
+        """``(the webhook, its text for the audit trail)``, or the error response to answer.
+
+        The common case (a valid UTF-8 webhook) is parsed and validated in one pass by
+        pydantic-core; anything it refuses goes the long way (``json.loads``, then the model),
+        which gives the answer and the messages for each kind of invalid input.
+        """
         try:
-            webhook = AlertmanagerWebhook.model_validate(data)
-            raw = _payload_text(body, data)
+            return AlertmanagerWebhook.model_validate_json(body), body.decode("utf-8-sig")
+        except (ValidationError, ValueError, RecursionError):
+            pass
+        data = parse_json_object(body)
+        if isinstance(data, JSONResponse):
+            return data
+        try:
+            return AlertmanagerWebhook.model_validate(data), _payload_text(body, data)
         except ValidationError as exc:
             errors = format_validation_errors(exc.errors(include_input=False))
             detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:10])
-            metrics.webhooks.labels("rejected").inc()
+            rejected.inc()
             return _error(422, detail, errors[:50])
         except (RecursionError, ValueError):
-            metrics.webhooks.labels("rejected").inc()
+            rejected.inc()
             return _error(422, "body: nested too deeply")
+
+    async def intake(request: Request, route: str) -> Response:
+        body = await read_limited(request)
+        if isinstance(body, JSONResponse):
+            return body
+        validated = validate_webhook(body)
+        if isinstance(validated, JSONResponse):
+            return validated
+        webhook, raw = validated
         try:
             result = await intake_queue.ingest(webhook, route, raw)
         except StoreError as exc:
             log.error("cannot store webhook (answering 503 so Alertmanager retries): %s", exc)
-            metrics.webhooks.labels("storage_error").inc()
+            storage_error.inc()
             return _error(503, "storage unavailable; retry later")
-        log.info(
+        alerts, new = len(webhook.alerts), len(result.new_ids)
+        intake_log.log(
+            (alerts, new, result.duplicates),
             "stored webhook %d: %d alerts (%d new, %d duplicate), route=%s",
             result.webhook_id,
-            len(webhook.alerts),
-            len(result.new_ids),
+            alerts,
+            new,
             result.duplicates,
             route or "-",
         )
@@ -441,17 +482,17 @@ def create_app(
                 result.webhook_id,
                 webhook.truncated_alerts,
             )
-        duplicate = result.duplicates > 0 and not result.new_ids
-        metrics.webhooks.labels("duplicate" if duplicate else "accepted").inc()
-        if result.new_ids:
+        if new:
+            accepted.inc()
             wake_worker()
-        return JSONResponse(
-            {
-                "status": "stored",
-                "alerts": len(webhook.alerts),
-                "new": len(result.new_ids),
-                "duplicates": result.duplicates,
-            }
+        else:
+            # A webhook without alerts stores nothing new and has no duplicates: accepted.
+            (duplicate if result.duplicates > 0 else accepted).inc()
+        # What JSONResponse would render, without a json.dumps per request.
+        return Response(
+            b'{"status":"stored","alerts":%d,"new":%d,"duplicates":%d}'
+            % (alerts, new, result.duplicates),
+            media_type="application/json",
         )
 
     webhook_body = {
@@ -471,7 +512,7 @@ def create_app(
         openapi_extra=webhook_body,
         dependencies=auth_dependencies,
     )
-    async def post_alerts(request: Request) -> JSONResponse:
+    async def post_alerts(request: Request) -> Response:
         """Receive an Alertmanager webhook on the default route."""
         return await intake(request, "")
 
@@ -484,7 +525,7 @@ def create_app(
     )
     async def post_alerts_route(
         route: Annotated[str, PathParam(pattern=ROUTE_PATTERN)], request: Request
-    ) -> JSONResponse:
+    ) -> Response:
         """Receive an Alertmanager webhook on a named route (stored with the notification)."""
         return await intake(request, route)
 

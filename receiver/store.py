@@ -391,9 +391,14 @@ class Store:
         now = self._now_iso()
         rows = []
         for webhook, route, raw in items:
-            payload = webhook.model_dump(mode="json", by_alias=True)
-            raw_text = raw if isinstance(raw, str) else json.dumps(payload if raw is None else raw)
-            alerts = [json.dumps(stored) for stored in payload["alerts"]]
+            if isinstance(raw, str):
+                raw_text = raw
+            elif raw is None:
+                raw_text = json.dumps(webhook.model_dump(mode="json", by_alias=True))
+            else:
+                raw_text = json.dumps(raw)
+            # Serialised by pydantic-core: the same JSON object as json.dumps of model_dump.
+            alerts = [alert.model_dump_json(by_alias=True) for alert in webhook.alerts]
             rows.append((webhook, route, raw_text, alerts))
         with self._transaction() as conn:
             return [self._insert_webhook(conn, now, *row) for row in rows]
@@ -558,17 +563,53 @@ class Store:
         """
         stamp = self._now_iso()
         with self._transaction() as conn:
-            for name, channel in notifiers:
+            return self._plan(conn, notification_id, notifiers, now, stamp)
+
+    def prepare(
+        self,
+        notification_id: int,
+        group_key: str,
+        fingerprint: str,
+        notifiers: Sequence[tuple[str, str]],
+        now: float,
+        diagnosis: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Delivery], dict[str, float], float | None]:
+        """One processing round's start in one transaction: :meth:`save_diagnosis` (when
+        ``diagnosis`` is given), :meth:`plan` and :meth:`blocking`.
+
+        Returns:
+            ``(plan, blocked, unplanned)`` as :meth:`plan` and :meth:`blocking` return them.
+        """
+        stamp = self._now_iso()
+        with self._transaction() as conn:
+            if diagnosis is not None:
                 conn.execute(
-                    "INSERT OR IGNORE INTO deliveries (notification_id, notifier, channel, state,"
-                    " attempts, next_attempt_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
-                    (notification_id, name, channel, now, stamp),
+                    "UPDATE notifications SET diagnosis = ?, updated_at = ? WHERE id = ?",
+                    (json.dumps(diagnosis), stamp, notification_id),
                 )
-            rows = conn.execute(
-                "SELECT notifier, channel, state, attempts, next_attempt_at FROM deliveries"
-                " WHERE notification_id = ? ORDER BY notifier",
-                (notification_id,),
-            ).fetchall()
+            plan = self._plan(conn, notification_id, notifiers, now, stamp)
+            blocked, unplanned = self._blocking(conn, notification_id, group_key, fingerprint)
+        return plan, blocked, unplanned
+
+    @staticmethod
+    def _plan(
+        conn: sqlite3.Connection,
+        notification_id: int,
+        notifiers: Sequence[tuple[str, str]],
+        now: float,
+        stamp: str,
+    ) -> dict[str, Delivery]:
+        for name, channel in notifiers:
+            conn.execute(
+                "INSERT OR IGNORE INTO deliveries (notification_id, notifier, channel, state,"
+                " attempts, next_attempt_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+                (notification_id, name, channel, now, stamp),
+            )
+        rows = conn.execute(
+            "SELECT notifier, channel, state, attempts, next_attempt_at FROM deliveries"
+            " WHERE notification_id = ? ORDER BY notifier",
+            (notification_id,),
+        ).fetchall()
         return {
             row["notifier"]: Delivery(
                 row["notifier"],
@@ -591,20 +632,26 @@ class Store:
             no delivery row yet (it blocks every notifier), or ``None``.
         """
         with self._connect() as conn:
-            per_notifier = conn.execute(
-                "SELECT d.notifier, MIN(d.next_attempt_at) FROM notifications n"
-                " JOIN deliveries d ON d.notification_id = n.id"
-                " WHERE n.group_key = ? AND n.fingerprint = ? AND n.id < ?"
-                " AND n.state = 'pending' AND d.state IN ('pending', 'sending')"
-                " GROUP BY d.notifier",
-                (group_key, fingerprint, notification_id),
-            ).fetchall()
-            unplanned = conn.execute(
-                "SELECT MIN(n.next_attempt_at) FROM notifications n"
-                " WHERE n.group_key = ? AND n.fingerprint = ? AND n.id < ? AND n.state = 'pending'"
-                " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
-                (group_key, fingerprint, notification_id),
-            ).fetchone()[0]
+            return self._blocking(conn, notification_id, group_key, fingerprint)
+
+    @staticmethod
+    def _blocking(
+        conn: sqlite3.Connection, notification_id: int, group_key: str, fingerprint: str
+    ) -> tuple[dict[str, float], float | None]:
+        per_notifier = conn.execute(
+            "SELECT d.notifier, MIN(d.next_attempt_at) FROM notifications n"
+            " JOIN deliveries d ON d.notification_id = n.id"
+            " WHERE n.group_key = ? AND n.fingerprint = ? AND n.id < ?"
+            " AND n.state = 'pending' AND d.state IN ('pending', 'sending')"
+            " GROUP BY d.notifier",
+            (group_key, fingerprint, notification_id),
+        ).fetchall()
+        unplanned = conn.execute(
+            "SELECT MIN(n.next_attempt_at) FROM notifications n"
+            " WHERE n.group_key = ? AND n.fingerprint = ? AND n.id < ? AND n.state = 'pending'"
+            " AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.notification_id = n.id)",
+            (group_key, fingerprint, notification_id),
+        ).fetchone()[0]
         blocked = {str(row[0]): float(row[1]) for row in per_notifier}
         return blocked, None if unplanned is None else float(unplanned)
 

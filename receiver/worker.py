@@ -33,10 +33,12 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
 from receiver.diagnosis.schema import Diagnosis
+from receiver.logs import SummarizedLog
 from receiver.metrics import ReceiverMetrics
 from receiver.models import Alert
 from receiver.notifiers.base import (
@@ -134,6 +136,10 @@ class Worker:
         self._paused_until: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        # One INFO line per finished notification when quiet, a summary every 10 s under load.
+        self._done_log = SummarizedLog(
+            log, "%d more notifications done in the last %.0fs (each one at DEBUG)"
+        )
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -177,6 +183,7 @@ class Worker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self._done_log.flush()
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -246,17 +253,17 @@ class Worker:
 
     # --- one notification -----------------------------------------------------------------
 
-    async def _diagnosis(self, row: PendingNotification, alert: Alert) -> Diagnosis:
+    async def _diagnosis(
+        self, row: PendingNotification, alert: Alert
+    ) -> tuple[Diagnosis, dict[str, Any] | None]:
+        """``(diagnosis, its JSON to store or None when it is the stored one)``."""
         if row.diagnosis is not None:
             try:
-                return Diagnosis.model_validate(row.diagnosis)
+                return Diagnosis.model_validate(row.diagnosis), None
             except ValidationError:
                 log.warning("notification %d: stored diagnosis invalid, redoing it", row.id)
         diagnosis = await self._diagnose(alert)
-        await asyncio.to_thread(
-            self._store.save_diagnosis, row.id, diagnosis.model_dump(mode="json")
-        )
-        return diagnosis
+        return diagnosis, diagnosis.model_dump(mode="json")
 
     def _route_notifiers(self, route: str) -> dict[str, Notifier]:
         out: dict[str, Notifier] = {}
@@ -275,7 +282,7 @@ class Worker:
             log.error("notification %d: stored alert is unreadable; marking done", row.id)
             await asyncio.to_thread(self._store.complete, row.id)
             return
-        diagnosis = await self._diagnosis(row, alert)
+        diagnosis, new_diagnosis = await self._diagnosis(row, alert)
         notification = Notification(
             id=row.id,
             route=row.route,
@@ -293,11 +300,16 @@ class Worker:
         )
         notifiers = self._route_notifiers(row.route)
         now = self._clock()
-        plan = await asyncio.to_thread(
-            self._store.plan, row.id, [(name, n.channel) for name, n in notifiers.items()], now
-        )
-        blocked, unplanned = await asyncio.to_thread(
-            self._store.blocking, row.id, row.group_key, row.fingerprint
+        # Diagnosis cached, delivery rows planned and earlier unfinished notifications of the
+        # alert read in one transaction (one thread hop, one commit).
+        plan, blocked, unplanned = await asyncio.to_thread(
+            self._store.prepare,
+            row.id,
+            row.group_key,
+            row.fingerprint,
+            [(name, n.channel) for name, n in notifiers.items()],
+            now,
+            new_diagnosis,
         )
         jobs: list[Awaitable[None]] = []
         for name, delivery in plan.items():
@@ -322,7 +334,8 @@ class Worker:
                 raise result  # e.g. StoreError: the row stays pending and is retried later
         next_at = await asyncio.to_thread(self._store.finish, row.id)
         if next_at is None:
-            log.info(
+            self._done_log.log(
+                (),
                 "notification %d (%s %s) done: diagnosis source=%s, notifiers=%s",
                 row.id,
                 alert.status,

@@ -1,0 +1,190 @@
+"""The intake and worker hot path: one-pass validation with the same answers as the long way,
+the stored alert JSON, the summarised per-event log lines, and the worker's merged transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from receiver.app import create_app
+from receiver.logs import SummarizedLog
+from receiver.models import AlertmanagerWebhook
+from receiver.settings import Settings
+from receiver.store import Store
+from tests.test_receiver_app import exchange_payload, make_settings
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "r.db")
+    s.init()
+    return s
+
+
+# --- intake: one-pass validation --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        (b"this is not json", 400, "body: not valid JSON (Expecting value"),
+        (b"[]", 422, "body: must be a JSON object"),
+        (b'{"status": "firing", "alerts": [], "receiver": "\\ud800"}', 422, "receiver: "),
+        (b'{"status": "firing", "alerts": [], "x": NaN}', 200, None),  # json.loads takes NaN
+        (b"\xef\xbb\xbf" + json.dumps(exchange_payload()).encode(), 200, None),  # BOM
+        (b'{"status": "pending", "alerts": []}', 422, "status: "),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "body: not valid JSON (RecursionError)"),
+    ],
+)
+def test_intake_answers_like_the_long_way(
+    tmp_path: Path, body: bytes, status: int, detail: str | None
+) -> None:
+    settings: Settings = make_settings(tmp_path)
+    with TestClient(create_app(settings, start_worker=False)) as c:
+        resp = c.post("/alerts", content=body, headers={"Content-Type": "application/json"})
+    assert resp.status_code == status, resp.text
+    if detail is not None:
+        assert resp.json()["detail"].startswith(detail)
+
+
+def test_intake_answer_is_the_json_it_always_was(tmp_path: Path) -> None:
+    settings: Settings = make_settings(tmp_path)
+    payload = exchange_payload()
+    with TestClient(create_app(settings, start_worker=False)) as c:
+        first = c.post("/alerts/critical", json=payload)
+        again = c.post("/alerts/critical", json=payload)
+        metrics = c.get("/metrics").text
+    assert first.status_code == again.status_code == 200
+    assert first.headers["content-type"] == "application/json"
+    assert first.content == b'{"status":"stored","alerts":1,"new":1,"duplicates":0}'
+    assert again.json() == {"status": "stored", "alerts": 1, "new": 0, "duplicates": 1}
+    assert 'alert_receiver_webhooks_total{result="accepted"} 1.0' in metrics
+    assert 'alert_receiver_webhooks_total{result="duplicate"} 1.0' in metrics
+
+
+def test_stored_alert_json_is_the_model_dump(store: Store) -> None:
+    payload = exchange_payload(annotations={"summary": "bïnance ✓"})
+    webhook = AlertmanagerWebhook.model_validate(payload)
+    store.ingest(webhook, "")
+    (row,) = store.pending()
+    assert row.alert == webhook.alerts[0].model_dump(mode="json", by_alias=True)
+
+
+# --- summarised log lines ---------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_summarized_log_keeps_quiet_traffic_at_info_and_summarises_bursts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("receiver.test_hotpath")
+    clock = _Clock()
+
+    async def scenario() -> None:
+        slog = SummarizedLog(logger, "%d more in %.0fs: %d alerts", interval=10.0, clock=clock)
+        slog.log((2,), "event %d", 1)  # first: INFO
+        for i in range(2, 5):
+            clock.now += 1
+            slog.log((2,), "event %d", i)  # inside the window: DEBUG, counted
+        clock.now += 20
+        slog.flush()  # what the timer does once the window has passed
+        slog.log((2,), "event %d", 5)  # a quiet period followed: INFO again
+        clock.now += 1
+        slog.log((3,), "event %d", 6)
+        slog.flush()  # e.g. at shutdown
+
+    caplog.set_level(logging.DEBUG, logger="receiver.test_hotpath")
+    asyncio.run(scenario())
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("INFO", "event 1"),
+        ("DEBUG", "event 2"),
+        ("DEBUG", "event 3"),
+        ("DEBUG", "event 4"),
+        ("INFO", "3 more in 23s: 6 alerts"),
+        ("DEBUG", "event 5"),  # the summary just ended a window: this starts the next one
+        ("DEBUG", "event 6"),
+        ("INFO", "2 more in 1s: 5 alerts"),
+    ]
+
+
+def test_summarized_log_timer_emits_the_summary(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("receiver.test_hotpath")
+
+    async def scenario() -> None:
+        slog = SummarizedLog(logger, "%d more in %.1fs", interval=0.05)
+        slog.log((), "event a")
+        slog.log((), "event b")
+        await asyncio.sleep(0.2)
+
+    caplog.set_level(logging.INFO, logger="receiver.test_hotpath")
+    asyncio.run(scenario())
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "event a"
+    assert messages[1].startswith("1 more in ")
+
+
+def test_intake_logs_each_webhook_at_debug_and_a_summary_at_info(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings: Settings = make_settings(tmp_path)
+    caplog.set_level(logging.DEBUG, logger="receiver.app")
+    with TestClient(create_app(settings, start_worker=False)) as c:
+        for i in range(3):
+            payload = exchange_payload()
+            payload["groupKey"] = f"g{i}"
+            assert c.post("/alerts", json=payload).status_code == 200
+    stored = [
+        (r.levelname, r.getMessage()) for r in caplog.records if r.getMessage().startswith("stored")
+    ]
+    assert stored[0][0] == "INFO" and stored[0][1].startswith("stored webhook 1: 1 alerts")
+    assert [level for level, _ in stored[1:3]] == ["DEBUG", "DEBUG"]
+    # flushed at shutdown
+    assert stored[3][0] == "INFO"
+    assert stored[3][1].startswith("stored 2 more webhooks in the last ")
+    assert stored[3][1].endswith(": 2 alerts (2 new, 0 duplicate) (each one at DEBUG)")
+
+
+# --- worker: one transaction to start a round ---------------------------------------------------
+
+
+def test_prepare_saves_diagnosis_plans_and_reads_blocking_at_once(store: Store) -> None:
+    first = AlertmanagerWebhook.model_validate(exchange_payload(status="firing"))
+    second = AlertmanagerWebhook.model_validate(
+        exchange_payload(status="resolved", ends_at="2026-05-01T10:00:00Z")
+    )
+    store.ingest_many([(first, "", None), (second, "", None)])
+    earlier, later = store.pending()
+    diagnosis: dict[str, Any] = {"summary": "x"}
+    plan, blocked, unplanned = store.prepare(
+        later.id, later.group_key, later.fingerprint, [("file", "jsonl")], 50.0, diagnosis
+    )
+    assert list(plan) == ["file"] and plan["file"].state == "pending"
+    assert plan["file"].next_attempt_at == 50.0
+    assert blocked == {} and unplanned == 0.0  # the firing one has no delivery row yet
+    assert store.blocking(later.id, later.group_key, later.fingerprint) == (blocked, unplanned)
+    db = sqlite3.connect(store.path)
+    saved = db.execute("SELECT diagnosis FROM notifications WHERE id = ?", (later.id,)).fetchone()
+    assert json.loads(saved[0]) == diagnosis
+    store.prepare(earlier.id, earlier.group_key, earlier.fingerprint, [("file", "jsonl")], 60.0)
+    assert db.execute(
+        "SELECT diagnosis FROM notifications WHERE id = ?", (earlier.id,)
+    ).fetchone() == (None,)
+    _, blocked, unplanned = store.prepare(
+        later.id, later.group_key, later.fingerprint, [("file", "jsonl")], 70.0
+    )
+    assert blocked == {"file": 60.0} and unplanned is None
