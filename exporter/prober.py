@@ -189,6 +189,8 @@ class Prober:
         state.circuit.record(result not in CIRCUIT_FAILURES)
         if ok and was_failing:
             state.signal_recovery()
+        elif result in TRANSPORT_RESULTS and not was_failing:
+            state.sweep()  # the other endpoints confirm the outage now
         m.requests.labels(exchange, endpoint, result.value).inc()
         m.up.labels(exchange, endpoint).set(1 if ok else 0)
         m.consecutive_failures.labels(exchange, endpoint).set(ep.consecutive_failures)

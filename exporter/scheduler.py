@@ -217,7 +217,7 @@ class ProbeScheduler:
         while True:
             delay = next_at - loop.time()
             if delay > 0 and await _sleep_unless(state.recovered, delay):
-                next_at = loop.time()  # the exchange answers again: re-probe now
+                next_at = loop.time()  # woken: a recovery, or an outage to confirm
             paused = state.gate.remaining()
             if paused > 0:
                 # Rate-limited or banned: no request of ours may reach the exchange before

@@ -7,6 +7,7 @@ exported view of the same facts.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from array import array
 from dataclasses import dataclass, field
@@ -18,6 +19,9 @@ from exporter.resilience import CircuitBreaker, RateLimitGate
 
 RECENT_WINDOW_SECONDS = 300.0
 """Window of the latency percentiles in ``/status``."""
+
+SWEEP_MIN_SECONDS = 60.0
+"""Least time between two confirmation sweeps of one exchange (:meth:`ExchangeState.sweep`)."""
 
 RECENT_SAMPLES = 2048
 """Most samples kept per endpoint for those percentiles."""
@@ -125,8 +129,11 @@ class ExchangeState:
         gate: rate-limit/ban backoff.
         circuit: circuit breaker.
         clock_skew: last measured server-minus-local time in seconds, or None.
-        recovered: set (and replaced) when a probe succeeds while the exchange was failing, so
-            that endpoints waiting out a backoff probe again at once.
+        recovered: set (and replaced) to make every endpoint loop of the exchange probe at
+            once: when a probe succeeds while the exchange was failing (end the backoffs), and
+            when a healthy exchange stops answering (confirm the outage, :meth:`sweep`).
+        recovered_at: monotonic time of the last recovery.
+        swept_at: monotonic time of the last confirmation sweep.
         rate_limits: window → (used, limit or None) from the last response headers.
         endpoints: per-endpoint state by endpoint name.
     """
@@ -135,6 +142,7 @@ class ExchangeState:
     circuit: CircuitBreaker
     recovered: asyncio.Event = field(default_factory=asyncio.Event)
     recovered_at: float = 0.0
+    swept_at: float = -math.inf
     clock_skew: float | None = None
     rate_limits: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
@@ -155,6 +163,24 @@ class ExchangeState:
         self.recovered_at = time.monotonic()
         self.recovered.set()
         self.recovered = asyncio.Event()
+
+    def sweep(self) -> bool:
+        """A healthy exchange just failed at transport level (refused, reset, timed out): wake
+        every endpoint loop so the other endpoints confirm it now instead of at their next
+        slot — ExchangeApiDown needs every endpoint down, and waiting for the schedule cost up
+        to one interval of the time to notify. At most once per :data:`SWEEP_MIN_SECONDS`, so a
+        flapping endpoint cannot multiply the request rate.
+
+        Returns:
+            Whether the loops were woken.
+        """
+        now = time.monotonic()
+        if now - self.swept_at < SWEEP_MIN_SECONDS:
+            return False
+        self.swept_at = now
+        self.recovered.set()
+        self.recovered = asyncio.Event()
+        return True
 
     def in_maintenance(self) -> bool:
         """Whether any endpoint's last probe reported maintenance."""

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
+from exporter.config import parse_config
 from exporter.durations import parse_duration
 from exporter.metrics import ExporterMetrics
 from exporter.scheduler import ProbeScheduler
@@ -358,3 +359,56 @@ def test_recovery_reprobes_every_endpoint_at_once(clean_faults: str) -> None:
     took = asyncio.run(main())
     assert all_up()
     assert took < 0.5  # without the wake-up, each endpoint would wait out its own backoff
+
+
+def test_first_transport_failure_sweeps_every_endpoint_at_once(clean_faults: str) -> None:
+    """A healthy exchange that stops answering is confirmed on every endpoint at once (one
+    sweep), not at each endpoint's next slot: ExchangeApiDown needs them all down."""
+    config = parse_config(
+        {
+            "exchanges": [
+                {
+                    "name": "binance",
+                    "profile": "binance",
+                    "base_url": f"{clean_faults}/binance",
+                    "interval": "30s",
+                    "timeout": "2s",
+                    "weight_budget": 1.0,
+                }
+            ]
+        }
+    )
+    metrics = ExporterMetrics()
+    sample = metrics.registry.get_sample_value
+    endpoints = ("ping", "time", "status", "ticker", "orderbook")
+
+    def down() -> int:
+        return sum(
+            sample("exchange_api_up", {"exchange": "binance", "endpoint": e}) == 0
+            for e in endpoints
+        )
+
+    async def main() -> tuple[float, bool]:
+        stop = asyncio.Event()
+        scheduler = ProbeScheduler(config, metrics)
+        task = asyncio.create_task(scheduler.run(stop))
+        # Offsets spread the first round over the 30 s interval: ping goes first, the next
+        # endpoint 6 s later. Break the exchange as soon as ping has answered.
+        while sample("exchange_api_up", {"exchange": "binance", "endpoint": "ping"}) != 1:
+            await asyncio.sleep(0.02)
+        await asyncio.to_thread(inject, clean_faults, exchange="binance", fault="reset")
+        while down() < 1:
+            await asyncio.sleep(0.02)
+        first = time.monotonic()
+        while down() < len(endpoints) and time.monotonic() - first < 10:
+            await asyncio.sleep(0.02)
+        took = time.monotonic() - first
+        swept_again = scheduler.states["binance"].sweep()
+        stop.set()
+        await task
+        return took, swept_again
+
+    took, swept_again = asyncio.run(main())
+    assert down() == len(endpoints)
+    assert took < 0.5  # without the sweep, each endpoint would wait for its own slot
+    assert not swept_again  # at most one sweep a minute
