@@ -139,7 +139,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         "`benchmarks/results/latest.json`. Every figure is the median of "
         f"{report['runs']} runs; ratios are taken within the same run. Do not edit by hand.",
         "",
-        f"Run {report['started']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"Run {report['started']}"
+        + (f", re-measured {report['updated']}" if report.get("updated") else "")
+        + f" on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
         f"{m['os']}, Python {m['python']}.",
         "",
         "| component | version |",
@@ -201,6 +203,8 @@ def main() -> int:
         # A partial run updates its sections in the last full report.
         previous = json.loads(RESULTS.read_text(encoding="utf-8"))
         report["sections"] = [s for s in previous.get("sections", []) if s["name"] not in chosen]
+        report["updated"] = f"{report['started']} ({', '.join(chosen)})"
+        report["started"] = previous.get("started", report["started"])
     for name in chosen:
         report["sections"].append(run_one(name, args.runs, BENCHMARKS[name]))
     order = list(BENCHMARKS)

@@ -13,10 +13,6 @@ limit was hit.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +23,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import start, stop  # noqa: E402
 from deploy.stack import free_port, wait_for_http  # noqa: E402
 from exporter.config import load_config  # noqa: E402
 from exporter.profiles import get_profile  # noqa: E402
@@ -39,17 +36,6 @@ def _metric(text: str, series: str) -> float | None:
     return None
 
 
-def _start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 def soak(minutes: float) -> dict[str, Any]:
     """Run the soak; return the figures."""
     sim_port, exp_port = free_port(), free_port()
@@ -57,12 +43,12 @@ def soak(minutes: float) -> dict[str, Any]:
     exp = f"http://127.0.0.1:{exp_port}"
     config_path = ROOT / "deploy" / "exporter.demo.yml"
     processes = [
-        _start([sys.executable, "-m", "simulator.cli", "--listen", f"127.0.0.1:{sim_port}"])
+        start([sys.executable, "-m", "simulator.cli", "--listen", f"127.0.0.1:{sim_port}"], "sim")
     ]
     try:
         wait_for_http(f"{sim}/_control/health")
         processes.append(
-            _start(
+            start(
                 [
                     sys.executable,
                     "-m",
@@ -72,6 +58,7 @@ def soak(minutes: float) -> dict[str, Any]:
                     "--listen",
                     f"127.0.0.1:{exp_port}",
                 ],
+                "exporter",
                 {"SIMULATOR_URL": sim},
             )
         )
@@ -102,10 +89,7 @@ def soak(minutes: float) -> dict[str, Any]:
         elapsed = time.monotonic() - started
         stats = httpx.get(f"{sim}/_control/stats", timeout=5).json()
     finally:
-        for process in reversed(processes):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=10)
+        stop(list(reversed(processes)))
     config = load_config(config_path)
     rows = []
     for exchange in config.exchanges:
