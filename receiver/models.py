@@ -90,7 +90,9 @@ class Alert(BaseModel):
     derived from the labels when a custom payload omits it.
     """
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # By the wire (alias) names only: a "generator_url" key is an unknown extra, as the
+    # OpenAPI schema (by alias) says, not the field.
+    model_config = ConfigDict(extra="ignore")
 
     status: Literal["firing", "resolved"]
     labels: StrMap
@@ -116,7 +118,9 @@ class Alert(BaseModel):
 class AlertmanagerWebhook(BaseModel):
     """The whole webhook body (Alertmanager ``version`` "4")."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    # By the wire (alias) names only: a "generator_url" key is an unknown extra, as the
+    # OpenAPI schema (by alias) says, not the field.
+    model_config = ConfigDict(extra="ignore")
 
     version: Text = "4"
     group_key: Text = Field(default="", alias="groupKey")

@@ -188,3 +188,15 @@ def test_prepare_saves_diagnosis_plans_and_reads_blocking_at_once(store: Store) 
         later.id, later.group_key, later.fingerprint, [("file", "jsonl")], 70.0
     )
     assert blocked == {"file": 60.0} and unplanned is None
+
+
+def test_snake_case_keys_are_unknown_extras_not_fields(tmp_path: Path) -> None:
+    """The OpenAPI schema names the wire (alias) fields only, and allows extras: a
+    ``generator_url`` key of any type is ignored, not validated as ``generatorURL``
+    (found by the schemathesis fuzz test)."""
+    payload = exchange_payload()
+    payload["alerts"][0]["generator_url"] = []
+    payload["group_key"] = {"not": "a string"}
+    with TestClient(create_app(make_settings(tmp_path), start_worker=False)) as c:
+        answer = c.post("/alerts/critical", json=payload)
+    assert answer.status_code == 200, answer.text
