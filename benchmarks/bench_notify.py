@@ -42,7 +42,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +64,7 @@ from deploy.stack import (
 from exporter.config import load_config
 from exporter.durations import parse_duration
 from receiver.models import parse_rfc3339
+from tests.fake_chat import ChatRequest, FakeChat
 
 NAME = "notify"
 TITLE = "Time to notify: simulator fault → fake Slack, shipped intervals and routing"
@@ -267,101 +267,27 @@ def parse_slack_message(body: Any) -> SlackMessage | None:
     return SlackMessage(status, alertname, exchange, starts_at if status == "firing" else None)
 
 
-@dataclass(frozen=True)
-class SlackPost:
-    """One POST the fake Slack received.
+def wait_for_message(
+    chat: FakeChat,
+    predicate: Callable[[SlackMessage], bool],
+    after: float,
+    timeout: float,
+    abort: threading.Event | None = None,
+) -> tuple[ChatRequest, SlackMessage] | None:
+    """The first Slack post at the fake chat that arrived at or after monotonic time ``after``
+    and whose message (:func:`parse_slack_message`) satisfies ``predicate``, with that message;
+    waits up to ``timeout`` seconds (less once ``abort`` is set); None when none came."""
 
-    Attributes:
-        arrived: ``time.monotonic()`` when the request reached the handler.
-        wall: ``time.time()`` at the same moment.
-        path: request path.
-        body: parsed JSON body (the raw text when it was not JSON).
-        message: what :func:`parse_slack_message` made of it.
-    """
+    def matches(body: Any) -> bool:
+        message = parse_slack_message(body)
+        return message is not None and predicate(message)
 
-    arrived: float
-    wall: float
-    path: str
-    body: Any
-    message: SlackMessage | None
-
-
-class FakeSlack:
-    """A Slack incoming-webhook stand-in on loopback: answers ``200 ok`` (as Slack does) and
-    records every POST with its arrival time. Use :meth:`start` / :meth:`stop`."""
-
-    def __init__(self) -> None:
-        self._posts: list[SlackPost] = []
-        self._cond = threading.Condition()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                arrived, wall = time.monotonic(), time.time()
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body: Any = json.loads(raw)
-                except ValueError:
-                    body = raw.decode("utf-8", "replace")
-                fake._record(SlackPost(arrived, wall, self.path, body, parse_slack_message(body)))
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        """The webhook URL to give the receiver (``SLACK_WEBHOOK_URL``)."""
-        return f"http://127.0.0.1:{self._server.server_address[1]}{SLACK_PATH}"
-
-    def start(self) -> FakeSlack:
-        """Serve in a background thread."""
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def _record(self, post: SlackPost) -> None:
-        with self._cond:
-            self._posts.append(post)
-            self._cond.notify_all()
-
-    def posts(self) -> list[SlackPost]:
-        """Every POST so far, in arrival order."""
-        with self._cond:
-            return list(self._posts)
-
-    def wait_for(
-        self,
-        predicate: Callable[[SlackMessage], bool],
-        after: float,
-        timeout: float,
-        abort: threading.Event | None = None,
-    ) -> SlackPost | None:
-        """The first post that arrived at or after monotonic time ``after`` and whose message
-        satisfies ``predicate``; waits up to ``timeout`` seconds (less if ``abort`` is set) and
-        returns None when none came."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for post in self._posts:
-                    if post.arrived >= after and post.message and predicate(post.message):
-                        return post
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or (abort is not None and abort.is_set()):
-                    return None
-                self._cond.wait(min(remaining, 1.0))
+    found = chat.wait_for(SLACK_PATH, matches, timeout, after=after, abort=abort)
+    if found is None:
+        return None
+    message = parse_slack_message(found.body)
+    assert message is not None
+    return found, message
 
 
 # -- expected bounds from the shipped configs ------------------------------------------------
@@ -544,7 +470,7 @@ class RunResult:
 class _Bench:
     """The running stack, the fake Slack and the helpers one scenario thread uses."""
 
-    def __init__(self, stack: Stack, slack: FakeSlack, abort: threading.Event) -> None:
+    def __init__(self, stack: Stack, slack: FakeChat, abort: threading.Event) -> None:
         self.stack = stack
         self.slack = slack
         self.abort = abort
@@ -670,7 +596,8 @@ class _Bench:
                 return RunResult(None, error=f"injecting failed: {exc!r}"), time.monotonic()
             injected, injected_wall = time.monotonic(), time.time()
             _log(f"{label}: injected {scenario.fault}")
-            firing = self.slack.wait_for(
+            firing = wait_for_message(
+                self.slack,
                 lambda m: m.matches(scenario.alertname, scenario.exchange, "firing"),
                 injected,
                 scenario.notify_timeout,
@@ -686,20 +613,22 @@ class _Bench:
             # Let the alert run its course before the next run (readiness checks it too).
             self.wait(lambda: not self.blockers(client, scenario), scenario.resolve_timeout)
             return RunResult(None, error=error), cleared
-        notify = firing.arrived - injected
-        starts_at = firing.message.starts_at if firing.message else None
+        firing_post, firing_message = firing
+        notify = firing_post.arrived - injected
+        starts_at = firing_message.starts_at
         in_prometheus = starts_at - injected_wall if starts_at is not None else None
         _log(f"{label}: firing at the fake Slack after {notify:.1f} s; fault cleared")
-        resolved = self.slack.wait_for(
+        resolved = wait_for_message(
+            self.slack,
             lambda m: m.matches(scenario.alertname, scenario.exchange, "resolved"),
-            firing.arrived,
+            firing_post.arrived,
             scenario.resolve_timeout,
             self.abort,
         )
         if resolved is None:
             _log(f"{label}: no resolved message within {scenario.resolve_timeout:g} s")
             return RunResult(notify, in_prometheus, None), cleared
-        resolved_s = resolved.arrived - cleared
+        resolved_s = resolved[0].arrived - cleared
         _log(f"{label}: resolved at the fake Slack {resolved_s:.1f} s after the fault cleared")
         return RunResult(notify, in_prometheus, resolved_s), cleared
 
@@ -711,13 +640,13 @@ def measure(runs: int, run_dir: Path = RUN_DIR) -> dict[str, list[RunResult]]:
         StackError: the stack did not start, or the exchanges did not come up.
     """
     abort = threading.Event()
-    slack = FakeSlack().start()
+    slack = FakeChat().start()
     results: dict[str, list[RunResult]] = {}
     try:
         options = StackOptions(
             run_dir=run_dir,
             receiver_env={
-                "SLACK_WEBHOOK_URL": slack.url,
+                "SLACK_WEBHOOK_URL": f"{slack.url}{SLACK_PATH}",
                 # Only the fake Slack, the rules diagnosis and the stack's JSONL file, whatever
                 # the calling environment holds.
                 "DISCORD_WEBHOOK_URL": "",

@@ -1,12 +1,14 @@
 """A local stand-in for Slack and Discord incoming webhooks, for end-to-end tests.
 
 Answers like the platforms do on success: Slack ``200 ok`` (text/plain), Discord ``204``.
-Every request is recorded with its path, headers and parsed JSON body.
+Every request is recorded with its arrival time, path, headers and parsed JSON body. Shared by
+the end-to-end tests and ``benchmarks/bench_notify.py`` (time to notify).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -17,11 +19,19 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One recorded webhook call."""
+    """One recorded webhook call.
+
+    Attributes:
+        path: request path.
+        headers: request headers.
+        body: parsed JSON body (the raw text when it was not JSON).
+        arrived: ``time.monotonic()`` when the request reached the handler.
+    """
 
     path: str
     headers: dict[str, str]
     body: Any
+    arrived: float
 
 
 class FakeChat:
@@ -29,19 +39,23 @@ class FakeChat:
 
     def __init__(self) -> None:
         self.requests: list[ChatRequest] = []
-        self._lock = threading.Lock()
+        self._cond = threading.Condition()
         recorder = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
+                arrived = time.monotonic()
                 length = int(self.headers.get("Content-Length", "0"))
                 raw = self.rfile.read(length)
                 try:
                     body = json.loads(raw)
                 except ValueError:
                     body = raw.decode("utf-8", "replace")
-                with recorder._lock:
-                    recorder.requests.append(ChatRequest(self.path, dict(self.headers), body))
+                with recorder._cond:
+                    recorder.requests.append(
+                        ChatRequest(self.path, dict(self.headers), body, arrived)
+                    )
+                    recorder._cond.notify_all()
                 if self.path.startswith("/discord"):
                     self.send_response(204)
                     self.end_headers()
@@ -57,6 +71,7 @@ class FakeChat:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -74,19 +89,35 @@ class FakeChat:
         self._server.shutdown()
         self._server.server_close()
 
-    def matching(self, prefix: str, predicate: Callable[[Any], bool]) -> list[ChatRequest]:
-        """Recorded requests under ``prefix`` whose body satisfies ``predicate``."""
-        with self._lock:
-            return [r for r in self.requests if r.path.startswith(prefix) and predicate(r.body)]
+    def matching(
+        self, prefix: str, predicate: Callable[[Any], bool], after: float = -math.inf
+    ) -> list[ChatRequest]:
+        """Recorded requests under ``prefix`` that arrived at or after monotonic time ``after``
+        and whose body satisfies ``predicate``, in arrival order."""
+        with self._cond:
+            return [
+                r
+                for r in self.requests
+                if r.arrived >= after and r.path.startswith(prefix) and predicate(r.body)
+            ]
 
     def wait_for(
-        self, prefix: str, predicate: Callable[[Any], bool], timeout: float
+        self,
+        prefix: str,
+        predicate: Callable[[Any], bool],
+        timeout: float,
+        after: float = -math.inf,
+        abort: threading.Event | None = None,
     ) -> ChatRequest | None:
-        """Wait up to ``timeout`` seconds for a matching request; return it or None."""
+        """Wait up to ``timeout`` seconds (less once ``abort`` is set) for a request as
+        :meth:`matching` selects; return the first, or None."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = self.matching(prefix, predicate)
-            if found:
-                return found[0]
-            time.sleep(0.2)
-        return None
+        with self._cond:
+            while True:
+                found = self.matching(prefix, predicate, after)
+                if found:
+                    return found[0]
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (abort is not None and abort.is_set()):
+                    return None
+                self._cond.wait(min(remaining, 0.5))

@@ -15,6 +15,7 @@ from benchmarks import bench_notify as bn
 from receiver.diagnosis.schema import Diagnosis
 from receiver.notifiers.base import Notification
 from receiver.notifiers.slack import render_slack
+from tests.fake_chat import FakeChat
 
 STARTS = "2026-11-21T07:22:00.568123456Z"
 
@@ -90,24 +91,30 @@ def test_other_bodies_are_not_messages(body: object) -> None:
 
 
 def test_fake_slack_records_and_waits() -> None:
-    slack = bn.FakeSlack().start()
+    chat = FakeChat().start()
     try:
         before = time.monotonic()
 
         def post() -> None:
             time.sleep(0.05)
-            httpx.post(slack.url, json=render_slack(_notification()), trust_env=False)
+            url = f"{chat.url}{bn.SLACK_PATH}"
+            httpx.post(url, json=render_slack(_notification()), trust_env=False)
 
         sender = threading.Thread(target=post)
         sender.start()
-        found = slack.wait_for(lambda m: m.matches("ExchangeApiDown", "bybit", "firing"), before, 5)
+        found = bn.wait_for_message(
+            chat, lambda m: m.matches("ExchangeApiDown", "bybit", "firing"), before, 5
+        )
         sender.join()
-        assert found is not None and found.arrived >= before and found.path == bn.SLACK_PATH
-        later = slack.wait_for(lambda m: True, found.arrived + 1, 0.1)
+        assert found is not None
+        request, message = found
+        assert request.arrived >= before and request.path == bn.SLACK_PATH
+        assert message.matches("ExchangeApiDown", "bybit", "firing")
+        later = bn.wait_for_message(chat, lambda m: True, request.arrived + 1, 0.1)
         assert later is None
-        assert len(slack.posts()) == 1
+        assert len(chat.requests) == 1
     finally:
-        slack.stop()
+        chat.stop()
 
 
 def test_expected_bounds_follow_the_shipped_configs() -> None:
