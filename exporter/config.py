@@ -37,6 +37,7 @@ from pydantic import (
     model_validator,
 )
 
+from exporter.admission import BudgetWindow, budget_windows
 from exporter.durations import parse_duration
 from exporter.profiles import (
     ENDPOINT_NAMES,
@@ -284,6 +285,16 @@ class ExchangeConfig(BaseModel):
                 plan.append(EndpointPlan(item.name, interval, timeout))
         return tuple(plan)
 
+    def schedule(self) -> dict[str, tuple[float, float]]:
+        """Return ``{endpoint: (interval s, request weight)}``, what the probe gate enforces."""
+        specs = self.make_profile().endpoint_specs(self.effective_symbol())
+        return {p.name: (p.interval, float(specs[p.name].weight)) for p in self.endpoint_plan()}
+
+    def budget_windows(self) -> tuple[BudgetWindow, ...]:
+        """The documented limits' budget windows that the probe gate enforces."""
+        weights = {name: weight for name, (_, weight) in self.schedule().items()}
+        return budget_windows(self.make_profile().limits, self.weight_budget, weights)
+
     def endpoint_names(self) -> tuple[str, ...]:
         """Return the names of the endpoints to probe."""
         return tuple(plan.name for plan in self.endpoint_plan())
@@ -297,22 +308,23 @@ def check_budget(exchange: ExchangeConfig) -> None:
     """Check that the exchange's probe schedule fits its request-weight budget.
 
     For every documented limit of the profile (:attr:`Profile.limits`), the weight the schedule
-    spends per window (Σ weight × window / interval over the endpoints the limit covers) must
-    not exceed ``weight_budget`` × limit.
+    spends on average per enforced window (Σ weight × window / interval over the endpoints the
+    limit covers) must not exceed the cap the probe gate enforces
+    (:class:`exporter.admission.BudgetWindow`: ``weight_budget`` × limit, over a window scaled up
+    where one request outweighs that share).
 
     Raises:
         ValueError: naming the limit, the usage, the budget and the interval that would fit.
     """
-    profile = exchange.make_profile()
-    specs = profile.endpoint_specs(exchange.effective_symbol())
-    plan = exchange.endpoint_plan()
-    for rule in profile.limits:
-        covered = [p for p in plan if rule.applies_to(p.name)]
-        used = sum(specs[p.name].weight * rule.window_seconds / p.interval for p in covered)
+    schedule = exchange.schedule()
+    for window in exchange.budget_windows():
+        rule = window.rule
+        used = window.usage(schedule) / window.scale
         allowed = exchange.weight_budget * rule.limit
         if used > allowed + 1e-9:
             factor = used / allowed
-            slowest = ", ".join(f"{p.name} every {p.interval * factor:.3g}s" for p in covered)
+            covered = [name for name in schedule if rule.applies_to(name)]
+            slowest = ", ".join(f"{n} every {schedule[n][0] * factor:.3g}s" for n in covered)
             raise ValueError(
                 f"probe schedule uses {used:.3g} of {rule.limit:g} per {rule.window_seconds:g}s "
                 f"({rule.name} {rule.source}); the budget is {exchange.weight_budget:.0%} = "

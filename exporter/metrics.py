@@ -12,6 +12,7 @@ import contextlib
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from exporter import __version__
+from exporter.admission import HoldReason
 from exporter.exposition import TextRenderer
 
 LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
@@ -123,6 +124,24 @@ class ExporterMetrics:
             ["exchange"],
             registry=r,
         )
+        self.ban_until = Gauge(
+            "exchange_ip_ban_until_timestamp_seconds",
+            "Unix time until which probes of the exchange are paused after an IP-ban answer "
+            "(Binance 418, Bybit 403, Kraken lockout); 0 or in the past when no ban is in "
+            "force. A later rate-limit pause moves only "
+            "exchange_rate_limit_backoff_until_timestamp_seconds.",
+            ["exchange"],
+            registry=r,
+        )
+        self.probes_held = Counter(
+            "exchange_exporter_probes_held",
+            "Times the exchange's probe gate held a probe back before sending it, by reason: "
+            "schedule (the endpoint already used its requests for the interval), budget (the "
+            "exporter's share of a documented limit is used for the window), paused (a "
+            "rate-limit or ban pause).",
+            ["exchange", "reason"],
+            registry=r,
+        )
         self.circuit_state = Gauge(
             "exchange_circuit_state",
             "Circuit breaker of the exchange: 0 closed (normal), 1 open (repeated failures; "
@@ -182,6 +201,8 @@ class ExporterMetrics:
                 self.maintenance,
                 self.market_data_age,
                 self.backoff_until,
+                self.ban_until,
+                self.probes_held,
                 self.circuit_state,
                 self.connectivity_up,
                 self.dns_up,
@@ -210,7 +231,10 @@ class ExporterMetrics:
         """Create the per-exchange gauges at their resting values."""
         self.maintenance.labels(exchange).set(0)
         self.backoff_until.labels(exchange).set(0)
+        self.ban_until.labels(exchange).set(0)
         self.circuit_state.labels(exchange).set(0)
+        for reason in HoldReason:
+            self.probes_held.labels(exchange, reason.value)
 
     def forget_endpoint(self, exchange: str, endpoint: str) -> None:
         """Remove every series of an endpoint that is no longer configured (after a reload)."""
@@ -232,12 +256,13 @@ class ExporterMetrics:
         for metric in (
             self.maintenance,
             self.backoff_until,
+            self.ban_until,
             self.circuit_state,
             self.clock_skew,
             self.dns_up,
         ):
             _remove(metric, exchange)
-        for metric in (self.rate_limit_used, self.rate_limit_limit):
+        for metric in (self.rate_limit_used, self.rate_limit_limit, self.probes_held):
             for labels in _label_sets(metric):
                 if labels[0] == exchange:
                     _remove(metric, *labels)

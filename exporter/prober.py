@@ -7,10 +7,12 @@ state; the profile (``exporter.profiles``) only reads the finished response.
 
 from __future__ import annotations
 
-import time
+import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.http11 import (
     BodyTooLargeError,
     DecodingError,
@@ -20,6 +22,7 @@ from exporter.http11 import (
 )
 from exporter.metrics import ExporterMetrics
 from exporter.profiles import EndpointSpec, Profile, Result, Verdict
+from exporter.resilience import CircuitState
 from exporter.state import EndpointState, ExchangeState
 
 TRANSPORT_RESULTS = frozenset({Result.TIMEOUT, Result.CONNECT_ERROR})
@@ -75,10 +78,18 @@ class ProbeRecord:
 class Prober:
     """Runs probes on one shared HTTP client and records them.
 
+    Every request passes the exchange's :class:`exporter.admission.ProbeAdmission` first, inside
+    the concurrency limit and right before it is sent: whoever calls :meth:`probe` (a scheduled
+    slot, a wake-up, a retry), the exchange's schedule, request-weight budget and rate-limit
+    pauses hold.
+
     Args:
         client: the shared HTTP client (connection pool reused across probes).
         metrics: where outcomes are exported.
         states: per-exchange state by exchange name (updated in place).
+        concurrency: the limit on probes in flight (the scheduler may replace it on reload);
+            None allows any number.
+        clock: time source for timestamps (tests pass a fake one).
     """
 
     def __init__(
@@ -86,19 +97,48 @@ class Prober:
         client: ProbeClient,
         metrics: ExporterMetrics,
         states: dict[str, ExchangeState],
+        concurrency: asyncio.Semaphore | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._client = client
         self._metrics = metrics
         self._states = states
+        self.concurrency = concurrency
+        self._clock = clock
 
-    async def probe(self, target: ProbeTarget) -> ProbeRecord:
-        """Probe ``target`` once and record the outcome; never raises (except cancellation).
+    async def probe(self, target: ProbeTarget, due: float | None = None) -> ProbeRecord:
+        """Probe ``target`` once, when its exchange's gate admits it, and record the outcome.
+
+        Args:
+            target: what to probe.
+            due: the event-loop time the probe was planned for; when given, the delay between
+                admission and the planned time (or admission, when later) is observed as
+                ``exchange_exporter_schedule_lag_seconds``.
 
         Transport failures are ``timeout`` (no complete answer within ``target.timeout``,
         including a body that trickles in too slowly) or ``connect_error`` (refused, reset, TLS
         or protocol failure). A body over ``target.max_body_bytes`` is ``bad_response``.
+
+        Raises:
+            KeyError: the endpoint is not in its exchange's schedule (the gate admits nothing
+                it does not know). Every answer, however bad, is recorded, never raised.
         """
-        wall_start = time.time()
+        admission = self._states[target.exchange].admission
+        loop = asyncio.get_running_loop()
+        held = self._metrics.probes_held
+        while True:
+            async with self.concurrency or contextlib.nullcontext():
+                wait, reason = admission.try_admit(target.endpoint.name)
+                if reason is None:
+                    if due is not None:
+                        self._metrics.schedule_lag.observe(max(loop.time() - due, 0.0))
+                    return await self._send(target)
+            held.labels(target.exchange, reason.value).inc()
+            due = None  # held by the gate, not late: lag is the scheduler's own delay
+            await asyncio.sleep(wait)
+
+    async def _send(self, target: ProbeTarget) -> ProbeRecord:
+        wall_start = self._clock.time()
         status: int | None = None
         try:
             response: Response = await self._client.get(
@@ -163,7 +203,9 @@ class Prober:
             seconds = verdict.retry_after
             if seconds is None:
                 seconds = target.profile.backoff_seconds.get(verdict.result, 60.0)
-            m.backoff_until.labels(exchange).set(state.gate.block(seconds))
+            banned = verdict.result is Result.BANNED
+            m.backoff_until.labels(exchange).set(state.gate.block(seconds, ban=banned))
+            m.ban_until.labels(exchange).set(state.gate.ban_until)
 
     def _record_outcome(self, target: ProbeTarget, record: ProbeRecord) -> None:
         m = self._metrics
@@ -172,11 +214,16 @@ class Prober:
         ep: EndpointState = state.endpoints[endpoint]
         result = record.result
         ok = result is Result.OK
-        now = time.time()
+        now = self._clock.time()
+        # The exchange was down: its circuit had opened, or no endpoint's last probe succeeded.
+        was_down = state.circuit.state is not CircuitState.CLOSED or all(
+            e.consecutive_failures > 0 for e in state.endpoints.values()
+        )
         ep.last_result = result.value
         ep.last_error = "" if ok else (record.error or result.value)
         ep.last_probe_at = now
         ep.consecutive_failures = 0 if ok else ep.consecutive_failures + 1
+        first_transport_failure = result in TRANSPORT_RESULTS and ep.transport_failures == 0
         ep.transport_failures = ep.transport_failures + 1 if result in TRANSPORT_RESULTS else 0
         if ok:
             ep.last_success_at = now
@@ -185,11 +232,16 @@ class Prober:
             ep.maintenance = verdict.maintenance
         else:
             ep.maintenance = result is Result.MAINTENANCE
+        ep.maintenance_message = record.error if ep.maintenance else ""
+        # Wake-ups, each rate limited and coalesced by the state: a recovery only when the whole
+        # exchange had been down, never because one endpoint of an answering exchange fails
+        # while the others succeed (a partial outage); a sweep only for the first transport
+        # failure of an endpoint of a healthy exchange.
         was_failing = state.circuit.failures > 0
         state.circuit.record(result not in CIRCUIT_FAILURES)
-        if ok and was_failing:
-            state.signal_recovery()
-        elif result in TRANSPORT_RESULTS and not was_failing:
+        if ok and was_down:
+            state.recover()
+        elif first_transport_failure and not was_failing:
             state.sweep()  # the other endpoints confirm the outage now
         m.requests.labels(exchange, endpoint, result.value).inc()
         m.up.labels(exchange, endpoint).set(1 if ok else 0)

@@ -35,21 +35,32 @@ class CircuitState(IntEnum):
 class RateLimitGate:
     """Stops an exchange's probes until a rate-limit or ban wait has passed.
 
-    Times are wall-clock Unix seconds (they are exported as a timestamp).
+    Times are wall-clock Unix seconds (they are exported as timestamps). ``until`` is the end of
+    the pause in force (0 before any); ``ban_until`` the end of the latest pause that began with
+    an IP-ban answer (0 if none), so a later rate-limit pause is never reported as a ban.
     """
 
     def __init__(self, now: Callable[[], float] = time.time) -> None:
         self._now = now
         self.until = 0.0
+        self.ban_until = 0.0
 
-    def block(self, seconds: float) -> float:
-        """Block for ``seconds`` from now (never shortening a longer block); return the end."""
-        self.until = max(self.until, self._now() + max(seconds, 0.0))
+    def block(self, seconds: float, ban: bool = False) -> float:
+        """Block for ``seconds`` from now (never shortening a longer block); return the end.
+        ``ban`` marks a pause that began with an IP-ban answer."""
+        end = self._now() + max(seconds, 0.0)
+        self.until = max(self.until, end)
+        if ban:
+            self.ban_until = max(self.ban_until, end)
         return self.until
 
     def remaining(self) -> float:
         """Seconds until probing may resume (0 when not blocked)."""
         return max(self.until - self._now(), 0.0)
+
+    def banned(self) -> bool:
+        """Whether a pause that began with an IP-ban answer is in force."""
+        return self.ban_until > self._now()
 
 
 def transport_backoff(interval: float, failures: int, rng: random.Random | None = None) -> float:

@@ -67,8 +67,10 @@ class ExporterRuntime:
         """The ``/status`` JSON document; call on the event loop.
 
         Shape: ``{"version", "config_file", "connectivity_up", "exchanges": {name: {"circuit",
-        "maintenance", "clock_skew_seconds", "rate_limits": {window: {"used", "limit"}},
-        "backoff_until", "backoff_remaining_seconds", "endpoints": {endpoint: {"last_result",
+        "maintenance", "maintenance_message", "clock_skew_seconds",
+        "rate_limits": {window: {"used", "limit"}}, "probe_budget": {limit name: {"used",
+        "cap", "window_seconds"}}, "backoff_until", "ip_ban_until",
+        "backoff_remaining_seconds", "endpoints": {endpoint: {"last_result",
         "last_error", "last_probe_at", "last_success_at", "consecutive_failures",
         "interval_seconds", "latency_seconds": {"p50", "p95", "p99", "count"}}}}}}``; times are
         Unix seconds, latencies seconds over the last 5 minutes.
@@ -79,12 +81,22 @@ class ExporterRuntime:
             exchanges[name] = {
                 "circuit": CircuitState(state.circuit.state).name.lower().replace("_", "-"),
                 "maintenance": state.in_maintenance(),
+                "maintenance_message": state.maintenance_message(),
                 "clock_skew_seconds": state.clock_skew,
                 "rate_limits": {
                     window: {"used": used, "limit": limit}
                     for window, (used, limit) in state.rate_limits.items()
                 },
+                "probe_budget": {
+                    window.rule.name: {
+                        "used": used,
+                        "cap": window.cap,
+                        "window_seconds": window.span_seconds,
+                    }
+                    for window, used in state.admission.usage()
+                },
                 "backoff_until": state.gate.until,
+                "ip_ban_until": state.gate.ban_until,
                 "backoff_remaining_seconds": round(state.gate.remaining(), 3),
                 "endpoints": {
                     endpoint: {

@@ -1,10 +1,15 @@
 """Probe scheduling: each endpoint on its own interval, offsets spread, no self-overlap, reloads.
 
-Every (exchange, endpoint) runs in its own task. Target ``i`` of ``n`` first starts at
-``interval × i / n``; a probe never starts before the previous probe of the same endpoint has
-finished; missed slots are skipped, not bunched; at most ``max_concurrency`` probes are in flight.
-Before each probe the loop consults the exchange's rate-limit gate (paused → wait it out), its
-circuit breaker (open → slower; half-open → one trial) and the endpoint's transport backoff.
+Every (exchange, endpoint) runs in its own task. An exchange's ``n`` endpoints start spread over
+their interval (endpoint ``j`` at ``interval × (j + x / N) / n`` for exchange ``x`` of ``N``), so
+that one exchange's requests never bunch and exchanges are staggered; a probe never starts
+before the previous probe of the same endpoint has finished; missed slots are skipped, not
+bunched; at most ``max_concurrency`` probes are in flight. Before each probe the loop consults
+the exchange's rate-limit pause (paused → wait it out), its circuit breaker (open → slower;
+half-open → one trial) and the endpoint's transport backoff. Wake-ups (an outage sweep, a
+recovery: :class:`exporter.state.Wake`) bring a sleeping loop's probe forward; whatever the loop
+decides, the prober sends nothing the exchange's probe gate (:mod:`exporter.admission`) does not
+admit.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ import asyncio
 import logging
 import math
 import random
-import time
 from dataclasses import dataclass
 
 from exporter import __version__
 from exporter.canary import ConnectivityCanary
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import ExporterConfig
 from exporter.http11 import ProbeClient
 from exporter.metrics import ExporterMetrics
@@ -82,6 +87,8 @@ class ProbeScheduler:
         metrics: where probes are recorded.
         client: a probe client to share; by default one is created (and closed) by :meth:`run`.
         rng: random source for offsets' jitter and backoff jitter.
+        clock: time source; must agree with the event loop's ``loop.time()`` (tests run the
+            scheduler on a fake clock).
     """
 
     def __init__(
@@ -90,6 +97,7 @@ class ProbeScheduler:
         metrics: ExporterMetrics,
         client: ProbeClient | None = None,
         rng: random.Random | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
         self.metrics = metrics
@@ -97,6 +105,7 @@ class ProbeScheduler:
         self.targets: list[ProbeTarget] = build_targets(config)
         self._client = client
         self._rng = rng or random.Random()
+        self._clock = clock
         self._tasks: dict[tuple[str, str], tuple[_TargetKey, asyncio.Task[None]]] = {}
         self._semaphore: asyncio.Semaphore | None = None
         self._semaphore_limit = config.max_concurrency
@@ -114,13 +123,10 @@ class ProbeScheduler:
         for name, exchange in wanted.items():
             state = self.states.get(name)
             if state is None:
-                state = self.states[name] = ExchangeState.for_config(exchange)
+                state = self.states[name] = ExchangeState.for_config(exchange, self._clock)
                 self.metrics.declare_exchange(name)
             else:
-                circuit = state.circuit
-                circuit.failure_threshold = exchange.circuit.failure_threshold
-                circuit.open_seconds = exchange.circuit.open_seconds
-                circuit.slow_factor = exchange.circuit.slow_factor
+                state.configure(exchange)
             planned = {plan.name: plan.interval for plan in exchange.endpoint_plan()}
             for endpoint in list(state.endpoints):
                 if endpoint not in planned:
@@ -139,9 +145,9 @@ class ProbeScheduler:
         """Probe until ``stop`` is set (or forever), then cancel and await every task."""
         own_client = self._client is None
         client = self._client or ProbeClient(f"exchange-watch/{__version__}")
-        self._prober = Prober(client, self.metrics, self.states)
         self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
         self._semaphore_limit = self.config.max_concurrency
+        self._prober = Prober(client, self.metrics, self.states, self._semaphore, self._clock)
         self._canary = ConnectivityCanary(client, self.metrics)
         self._canary.configure(self.config)
         canary_task = asyncio.create_task(self._canary.run(), name="connectivity-canary")
@@ -186,6 +192,8 @@ class ProbeScheduler:
         if self._semaphore is not None and config.max_concurrency != self._semaphore_limit:
             self._semaphore = asyncio.Semaphore(config.max_concurrency)
             self._semaphore_limit = config.max_concurrency
+            if self._prober is not None:
+                self._prober.concurrency = self._semaphore
         if self._canary is not None:
             self._canary.configure(config)
         started = self._start_targets([t for k, (_, t) in new_keys.items() if k not in self._tasks])
@@ -194,16 +202,14 @@ class ProbeScheduler:
     def _start_targets(self, targets: list[ProbeTarget]) -> int:
         if self._prober is None:
             return 0
-        count = max(len(self.targets), 1)
-        order = {(t.exchange, t.endpoint.name): i for i, t in enumerate(self.targets)}
+        offsets = _offsets(self.targets)
         for target in targets:
-            index = order[(target.exchange, target.endpoint.name)]
-            offset = target.interval * index / count
+            key = (target.exchange, target.endpoint.name)
             task = asyncio.create_task(
-                self._loop(target, offset),
+                self._loop(target, offsets[key]),
                 name=f"probe-{target.exchange}-{target.endpoint.name}",
             )
-            self._tasks[(target.exchange, target.endpoint.name)] = (_TargetKey.of(target), task)
+            self._tasks[key] = (_TargetKey.of(target), task)
         return len(targets)
 
     async def _loop(self, target: ProbeTarget, offset: float) -> None:
@@ -213,11 +219,12 @@ class ProbeScheduler:
         prober = self._prober
         assert prober is not None
         next_at = loop.time() + offset
-        lag = self.metrics.schedule_lag
         while True:
             delay = next_at - loop.time()
-            if delay > 0 and await _sleep_unless(state.recovered, delay):
-                next_at = loop.time()  # woken: a recovery, or an outage to confirm
+            if delay > 0 and await _sleep_unless(state.wakeup, delay):
+                if not state.woken(endpoint):
+                    continue  # a wake-up for the other endpoints: sleep on
+                next_at = loop.time()  # an outage to confirm, or a recovery
             paused = state.gate.remaining()
             if paused > 0:
                 # Rate-limited or banned: no request of ours may reach the exchange before
@@ -227,15 +234,11 @@ class ProbeScheduler:
             if not state.circuit.allow():
                 next_at += state.circuit.interval(target.interval)
                 continue
-            semaphore = self._semaphore
-            assert semaphore is not None
-            probe_started = time.monotonic()
-            async with semaphore:
-                lag.observe(max(loop.time() - next_at, 0.0))
-                try:
-                    await prober.probe(target)
-                except Exception:  # a bug must not silence the probe loop
-                    log.exception("probe of %s %s failed", target.exchange, target.endpoint.name)
+            probe_started = self._clock.monotonic()
+            try:
+                await prober.probe(target, due=next_at)
+            except Exception:  # a bug must not silence the probe loop
+                log.exception("probe of %s %s failed", target.exchange, target.endpoint.name)
             # Back off only while the whole exchange is failing (no success anywhere since);
             # a single failing endpoint of an answering exchange keeps its normal interval.
             failing = endpoint.transport_failures if state.circuit.failures else 0
@@ -243,10 +246,25 @@ class ProbeScheduler:
             slowed = state.circuit.interval(interval)
             next_at += min(slowed, max(target.interval, TRANSPORT_BACKOFF_CAP_SECONDS))
             if endpoint.consecutive_failures and state.recovered_at > probe_started:
-                next_at = loop.time()  # another endpoint recovered while this probe ran
+                next_at = loop.time()  # the exchange recovered while this probe ran
             behind = loop.time() - next_at
             if behind > 0:
                 next_at += math.ceil(behind / target.interval) * target.interval
+
+
+def _offsets(targets: list[ProbeTarget]) -> dict[tuple[str, str], float]:
+    """First-probe offsets (seconds): each exchange's endpoints spread evenly over their
+    interval, and the exchanges staggered within that spacing."""
+    by_exchange: dict[str, list[ProbeTarget]] = {}
+    for target in targets:
+        by_exchange.setdefault(target.exchange, []).append(target)
+    count = max(len(by_exchange), 1)
+    offsets = {}
+    for x, members in enumerate(by_exchange.values()):
+        n = len(members)
+        for j, target in enumerate(members):
+            offsets[(target.exchange, target.endpoint.name)] = target.interval * (j + x / count) / n
+    return offsets
 
 
 async def _sleep_unless(event: asyncio.Event, seconds: float) -> bool:

@@ -11,9 +11,12 @@ import math
 import time
 from array import array
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
+from exporter.admission import ProbeAdmission
+from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import ExchangeConfig
 from exporter.resilience import CircuitBreaker, RateLimitGate
 
@@ -95,6 +98,7 @@ class EndpointState:
         consecutive_failures: failed probes in a row.
         transport_failures: transport-level failures (timeout, connect) in a row.
         maintenance: whether the last probe of this endpoint reported maintenance.
+        maintenance_message: what the exchange said of it (capped by the profile), or "".
         samples: recent response latencies (:class:`LatencyWindow`).
     """
 
@@ -105,6 +109,7 @@ class EndpointState:
     consecutive_failures: int = 0
     transport_failures: int = 0
     maintenance: bool = False
+    maintenance_message: str = ""
     samples: LatencyWindow = field(default_factory=LatencyWindow)
 
     def add_latency(self, seconds: float) -> None:
@@ -121,6 +126,20 @@ class EndpointState:
         return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "count": values.size}
 
 
+class Wake(StrEnum):
+    """Why the probe loops of an exchange were woken ahead of their schedule."""
+
+    SWEEP = "sweep"
+    """A healthy exchange failed at transport level: healthy endpoints confirm it now."""
+    RECOVERY = "recovery"
+    """A probe succeeded after the circuit had opened: failing endpoints re-probe now."""
+
+
+WAKE_MIN_SECONDS: dict[Wake, float] = {Wake.SWEEP: SWEEP_MIN_SECONDS, Wake.RECOVERY: 30.0}
+"""Least time between two wake-ups of one kind for one exchange; wake-ups asked for sooner
+are coalesced into the last one (dropped)."""
+
+
 @dataclass
 class ExchangeState:
     """Per-exchange state shared by its endpoints' probe loops.
@@ -128,60 +147,103 @@ class ExchangeState:
     Attributes:
         gate: rate-limit/ban backoff.
         circuit: circuit breaker.
+        admission: the gate every request of the exchange passes (schedule, budget, pauses).
+        clock: the time source (monotonic seconds for wake-ups).
         clock_skew: last measured server-minus-local time in seconds, or None.
-        recovered: set (and replaced) to make every endpoint loop of the exchange probe at
-            once: when a probe succeeds while the exchange was failing (end the backoffs), and
-            when a healthy exchange stops answering (confirm the outage, :meth:`sweep`).
-        recovered_at: monotonic time of the last recovery.
-        swept_at: monotonic time of the last confirmation sweep.
+        wakeup: set (and replaced) to wake the exchange's sleeping probe loops; :attr:`wake`
+            says why, and :meth:`woken` which endpoints act on it.
+        wake: the kind of the last wake-up, or None before the first.
+        woken_at: monotonic time of the last wake-up of each kind.
+        recovered_at: monotonic time of the last recovery wake-up (loops whose probe was in
+            flight then re-probe when it fails).
         rate_limits: window → (used, limit or None) from the last response headers.
         endpoints: per-endpoint state by endpoint name.
     """
 
     gate: RateLimitGate
     circuit: CircuitBreaker
-    recovered: asyncio.Event = field(default_factory=asyncio.Event)
-    recovered_at: float = 0.0
-    swept_at: float = -math.inf
+    admission: ProbeAdmission
+    clock: Clock = SYSTEM_CLOCK
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    wake: Wake | None = None
+    woken_at: dict[Wake, float] = field(default_factory=dict)
+    recovered_at: float = -math.inf
     clock_skew: float | None = None
     rate_limits: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
 
     @classmethod
-    def for_config(cls, config: ExchangeConfig) -> ExchangeState:
-        """A fresh state with the exchange's circuit settings."""
+    def for_config(cls, config: ExchangeConfig, clock: Clock = SYSTEM_CLOCK) -> ExchangeState:
+        """A fresh state with the exchange's circuit settings, schedule and budget."""
         circuit = CircuitBreaker(
             config.circuit.failure_threshold,
             config.circuit.open_seconds,
             config.circuit.slow_factor,
+            monotonic=clock.monotonic,
         )
-        return cls(gate=RateLimitGate(), circuit=circuit)
+        gate = RateLimitGate(now=clock.time)
+        admission = ProbeAdmission(gate, clock.monotonic)
+        state = cls(gate=gate, circuit=circuit, admission=admission, clock=clock)
+        state.configure(config)
+        return state
 
-    def signal_recovery(self) -> None:
-        """Wake every endpoint loop of this exchange that is waiting out a backoff (and tell
-        loops whose probe was in flight, via ``recovered_at``, monotonic seconds)."""
-        self.recovered_at = time.monotonic()
-        self.recovered.set()
-        self.recovered = asyncio.Event()
+    def configure(self, config: ExchangeConfig) -> None:
+        """Take the circuit settings, schedule and budget of ``config`` (on start and reload)."""
+        self.circuit.failure_threshold = config.circuit.failure_threshold
+        self.circuit.open_seconds = config.circuit.open_seconds
+        self.circuit.slow_factor = config.circuit.slow_factor
+        self.admission.configure(config.schedule(), config.budget_windows())
 
-    def sweep(self) -> bool:
-        """A healthy exchange just failed at transport level (refused, reset, timed out): wake
-        every endpoint loop so the other endpoints confirm it now instead of at their next
-        slot — ExchangeApiDown needs every endpoint down, and waiting for the schedule cost up
-        to one interval of the time to notify. At most once per :data:`SWEEP_MIN_SECONDS`, so a
-        flapping endpoint cannot multiply the request rate.
+    def recover(self) -> bool:
+        """A probe succeeded after the exchange's circuit had opened: wake the loops of failing
+        endpoints (waiting out backoffs) to re-probe now, at most once per
+        ``WAKE_MIN_SECONDS[Wake.RECOVERY]``.
 
         Returns:
             Whether the loops were woken.
         """
-        now = time.monotonic()
-        if now - self.swept_at < SWEEP_MIN_SECONDS:
+        if not self._wake(Wake.RECOVERY):
             return False
-        self.swept_at = now
-        self.recovered.set()
-        self.recovered = asyncio.Event()
+        self.recovered_at = self.woken_at[Wake.RECOVERY]
+        return True
+
+    def sweep(self) -> bool:
+        """A healthy exchange just failed at transport level (refused, reset, timed out): wake
+        the loops of the healthy endpoints so they confirm it now instead of at their next
+        slot — ExchangeApiDown needs every endpoint down, and waiting for the schedule cost up
+        to one interval of the time to notify. At most once per
+        ``WAKE_MIN_SECONDS[Wake.SWEEP]``, so a flapping endpoint cannot multiply the request
+        rate.
+
+        Returns:
+            Whether the loops were woken.
+        """
+        return self._wake(Wake.SWEEP)
+
+    def woken(self, endpoint: EndpointState) -> bool:
+        """Whether the last wake-up asks ``endpoint``'s loop to probe now: a sweep the healthy
+        endpoints, a recovery the failing ones."""
+        if self.wake is Wake.SWEEP:
+            return endpoint.consecutive_failures == 0
+        return self.wake is Wake.RECOVERY and endpoint.consecutive_failures > 0
+
+    def _wake(self, kind: Wake) -> bool:
+        now = self.clock.monotonic()
+        if now - self.woken_at.get(kind, -math.inf) < WAKE_MIN_SECONDS[kind]:
+            return False
+        self.woken_at[kind] = now
+        self.wake = kind
+        self.wakeup.set()
+        self.wakeup = asyncio.Event()
         return True
 
     def in_maintenance(self) -> bool:
         """Whether any endpoint's last probe reported maintenance."""
         return any(e.maintenance for e in self.endpoints.values())
+
+    def maintenance_message(self) -> str:
+        """What the exchange said of its maintenance (the first endpoint that said anything),
+        or "" when none is reported."""
+        return next(
+            (e.maintenance_message for e in self.endpoints.values() if e.maintenance_message), ""
+        )

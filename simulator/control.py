@@ -12,11 +12,14 @@ path                        method   answer
 ``/_control/limits``        GET      ``{"limits": {exchange: config + usage + ban state}}``
 ``/_control/limits``        POST     change one exchange's limits (partial; see
                                      :mod:`simulator.limits`) → ``{"limits": ...}``
-``/_control/limits``        DELETE   usage, 429 counts and bans cleared, configuration back to
+``/_control/limits``        DELETE   usage, holds, 429 counts and bans cleared, config back to
                                      the boot values → ``{"limits": ...}``
 ``/_control/consume``       POST     add usage from "another process on this IP"
                                      (``{"exchange": "binance", "weight": n}`` /
-                                     ``{"exchange": "bybit", "requests": n}``) → ``{"limits"}``
+                                     ``{"exchange": "bybit", "requests": n}``; optional
+                                     ``"hold_s": s`` (> 0, <= 3600): it keeps spending n in
+                                     every window starting in the next s seconds, see
+                                     :mod:`simulator.limits`) → ``{"limits"}``
 ``/_control/scenario``      GET      ``{"scenario": status | null, "shipped": [names]}``
 ``/_control/scenario``      POST     ``{"name": "<shipped>"}`` or ``{"scenario": {...}}``: stop
                                      the running one, start this → ``{"scenario": status}``

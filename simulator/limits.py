@@ -27,7 +27,15 @@ Control API bodies (all fields but ``exchange`` optional; unknown fields → 400
   "ban_after_429s": 10, "ban_seconds": 120, "enabled": true}`` or ``{"exchange": "bybit",
   "requests_per_5s": 600, "ban_seconds": 600, "enabled": true}``.
 * ``POST /_control/consume`` ``{"exchange": "binance", "weight": 5900}`` /
-  ``{"exchange": "bybit", "requests": 590}``: usage by another process on the same IP.
+  ``{"exchange": "bybit", "requests": 590}``: usage by another process on the same IP, added to
+  the current window. Optional ``hold_s`` (a number of seconds, > 0 and <= 3600): that process
+  keeps going for ``hold_s`` seconds — every window that *starts* before ``consume time +
+  hold_s`` begins with the same amount already used (holds stack; ``DELETE /_control/limits``
+  ends them). With the whole budget (``weight: 6000`` / ``requests: 600``) every request in the
+  span is over the limit whatever the window phase: Binance answers 429 -1003 with
+  ``Retry-After`` to the next minute (and bans after ``ban_after_429s`` of them), Bybit bans at
+  the first request. Without ``hold_s`` the usage lasts only until the window rolls over, so a
+  client that calls after the rollover sees nothing.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from simulator.specs import SpecError, check_fields, flag, number
+from simulator.specs import SpecError, check_fields, flag, is_number, number
 
 __all__ = [
     "BinanceWeightLimiter",
@@ -52,6 +60,7 @@ Decision = tuple[int, int] | None
 
 _MAX_COUNT = 100_000_000
 _MAX_BAN_S = 259_200  # 3 days: Binance's longest ban [BN-REST]
+_MAX_HOLD_S = 3600
 
 
 class LimitError(SpecError):
@@ -62,15 +71,31 @@ def _int(spec: Mapping[str, Any], name: str, lo: int, hi: int, *, required: bool
     return number(spec, name, lo, hi, required=required, integer=True, error=LimitError)
 
 
-class Limiter:
-    """Base of the per-exchange limiters: configuration with defaults, ``enabled`` flag, ban.
+def _hold_s(spec: Mapping[str, Any]) -> float:
+    """``hold_s`` of a consume body: a number > 0 and <= 3600; 0.0 when absent (no hold)."""
+    if "hold_s" not in spec:
+        return 0.0
+    value = spec["hold_s"]
+    if not is_number(value) or not 0 < value <= _MAX_HOLD_S:
+        raise LimitError(
+            f"hold_s: must be a number of seconds greater than 0 and at most {_MAX_HOLD_S}, "
+            f"got {value!r}"
+        )
+    return float(value)
 
-    Subclasses define :attr:`DEFAULTS` (every configurable field but ``enabled``),
-    :attr:`RANGES` (``(lo, hi)`` per field), :attr:`CONSUME_FIELD`, and implement
-    :meth:`admit`, :meth:`consume`, :meth:`clear_usage` and :meth:`usage_json`.
+
+class Limiter:
+    """Base of the per-exchange limiters: configuration with defaults, ``enabled`` flag, ban,
+    and the usage of fixed windows of :attr:`WINDOW_S` seconds (aligned to epoch multiples),
+    holds included (usage another process keeps spending, see the module docstring).
+
+    Subclasses define :attr:`WINDOW_S`, :attr:`DEFAULTS` (every configurable field but
+    ``enabled``), :attr:`RANGES` (``(lo, hi)`` per field) and :attr:`CONSUME_FIELD`, implement
+    :meth:`admit`, :attr:`limit` and :meth:`usage_json`, and may extend :meth:`_new_window`.
     """
 
     exchange: ClassVar[str] = ""
+    WINDOW_S: ClassVar[int] = 60
     DEFAULTS: ClassVar[dict[str, int]] = {}
     RANGES: ClassVar[dict[str, tuple[int, int]]] = {}
     CONSUME_FIELD: ClassVar[str] = ""
@@ -81,6 +106,9 @@ class Limiter:
         self.enabled = enabled
         self.config: dict[str, int] = dict(self.DEFAULTS)
         self.banned_until = 0.0  # epoch s; 0 = not banned
+        self._window = -1  # index of the current window (epoch s // WINDOW_S)
+        self._used = 0  # usage counted in it
+        self._holds: list[tuple[int, float]] = []  # (amount, until epoch s) per running hold
         self.clear_usage()
 
     # -- configuration ----------------------------------------------------------------------
@@ -112,23 +140,27 @@ class Limiter:
             else:
                 self.config[name] = int(value)
 
-    def validate_consume(self, spec: Mapping[str, Any]) -> int:
-        """Check a ``POST /_control/consume`` body; return the amount to add.
+    def validate_consume(self, spec: Mapping[str, Any]) -> tuple[int, float]:
+        """Check a ``POST /_control/consume`` body; return ``(amount, hold_s)`` (``hold_s``
+        0.0 when absent).
 
         Raises:
-            LimitError: missing/unknown field or a value outside 0–100000000.
+            LimitError: missing/unknown field, an amount outside 0–100000000 or a ``hold_s``
+                that is not a number > 0 and <= 3600.
         """
         check_fields(
             spec,
-            {"exchange", self.CONSUME_FIELD},
+            {"exchange", self.CONSUME_FIELD, "hold_s"},
             f"{self.exchange} consume",
             error=LimitError,
-            shown=(self.CONSUME_FIELD,),
+            shown=(self.CONSUME_FIELD, "hold_s"),
         )
-        return int(_int(spec, self.CONSUME_FIELD, 0, _MAX_COUNT, required=True))
+        amount = int(_int(spec, self.CONSUME_FIELD, 0, _MAX_COUNT, required=True))
+        return amount, _hold_s(spec)
 
     def reset(self) -> None:
-        """Back to the boot state: default configuration, boot ``enabled``, no usage, no ban."""
+        """Back to the boot state: default configuration, boot ``enabled``, no usage, no hold,
+        no ban."""
         self.enabled = self._boot_enabled
         self.config = dict(self.DEFAULTS)
         self.banned_until = 0.0
@@ -140,19 +172,64 @@ class Limiter:
         self._boot_enabled = enabled
         self.enabled = enabled
 
+    # -- usage ------------------------------------------------------------------------------
+    def clear_usage(self) -> None:
+        """Forget all usage: the current window's and every hold."""
+        self._window = -1
+        self._used = 0
+        self._holds = []
+        self._new_window()
+
+    def _new_window(self) -> None:
+        """Reset per-window state of the subclass when a window starts. Default: none."""
+
+    def _roll(self, now: float) -> int:
+        """Make the window containing ``now`` current and return its index. A new window
+        starts with the amounts of the holds still running at its start; ended holds go."""
+        window = int(now // self.WINDOW_S)
+        if window != self._window:
+            start = window * self.WINDOW_S
+            self._holds = [hold for hold in self._holds if hold[1] > start]
+            self._window = window
+            self._used = sum(amount for amount, _ in self._holds)
+            self._new_window()
+        return window
+
+    def consume(self, amount: int, now: float, hold_s: float = 0.0) -> None:
+        """Add ``amount`` of usage from another process on the same IP to the current window.
+        With ``hold_s`` > 0 that process keeps going: every window starting before
+        ``now + hold_s`` begins with ``amount`` already used."""
+        self._roll(now)
+        self._used += amount
+        if hold_s > 0:
+            self._holds.append((amount, now + hold_s))
+
+    def used(self, now: float) -> int:
+        """Usage counted in the window containing ``now`` (holds included)."""
+        window = int(now // self.WINDOW_S)
+        if window == self._window:
+            return self._used
+        start = window * self.WINDOW_S
+        return sum(amount for amount, until in self._holds if until > start)
+
+    def hold_remaining(self, now: float) -> float:
+        """Seconds until the last running hold ends (0 when none)."""
+        return max((until - now for _, until in self._holds if until > now), default=0.0)
+
     # -- state ------------------------------------------------------------------------------
     def ban_remaining(self, now: float) -> float:
         """Seconds until the ban ends (0 when not banned or not enforcing)."""
         return max(self.banned_until - now, 0.0) if self.enabled else 0.0
 
     def to_json(self, now: float) -> dict[str, Any]:
-        """``{"enabled", **config, **usage, "banned": bool, "banned_until": epoch s | null,
-        "ban_remaining_s": s}``."""
+        """``{"enabled", **config, **usage, "hold_remaining_s": s, "banned": bool,
+        "banned_until": epoch s | null, "ban_remaining_s": s}``."""
         remaining = self.ban_remaining(now)
         return {
             "enabled": self.enabled,
             **self.config,
             **self.usage_json(now),
+            "hold_remaining_s": round(self.hold_remaining(now), 3),
             "banned": remaining > 0,
             "banned_until": round(self.banned_until, 3) if remaining > 0 else None,
             "ban_remaining_s": round(remaining, 3),
@@ -163,12 +240,9 @@ class Limiter:
         """Account one request of ``cost`` at epoch second ``now``; decide its fate."""
         raise NotImplementedError
 
-    def consume(self, amount: int, now: float) -> None:
-        """Add ``amount`` of usage from another process on the same IP."""
-        raise NotImplementedError
-
-    def clear_usage(self) -> None:
-        """Forget all usage in the current window."""
+    @property
+    def limit(self) -> int:
+        """The configured usage allowed per window."""
         raise NotImplementedError
 
     def usage_json(self, now: float) -> dict[str, Any]:
@@ -180,6 +254,7 @@ class BinanceWeightLimiter(Limiter):
     """``REQUEST_WEIGHT`` per UTC minute with 429 then 418 (see module docstring)."""
 
     exchange = "binance"
+    WINDOW_S: ClassVar[int] = 60  # REQUEST_WEIGHT interval 1 MINUTE [BN-ENUM]
     DEFAULTS: ClassVar[dict[str, int]] = {
         "weight_per_minute": 6000,  # [BN-ENUM] REQUEST_WEIGHT 1 MINUTE 6000
         "ban_after_429s": 10,  # not documented (UNVERIFIED)
@@ -192,19 +267,9 @@ class BinanceWeightLimiter(Limiter):
     }
     CONSUME_FIELD = "weight"
 
-    def clear_usage(self) -> None:
-        """Zero the minute's weight and 429 count."""
-        self._minute = -1
-        self._used = 0
+    def _new_window(self) -> None:
+        """A new minute: no 429 answered in it yet."""
         self._429s = 0
-
-    def _roll(self, now: float) -> int:
-        minute = int(now // 60)
-        if minute != self._minute:
-            self._minute = minute
-            self._used = 0
-            self._429s = 0
-        return minute
 
     def admit(self, cost: int, now: float) -> Decision:
         """Banned → ``(418, seconds left)`` without consuming weight. Else add ``cost``; over
@@ -224,15 +289,6 @@ class BinanceWeightLimiter(Limiter):
         self._429s += 1
         return 429, max(math.ceil((minute + 1) * 60 - now), 1)
 
-    def consume(self, amount: int, now: float) -> None:
-        """Add ``amount`` weight to the current minute."""
-        self._roll(now)
-        self._used += amount
-
-    def used(self, now: float) -> int:
-        """Weight used in the UTC minute containing ``now`` (``X-MBX-USED-WEIGHT-1M``)."""
-        return self._used if int(now // 60) == self._minute else 0
-
     @property
     def limit(self) -> int:
         """The configured weight per minute (quoted in the -1003 message)."""
@@ -241,9 +297,9 @@ class BinanceWeightLimiter(Limiter):
     def usage_json(self, now: float) -> dict[str, Any]:
         """``used_weight_1m``, ``rate_limited_responses_1m`` (429s this minute) and
         ``window_resets_in_s``."""
-        current = int(now // 60) == self._minute
+        current = int(now // self.WINDOW_S) == self._window
         return {
-            "used_weight_1m": self._used if current else 0,
+            "used_weight_1m": self.used(now),
             "rate_limited_responses_1m": self._429s if current else 0,
             "window_resets_in_s": round(60 - now % 60, 3),
         }
@@ -253,7 +309,7 @@ class BybitIpLimiter(Limiter):
     """600 requests per 5 s per IP, then HTTP 403 for ``ban_seconds`` (see module docstring)."""
 
     exchange = "bybit"
-    WINDOW_S: ClassVar[int] = 5
+    WINDOW_S: ClassVar[int] = 5  # 600 requests per 5-second window per IP [BY-RL]
     DEFAULTS: ClassVar[dict[str, int]] = {
         "requests_per_5s": 600,  # [BY-RL]
         "ban_seconds": 600,  # "wait for at least 10 minutes" [BY-RL]
@@ -264,17 +320,6 @@ class BybitIpLimiter(Limiter):
     }
     CONSUME_FIELD = "requests"
 
-    def clear_usage(self) -> None:
-        """Zero the window's request count."""
-        self._window = -1
-        self._count = 0
-
-    def _roll(self, now: float) -> None:
-        window = int(now // self.WINDOW_S)
-        if window != self._window:
-            self._window = window
-            self._count = 0
-
     def admit(self, cost: int, now: float) -> Decision:
         """Banned → ``(403, seconds left)``, not counted. Else count the request; the one
         exceeding ``requests_per_5s`` starts a ban → ``(403, ban_seconds)``."""
@@ -282,21 +327,12 @@ class BybitIpLimiter(Limiter):
         if enabled and self.banned_until > now:
             return 403, math.ceil(self.banned_until - now)
         self._roll(now)
-        self._count += cost
-        if enabled and self._count > self.config["requests_per_5s"]:
+        self._used += cost
+        if enabled and self._used > self.config["requests_per_5s"]:
             ban = self.config["ban_seconds"]
             self.banned_until = now + ban
             return 403, ban
         return None
-
-    def consume(self, amount: int, now: float) -> None:
-        """Add ``amount`` requests to the current 5 s window."""
-        self._roll(now)
-        self._count += amount
-
-    def used(self, now: float) -> int:
-        """Requests counted in the 5 s window containing ``now``."""
-        return self._count if int(now // self.WINDOW_S) == self._window else 0
 
     @property
     def limit(self) -> int:
@@ -362,14 +398,15 @@ class LimitRegistry:
         limiter, changes = self.validate_config(spec)
         limiter.configure(changes)
 
-    def validate_consume(self, spec: Any) -> tuple[Limiter, int]:
-        """Check a ``POST /_control/consume`` body without applying it.
+    def validate_consume(self, spec: Any) -> tuple[Limiter, int, float]:
+        """Check a ``POST /_control/consume`` body without applying it; return the limiter,
+        the amount and ``hold_s`` (0.0 = no hold).
 
         Raises:
             LimitError: names the field and the value.
         """
         limiter = self._limiter(spec, "request limits to consume")
-        return limiter, limiter.validate_consume(spec)
+        return (limiter, *limiter.validate_consume(spec))
 
     def consume(self, spec: Any, now: float) -> None:
         """Validate and apply a ``POST /_control/consume`` body at epoch second ``now``.
@@ -377,8 +414,8 @@ class LimitRegistry:
         Raises:
             LimitError: see :meth:`validate_consume`.
         """
-        limiter, amount = self.validate_consume(spec)
-        limiter.consume(amount, now)
+        limiter, amount, hold_s = self.validate_consume(spec)
+        limiter.consume(amount, now, hold_s)
 
     def reset(self) -> None:
         """``DELETE /_control/limits``: every limiter back to its boot state."""

@@ -17,7 +17,9 @@ only; offsets must not decrease from one step to the next) and exactly one actio
 
 * ``fault:`` the JSON body of ``POST /_control/faults`` (same validation, ``duration_s`` allowed);
 * ``clear:`` ``all`` (every fault) or ``{exchange: X}`` / ``{exchange: X, endpoint: E}``;
-* ``consume:`` the body of ``POST /_control/consume``;
+* ``consume:`` the body of ``POST /_control/consume`` (with ``hold_s`` the usage is re-spent in
+  every window starting within that many seconds: a limit incident that does not depend on
+  where in a window the step lands);
 * ``limits:`` the body of ``POST /_control/limits``.
 
 Everything is validated at load time; a :class:`ScenarioError` names the file, the step index,

@@ -120,6 +120,10 @@ def test_status_and_healthz(exporter_process: tuple[str, Path, int]) -> None:
     latency = time_ep["latency_seconds"]
     assert latency["count"] >= 2 and 0 < latency["p50"] <= latency["p99"] < 0.5
     assert status["connectivity_up"] is True
+    budget = binance["probe_budget"]["REQUEST_WEIGHT per IP"]
+    assert budget["cap"] == pytest.approx(6000 * 0.1) and budget["window_seconds"] == 60
+    assert 2 <= budget["used"] <= budget["cap"]
+    assert binance["ip_ban_until"] == 0 and binance["maintenance_message"] == ""
 
 
 def test_reload_keeps_unchanged_counters(exporter_process: tuple[str, Path, int]) -> None:

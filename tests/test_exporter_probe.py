@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import time
 from typing import Any
+from unittest import mock
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from prometheus_client import generate_latest
 from exporter.config import parse_config
 from exporter.durations import parse_duration
 from exporter.metrics import ExporterMetrics
+from exporter.profiles import PROFILES
 from exporter.scheduler import ProbeScheduler
 
 EXCHANGES = ("binance", "bybit", "okx", "coinbase", "kraken")
@@ -26,7 +29,9 @@ def run_exporter(
     """Run a real scheduler against the simulator for ``seconds``; return its metrics.
 
     Probes far faster than any request budget allows, so the config is built without
-    validation (``model_construct``); the budget check has tests of its own.
+    validation (``model_construct``) and the profiles' documented limits are lifted for the
+    run (the probe gate would otherwise hold these probes back); the budget check and the gate
+    have tests of their own.
     """
     from exporter.config import ExchangeConfig, ExporterConfig
 
@@ -57,7 +62,10 @@ def run_exporter(
         asyncio.get_running_loop().call_later(seconds, stop.set)
         await ProbeScheduler(config, metrics).run(stop)
 
-    asyncio.run(main())
+    with contextlib.ExitStack() as stack:
+        for profile in PROFILES.values():
+            stack.enter_context(mock.patch.object(profile, "limits", ()))
+        asyncio.run(main())
     return metrics
 
 
@@ -179,10 +187,6 @@ CATALOGUE = [
         "EService:Unavailable",
     ),
     ("binance", {"fault": "api_error", "code": -1234}, "time", "api_error", "other"),
-    *[
-        (x, {"fault": "maintenance"}, "status", "maintenance", None)
-        for x in ("binance", "bybit", "okx", "kraken")
-    ],
     *[(x, {"fault": "bad_json"}, "time", "bad_response", None) for x in EXCHANGES],
     *[
         (
@@ -229,6 +233,43 @@ def test_fault_catalogue_is_classified(
         assert backoff == 0
     if result == "maintenance":
         assert value(metrics, "exchange_maintenance", exchange=exchange) == 1
+
+
+# The simulator's ``maintenance`` fault per exchange with a status API: (exchange, the ticker's
+# result meanwhile, its errors_total code or None).
+MAINTENANCE = [
+    ("binance", "ok", None),  # only the status endpoint reports it
+    ("bybit", "ok", None),
+    ("okx", "maintenance", "50001"),  # market data answers 503 code 50001
+    # Ticker/Depth answer EService:Unavailable, which the Kraken profile reads as busy
+    # (api_error), not as a maintenance code.
+    ("kraken", "api_error", "EService:Unavailable"),
+]
+
+
+@pytest.mark.parametrize(("exchange", "ticker_result", "code"), MAINTENANCE)
+def test_maintenance_keeps_the_status_endpoint_up(
+    clean_faults: str, exchange: str, ticker_result: str, code: str | None
+) -> None:
+    """The status endpoint answers correctly that the exchange is in maintenance: it is up and
+    ``ok``, and ``exchange_maintenance`` is 1; market data failing with the exchange's
+    maintenance answer meanwhile is ``maintenance``."""
+    inject(clean_faults, exchange=exchange, fault="maintenance")
+    metrics = run_exporter(clean_faults, 0.6, (exchange,), endpoints=["status", "ticker"])
+    status = {"exchange": exchange, "endpoint": "status"}
+    ticker = {"exchange": exchange, "endpoint": "ticker"}
+    assert value(metrics, "exchange_api_up", **status) == 1
+    assert value(metrics, "exchange_api_requests_total", result="ok", **status) >= 1
+    failed = metrics.registry.get_sample_value(
+        "exchange_api_requests_total", {"result": "maintenance", **status}
+    )
+    assert not failed
+    assert value(metrics, "exchange_api_consecutive_failures", **status) == 0
+    assert value(metrics, "exchange_maintenance", exchange=exchange) == 1
+    assert value(metrics, "exchange_api_requests_total", result=ticker_result, **ticker) >= 1
+    assert value(metrics, "exchange_api_up", **ticker) == (1 if ticker_result == "ok" else 0)
+    if code is not None:
+        assert value(metrics, "exchange_api_errors_total", code=code, **ticker) >= 1
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,10 @@ from exporter.profiles import Result
 from exporter.scheduler import ProbeScheduler, build_targets
 from exporter.state import ExchangeState
 from tests.canned_http import canned_server
-from tests.test_profiles import OK_CASES
+from tests.test_profiles import OK_CASES, STATUS_IN_MAINTENANCE
+
+STATUS_IN_MAINTENANCE_BODIES = {name: body for name, body, _ in STATUS_IN_MAINTENANCE}
+"""One documented status body in maintenance per profile."""
 
 BASES = {
     "binance": "https://api.binance.com",
@@ -151,9 +154,38 @@ def test_429_pauses_the_exchange_for_retry_after() -> None:
 def test_documented_ban_lengths_without_retry_after(
     name: str, endpoint: str, response: httpx.Response, result: Result, seconds: float
 ) -> None:
-    record, _, state = probe(name, endpoint, response)
+    record, metrics, state = probe(name, endpoint, response)
     assert record.result is result
     assert state.gate.remaining() == pytest.approx(seconds, abs=1)
+    # Only a ban answer moves the IP-ban gauge (ExchangeIpBanned); a rate limit leaves it at 0.
+    ban_until = sample(metrics, "exchange_ip_ban_until_timestamp_seconds", exchange=name)
+    if result is Result.BANNED:
+        assert ban_until == pytest.approx(time.time() + seconds, abs=2)
+    else:
+        assert ban_until == 0
+
+
+def test_probe_waits_for_the_gate_during_a_pause() -> None:
+    """Even a direct call to the prober (a wake-up, a retry) sends nothing while paused."""
+    targets, metrics, states = setup("binance")
+    target = targets["time"]
+    states["binance"].gate.block(0.3)
+    ok = httpx.Response(200, json={"serverTime": int(time.time() * 1000)})
+
+    async def go() -> tuple[float, Any]:
+        async with canned_server({target.url: ok}) as base:
+            client = ProbeClient("test")
+            try:
+                started = time.monotonic()
+                record = await Prober(client, metrics, states).probe(local(target, base))
+                return time.monotonic() - started, record
+            finally:
+                await client.aclose()
+
+    waited, record = asyncio.run(go())
+    assert record.result is Result.OK and waited >= 0.29
+    held = {"exchange": "binance", "reason": "paused"}
+    assert sample(metrics, "exchange_exporter_probes_held_total", **held) >= 1
 
 
 def test_unknown_error_codes_are_other() -> None:
@@ -168,12 +200,77 @@ def test_unknown_error_codes_are_other() -> None:
     )
 
 
-def test_maintenance_gauge_follows_the_status_endpoint() -> None:
-    body = {"status": 1, "msg": "system_maintenance"}
-    record, metrics, state = probe("binance", "status", httpx.Response(200, json=body))
-    assert record.result is Result.MAINTENANCE
-    assert sample(metrics, "exchange_maintenance", exchange="binance") == 1
+@pytest.mark.parametrize(
+    ("name", "body", "message"),
+    STATUS_IN_MAINTENANCE,
+    ids=[f"{c[0]}-{c[2]}" for c in STATUS_IN_MAINTENANCE],
+)
+def test_status_endpoint_in_maintenance_is_up_and_sets_the_gauge(
+    name: str, body: Any, message: str
+) -> None:
+    """A status endpoint answering correctly that the exchange is in maintenance is a
+    successful probe (``exchange_api_up`` 1, no failure counted) and sets
+    ``exchange_maintenance``."""
+    record, metrics, state = probe(name, "status", httpx.Response(200, json=body))
+    labels = {"exchange": name, "endpoint": "status"}
+    assert record.result is Result.OK
+    assert record.error == message  # the reason travels with the record
+    assert sample(metrics, "exchange_api_up", **labels) == 1
+    assert sample(metrics, "exchange_maintenance", exchange=name) == 1
+    assert sample(metrics, "exchange_api_requests_total", result="ok", **labels) == 1
+    assert not sample(metrics, "exchange_api_requests_total", result="maintenance", **labels)
+    assert sample(metrics, "exchange_api_consecutive_failures", **labels) == 0
     assert state.in_maintenance()
+    assert state.endpoints["status"].last_result == "ok"
+
+
+def test_maintenance_gauge_follows_status_and_failing_market_data() -> None:
+    """Binance maintenance: the status endpoint is up and reports it, the ticker fails with
+    -1016 (``maintenance``); the gauge clears once both answer normally again. The status
+    answer counts as a success for the circuit breaker."""
+    # Short intervals: the probe gate spaces probes of one endpoint by its interval.
+    targets, metrics, states = setup("binance", interval="500ms", timeout="500ms")
+    state = states["binance"]
+    status, ticker = targets["status"].url, targets["ticker"].url
+    shutting_down = {"code": -1016, "msg": "This service is no longer available."}
+    ticker_ok = {"symbol": "BTCUSDT", "lastPrice": "4.00000200", "closeTime": 1}
+    broken = {status: httpx.Response(502, text="<html>Bad Gateway</html>")}
+    in_maintenance = {
+        status: httpx.Response(200, json=STATUS_IN_MAINTENANCE_BODIES["binance"]),
+        ticker: httpx.Response(400, json=shutting_down),
+    }
+    normal = {
+        status: httpx.Response(200, json={"status": 0, "msg": "normal"}),
+        ticker: httpx.Response(200, json=ticker_ok),
+    }
+
+    async def round_of(routes: dict[str, httpx.Response]) -> list[Result]:
+        async with canned_server(routes) as base:
+            client = ProbeClient("test")
+            try:
+                prober = Prober(client, metrics, states)
+                return [
+                    (await prober.probe(local(targets[name], base))).result
+                    for name in ("status", "ticker")
+                    if targets[name].url in routes
+                ]
+            finally:
+                await client.aclose()
+
+    def up(endpoint: str) -> float | None:
+        return sample(metrics, "exchange_api_up", exchange="binance", endpoint=endpoint)
+
+    assert asyncio.run(round_of(broken)) == [Result.HTTP_ERROR]
+    assert state.circuit.failures == 1
+    assert asyncio.run(round_of(in_maintenance)) == [Result.OK, Result.MAINTENANCE]
+    assert (up("status"), up("ticker")) == (1, 0)
+    assert sample(metrics, "exchange_maintenance", exchange="binance") == 1
+    assert state.circuit.failures == 0  # neither answer is a circuit failure
+    assert state.endpoints["ticker"].last_error == shutting_down["msg"]
+    assert asyncio.run(round_of(normal)) == [Result.OK, Result.OK]
+    assert (up("status"), up("ticker")) == (1, 1)
+    assert sample(metrics, "exchange_maintenance", exchange="binance") == 0
+    assert not state.in_maintenance()
 
 
 def test_body_over_the_cap_is_bad_response() -> None:

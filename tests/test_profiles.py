@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.profiles import PROFILES, Result, get_profile
+from exporter.profiles import PROFILES, GenericEndpoint, GenericProfile, Result, get_profile
 
 
 def classify(profile: str, endpoint: str, body: Any, status: int = 200, **headers: str):
@@ -124,15 +124,6 @@ def test_server_time_in_epoch_seconds(profile: str, expected: float) -> None:
             Result.API_ERROR,
             "-1121",
         ),
-        (
-            "binance",
-            "status",
-            200,
-            {"status": 1, "msg": "system_maintenance"},
-            {},
-            Result.MAINTENANCE,
-            None,
-        ),
         ("binance", "time", 502, b"<html>Bad Gateway</html>", {}, Result.HTTP_ERROR, None),
         ("binance", "time", 200, b"not json", {}, Result.BAD_RESPONSE, None),
         ("binance", "time", 200, {"server": 1}, {}, Result.BAD_RESPONSE, None),
@@ -156,19 +147,6 @@ def test_server_time_in_epoch_seconds(profile: str, expected: float) -> None:
             "10016",
         ),
         (
-            "bybit",
-            "status",
-            200,
-            {
-                "retCode": 0,
-                "retMsg": "",
-                "result": {"list": [{"state": "ongoing", "title": "upgrade"}]},
-            },
-            {},
-            Result.MAINTENANCE,
-            None,
-        ),
-        (
             "okx",
             "ticker",
             200,
@@ -185,15 +163,6 @@ def test_server_time_in_epoch_seconds(profile: str, expected: float) -> None:
             {},
             Result.MAINTENANCE,
             "50001",
-        ),
-        (
-            "okx",
-            "status",
-            200,
-            {"code": "0", "msg": "", "data": [{"state": "ongoing"}]},
-            {},
-            Result.MAINTENANCE,
-            None,
         ),
         (
             "coinbase",
@@ -233,15 +202,6 @@ def test_server_time_in_epoch_seconds(profile: str, expected: float) -> None:
             Result.BANNED,
             "EGeneral:Temporary lockout",
         ),
-        (
-            "kraken",
-            "status",
-            200,
-            {"error": [], "result": {"status": "maintenance"}},
-            {},
-            Result.MAINTENANCE,
-            None,
-        ),
     ],
 )
 def test_error_classification(
@@ -258,6 +218,135 @@ def test_error_classification(
     assert verdict.error_code == code
     if "Retry-After" in headers:
         assert verdict.retry_after == float(headers["Retry-After"])
+
+
+def _okx_item(state: str) -> dict[str, str]:
+    """One ``/api/v5/system/status`` record as documented [OKX-STATUS]."""
+    return {
+        "begin": "1672823400000",
+        "end": "1672823520000",
+        "serviceType": "8",
+        "state": state,
+        "maintType": "1",
+        "system": "unified",
+        "title": "Trading account system upgrade (in batches of accounts)",
+    }
+
+
+def _bybit_body(*states: str) -> dict[str, Any]:
+    """A ``/v5/system/status`` body with one record per state [BY-STATUS]."""
+    items = [{"id": str(i), "title": f"t0{i}", "state": s} for i, s in enumerate(states)]
+    return {"retCode": 0, "retMsg": "", "result": {"list": items}, "retExtInfo": {}, "time": 1}
+
+
+# A status endpoint answering, as documented, that the exchange is in maintenance: (profile,
+# body, the reason kept in the verdict's message).
+STATUS_IN_MAINTENANCE = [
+    ("binance", {"status": 1, "msg": "system_maintenance"}, "system_maintenance"),
+    ("bybit", _bybit_body("completed", "ongoing"), "t01"),
+    (
+        "okx",
+        {"code": "0", "msg": "", "data": [_okx_item("scheduled"), _okx_item("ongoing")]},
+        "Trading account system upgrade (in batches of accounts)",
+    ),
+    ("kraken", {"error": [], "result": {"status": "maintenance"}}, "status maintenance"),
+    ("kraken", {"error": [], "result": {"status": "cancel_only"}}, "status cancel_only"),
+    ("kraken", {"error": [], "result": {"status": "post_only"}}, "status post_only"),
+]
+
+# The same endpoints answering that there is no maintenance.
+STATUS_NORMAL = [
+    ("binance", {"status": 0, "msg": "normal"}),
+    ("bybit", _bybit_body("completed", "scheduled")),
+    ("okx", {"code": "0", "msg": "", "data": []}),
+    ("okx", {"code": "0", "msg": "", "data": [_okx_item("scheduled"), _okx_item("completed")]}),
+    ("kraken", {"error": [], "result": {"status": "online", "timestamp": "x"}}),
+]
+
+
+@pytest.mark.parametrize(("profile", "body", "message"), STATUS_IN_MAINTENANCE)
+def test_status_endpoint_reporting_maintenance_is_ok(profile: str, body: Any, message: str) -> None:
+    """The status endpoint answered correctly: ``ok`` (so ``exchange_api_up`` 1), and the
+    maintenance it reports is a state, carried by ``maintenance`` with its reason."""
+    verdict = classify(profile, "status", body)
+    assert verdict.result is Result.OK
+    assert verdict.maintenance is True
+    assert verdict.message == message
+    assert verdict.error_code is None and verdict.error_kind is None
+
+
+@pytest.mark.parametrize(("profile", "body"), STATUS_NORMAL)
+def test_status_endpoint_without_maintenance_is_ok(profile: str, body: Any) -> None:
+    verdict = classify(profile, "status", body)
+    assert (verdict.result, verdict.maintenance, verdict.message) == (Result.OK, False, "")
+
+
+def test_maintenance_message_is_capped() -> None:
+    item = {**_okx_item("ongoing"), "title": "x" * 500}
+    verdict = classify("okx", "status", {"code": "0", "msg": "", "data": [item]})
+    assert verdict.result is Result.OK and len(verdict.message) == 200
+
+
+def test_every_status_endpoint_is_covered() -> None:
+    """Every built-in profile with a status endpoint has a maintenance case above; Coinbase has
+    no status API and the generic profile reads no maintenance (any JSON is ``ok``)."""
+    with_status = {
+        name
+        for name, cls in PROFILES.items()
+        if name != "generic" and "status" in cls().endpoint_specs("X")
+    }
+    assert with_status == {p for p, _, _ in STATUS_IN_MAINTENANCE} == {p for p, _ in STATUS_NORMAL}
+    assert "status" not in get_profile("coinbase").endpoint_specs("BTC-USD")
+    generic = GenericProfile((GenericEndpoint("status", "/v1/status"),))
+    verdict = generic.classify("status", 200, httpx.Headers(), b'{"status": "maintenance"}')
+    assert (verdict.result, verdict.maintenance) == (Result.OK, None)
+
+
+# Endpoints that FAIL during maintenance with the exchange's maintenance answer stay
+# ``maintenance``: (profile, endpoint, HTTP status, body, error code).
+FAILING_IN_MAINTENANCE = [
+    (
+        "okx",
+        "ticker",
+        503,
+        {"code": "50001", "msg": "Service temporarily unavailable. Please try again later."},
+        "50001",
+    ),
+    ("okx", "orderbook", 503, {"code": "50001", "msg": "Service temporarily unavailable"}, "50001"),
+    # A status endpoint that itself fails with the maintenance answer did not answer correctly.
+    ("okx", "status", 503, {"code": "50001", "msg": "Service temporarily unavailable"}, "50001"),
+    (
+        "binance",
+        "ticker",
+        400,
+        {"code": -1016, "msg": "This service is no longer available."},
+        "-1016",
+    ),
+    (
+        "kraken",
+        "orderbook",
+        200,
+        {"error": ["EService:Market in cancel_only mode"]},
+        "EService:Market in cancel_only mode",
+    ),
+    (
+        "kraken",
+        "ticker",
+        200,
+        {"error": ["EService:Market in post_only mode"]},
+        "EService:Market in post_only mode",
+    ),
+]
+
+
+@pytest.mark.parametrize(("profile", "endpoint", "status", "body", "code"), FAILING_IN_MAINTENANCE)
+def test_failing_answer_during_maintenance_is_maintenance(
+    profile: str, endpoint: str, status: int, body: Any, code: str
+) -> None:
+    verdict = classify(profile, endpoint, body, status)
+    assert verdict.result is Result.MAINTENANCE
+    assert verdict.error_code == code
+    assert verdict.maintenance is None  # the prober derives the flag from the result
 
 
 def test_binance_weight_header() -> None:

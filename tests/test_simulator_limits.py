@@ -101,6 +101,111 @@ def test_bybit_window_rolls_every_5_s() -> None:
     assert lim.used(T0 + 5.0) == 1
 
 
+# -- holds: another process that keeps spending (hold_s) --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "delta", [0.01, 0.69, 0.7, 5.0, 5.7, 10.7, 14.99, 15.69], ids=lambda d: f"+{d}s"
+)
+def test_bybit_hold_bans_a_request_anywhere_in_the_span(delta: float) -> None:
+    # Consumed 0.7 s before a window boundary (T0 + 5): without the hold a request from
+    # +0.7 s on would land in a fresh window. The hold runs until T0 + 19.3; the window
+    # [T0 + 15, T0 + 20) starts before that, so it is spent to its end.
+    lim = BybitIpLimiter()
+    consumed = T0 + 4.3
+    lim.consume(600, consumed, hold_s=15)
+    now = consumed + delta
+    assert lim.used(now) >= 600
+    assert lim.admit(1, now) == (403, 600)
+    assert lim.admit(1, now + 1) == (403, 599)  # then the ban, as without a hold
+
+
+def test_bybit_hold_ends_with_the_last_window_starting_in_the_span() -> None:
+    lim = BybitIpLimiter()
+    lim.consume(600, T0 + 4.3, hold_s=15)  # hold until T0 + 19.3
+    assert lim.to_json(T0 + 4.3)["hold_remaining_s"] == 15
+    assert lim.used(T0 + 19.9) == 600  # the window [15, 20) started inside the span
+    assert lim.used(T0 + 20.0) == 0 and lim.hold_remaining(T0 + 20.0) == 0
+    assert lim.admit(1, T0 + 20.0) is None
+    assert lim.used(T0 + 20.0) == 1
+
+
+def test_bybit_without_hold_a_window_boundary_clears_the_consume() -> None:
+    lim = BybitIpLimiter()
+    lim.consume(600, T0 + 4.9)
+    assert lim.admit(1, T0 + 5.1) is None  # the race the hold removes
+
+
+def test_holds_stack_and_reset_clears_them() -> None:
+    lim = BybitIpLimiter()
+    lim.consume(300, T0 + 1, hold_s=10)  # until T0 + 11
+    lim.consume(300, T0 + 1, hold_s=20)  # until T0 + 21
+    assert lim.used(T0 + 12) == 600  # [10, 15): both still running at its start
+    assert lim.used(T0 + 16) == 300  # [15, 20): only the second one
+    assert lim.admit(1, T0 + 16) is None
+    assert lim.used(T0 + 16) == 301
+    lim.reset()
+    assert lim.used(T0 + 17) == 0 and lim.hold_remaining(T0 + 17) == 0
+    assert lim.used(T0 + 21) == 0
+
+
+def test_binance_hold_429s_across_a_minute_boundary() -> None:
+    lim = BinanceWeightLimiter()
+    lim.consume(6000, T0 + 59.9, hold_s=15)  # 0.1 s before the minute rolls over
+    assert lim.admit(1, T0 + 59.95) == (429, 1)
+    # The next minute started within the hold: spent again, every request 429 with
+    # Retry-After to the following minute.
+    assert lim.admit(2, T0 + 60.01) == (429, 60)
+    assert lim.admit(5, T0 + 74.8) == (429, 46)  # last instant of the hold
+    assert lim.admit(1, T0 + 100) == (429, 20)  # the minute stays spent to its end
+    assert lim.used(T0 + 100) == 6008
+    assert lim.to_json(T0 + 100)["rate_limited_responses_1m"] == 3
+    assert lim.admit(1, T0 + 120) is None  # this minute started after the hold ended
+    assert lim.used(T0 + 120) == 1
+
+
+def test_binance_hold_keeps_the_ban_after_429s() -> None:
+    lim = BinanceWeightLimiter()
+    lim.configure({"ban_after_429s": 2})
+    lim.consume(6000, T0 + 50, hold_s=15)
+    assert [lim.admit(1, T0 + t) for t in (61, 62)] == [(429, 59), (429, 58)]
+    assert lim.admit(1, T0 + 63) == (418, 120)
+    assert lim.admit(1, T0 + 64) == (418, 119)
+
+
+def test_binance_used_reports_a_held_minute_before_any_request() -> None:
+    lim = BinanceWeightLimiter()
+    lim.consume(6000, T0 + 55, hold_s=15)
+    assert lim.used(T0 + 61) == 6000
+    json = lim.to_json(T0 + 61)
+    assert json["used_weight_1m"] == 6000 and json["rate_limited_responses_1m"] == 0
+    assert json["hold_remaining_s"] == 9
+
+
+@pytest.mark.parametrize(
+    "hold", [0, -1, 3600.5, 86400, "15s", True, None, float("nan"), float("inf"), [15]]
+)
+@pytest.mark.parametrize(("exchange", "field"), [("binance", "weight"), ("bybit", "requests")])
+def test_hold_validation_names_field_and_value(exchange: str, field: str, hold: Any) -> None:
+    registry = LimitRegistry({"binance": BinanceWeightLimiter(), "bybit": BybitIpLimiter()})
+    with pytest.raises(LimitError) as info:
+        registry.consume({"exchange": exchange, field: 10, "hold_s": hold}, T0)
+    assert str(info.value) == (
+        f"hold_s: must be a number of seconds greater than 0 and at most 3600, got {hold!r}"
+    )
+    assert registry.limiters[exchange].used(T0) == 0  # nothing applied
+
+
+@pytest.mark.parametrize("hold", [0.001, 1, 15, 3600])
+def test_hold_accepts_seconds_up_to_an_hour(hold: float) -> None:
+    registry = LimitRegistry({"bybit": BybitIpLimiter()})
+    _, amount, hold_s = registry.validate_consume(
+        {"exchange": "bybit", "requests": 600, "hold_s": hold}
+    )
+    assert (amount, hold_s) == (600, hold) and isinstance(hold_s, float)
+    assert registry.validate_consume({"exchange": "bybit", "requests": 1})[2] == 0.0
+
+
 @pytest.mark.parametrize(
     ("spec", "field"),
     [
@@ -233,6 +338,18 @@ def test_bybit_consume_uses_the_window(client: httpx.Client) -> None:
     assert client.get("/bybit/v5/market/time").status_code == 403  # the 601st request
 
 
+def test_consume_with_hold_over_http(client: httpx.Client) -> None:
+    avoid_rollover(5, 1.5)
+    r = client.post("/_control/consume", json={"exchange": "bybit", "requests": 600, "hold_s": 15})
+    assert r.status_code == 200, r.text
+    state = r.json()["limits"]["bybit"]
+    assert state["requests_5s"] == 600 and 14 < state["hold_remaining_s"] <= 15
+    assert client.get("/bybit/v5/market/time").status_code == 403
+    cleared = client.delete("/_control/limits").json()["limits"]["bybit"]
+    assert cleared["hold_remaining_s"] == 0 and cleared["requests_5s"] == 0
+    assert client.get("/bybit/v5/market/time").status_code == 200
+
+
 # -- control API ------------------------------------------------------------------------------
 
 
@@ -247,6 +364,7 @@ def test_get_limits_shape(client: httpx.Client) -> None:
         "used_weight_1m": 0,
         "rate_limited_responses_1m": 0,
         "window_resets_in_s": 0,
+        "hold_remaining_s": 0.0,
         "banned": False,
         "banned_until": None,
         "ban_remaining_s": 0.0,
@@ -270,6 +388,10 @@ def test_partial_update_keeps_other_fields(client: httpx.Client) -> None:
         ("/_control/consume", {"exchange": "binance"}, "weight"),
         ("/_control/consume", {"exchange": "bybit", "requests": -1}, "requests"),
         ("/_control/consume", {"exchange": "coinbase", "weight": 1}, "exchange"),
+        ("/_control/consume", {"exchange": "bybit", "requests": 600, "hold_s": 0}, "hold_s"),
+        ("/_control/consume", {"exchange": "binance", "weight": 1, "hold_s": 3601}, "hold_s"),
+        ("/_control/consume", {"exchange": "binance", "weight": 1, "hold_s": "1m"}, "hold_s"),
+        ("/_control/consume", {"exchange": "binance", "weight": 1, "hold": 15}, "hold"),
         ("/_control/consume", [1], "body"),
     ],
 )

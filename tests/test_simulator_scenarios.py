@@ -30,6 +30,7 @@ from simulator.scenario import (
 REQUIRED = {
     "binance-outage",
     "binance-weight-exhausted",
+    "bybit-ip-ban",
     "bybit-rate-limited",
     "okx-maintenance",
     "kraken-latency",
@@ -101,11 +102,28 @@ def test_shipped_timelines() -> None:
     assert timeline("coinbase-stale")[-1][0] == "2m"
     assert timeline("clock-skew")[0][2]["skew_ms"] == 1500
     assert timeline("clock-skew")[-1][0] == "3m"
-    assert timeline("binance-weight-exhausted")[0] == (
-        "0s",
-        "consume",
-        {"exchange": "binance", "weight": 6000},
-    )
+    assert timeline("binance-weight-exhausted") == [
+        ("0s", "consume", {"exchange": "binance", "weight": 6000, "hold_s": 15}),
+        ("60s", "consume", {"exchange": "binance", "weight": 6000, "hold_s": 15}),
+    ]
+    assert timeline("bybit-ip-ban") == [
+        ("0s", "consume", {"exchange": "bybit", "requests": 600, "hold_s": 15}),
+    ]
+
+
+def test_shipped_consume_steps_hold_the_budget(sim: SimulatorServer) -> None:
+    """A consume without ``hold_s`` only fills the window it lands in: its incident would depend
+    on whether a request arrives before the window rolls over. Shipped scenarios must hold the
+    whole budget for longer than the shipped exporter's gap between two probes of the exchange
+    (Binance ~1 s, Bybit ~1.25 s; tests/test_scenarios_incidents.py plays them for real)."""
+    for name in shipped_scenarios():
+        scenario = load_scenario_file(name, faults=sim.faults, limits=sim.limits)
+        for step in scenario.steps:
+            if step.action != "consume":
+                continue
+            limiter, amount, hold_s = sim.limits.validate_consume(step.spec)
+            assert amount >= limiter.limit, (name, step.index)
+            assert hold_s >= 10, (name, step.index)
 
 
 def _step(**step: Any) -> dict[str, Any]:
@@ -143,6 +161,21 @@ def _step(**step: Any) -> dict[str, Any]:
         (
             _step(at="1s", consume={"exchange": "binance", "weight": -1}),
             "<inline>: steps[1].consume.weight: must be an integer between 0 and",
+        ),
+        (
+            _step(at="1s", consume={"exchange": "bybit", "requests": 600, "hold_s": 0}),
+            "<inline>: steps[1].consume.hold_s: must be a number of seconds greater than 0 and "
+            "at most 3600, got 0",
+        ),
+        (
+            _step(at="1s", consume={"exchange": "bybit", "requests": 600, "hold_s": "15s"}),
+            "<inline>: steps[1].consume.hold_s: must be a number of seconds greater than 0 and "
+            "at most 3600, got '15s'",
+        ),
+        (
+            _step(at="1s", consume={"exchange": "bybit", "requests": 1, "hold": 15}),
+            "<inline>: steps[1].consume.hold: unexpected field for bybit consume (its fields: "
+            "hold_s, requests)",
         ),
         (
             _step(at="1s", limits={"exchange": "bybit", "requests_per_minute": 5}),
@@ -223,6 +256,20 @@ def test_inline_scenario_runs_steps_in_order(client: httpx.Client) -> None:
     assert applied[3] - final["started_at"] >= 0.29
     assert applied[3] - final["started_at"] < 1.5
     assert final["error"] is None
+
+
+def test_bybit_ip_ban_holds_the_budget(client: httpx.Client) -> None:
+    client.post("/_control/scenario", json={"name": "bybit-ip-ban"})
+    wait_for(lambda: status(client)["state"] == "finished")
+    state = client.get("/_control/limits").json()["limits"]["bybit"]
+    assert state["requests_5s"] >= 600 and 13 < state["hold_remaining_s"] <= 15
+    assert client.get("/bybit/v5/market/time").status_code == 403
+    stopped = client.delete("/_control/scenario").json()["scenario"]
+    assert stopped["state"] == "finished"
+    # Neither finishing nor stopping ends the hold or the ban; DELETE /_control/limits does.
+    assert client.get("/_control/limits").json()["limits"]["bybit"]["hold_remaining_s"] > 0
+    client.delete("/_control/limits")
+    assert client.get("/bybit/v5/market/time").status_code == 200
 
 
 def test_stop_keeps_faults_and_pending_steps(client: httpx.Client) -> None:

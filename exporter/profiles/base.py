@@ -31,7 +31,11 @@ class Result(StrEnum):
     - ``banned``: the exchange has banned our IP (Binance HTTP 418, Kraken lockout).
     - ``api_error``: the exchange's own error envelope reports a failure.
     - ``bad_response``: the body is not what the endpoint documents (not JSON, fields missing).
-    - ``maintenance``: the exchange reports maintenance.
+    - ``maintenance``: the endpoint failed with the exchange's maintenance answer (e.g. OKX
+      ``50001`` on market data, Binance ``-1016``). A status endpoint that correctly reports
+      maintenance is ``ok`` with :attr:`Verdict.maintenance` True: it answered as documented,
+      and maintenance is a state of the exchange (the ``exchange_maintenance`` gauge), not a
+      failed probe.
     """
 
     OK = "ok"
@@ -151,6 +155,8 @@ class Verdict:
         server_time: exchange server time in Unix epoch seconds, when the body carries it.
         server_time_resolution: the resolution of ``server_time`` in seconds (0.001 for ms).
         maintenance: True/False when the status endpoint reported it, None otherwise.
+            A status answer reporting maintenance is result ``ok`` with True, its
+            reason (e.g. the announcement title) in ``message``.
         retry_after: seconds the exchange asks us to wait (``Retry-After``, or a reset
             timestamp header), or None.
         data_time: epoch seconds of the market data in a ticker/order-book body (last update
@@ -205,6 +211,17 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     return value if value >= 0 else None
 
 
+def status_verdict(maintenance: bool, message: str = "") -> Verdict:
+    """The verdict of a status endpoint that answered as documented.
+
+    Always ``ok``: the endpoint works, whatever state it reports. Maintenance is carried by
+    ``maintenance`` (the prober sets the ``exchange_maintenance`` gauge from it) and its reason,
+    capped at 200 characters, by ``message``; failing answers with a maintenance code stay
+    ``maintenance`` (:attr:`ErrorKind.MAINTENANCE`).
+    """
+    return Verdict(Result.OK, message=message[:200] if maintenance else "", maintenance=maintenance)
+
+
 class Profile(ABC):
     """One exchange's public REST API, as the prober needs to know it.
 
@@ -218,7 +235,8 @@ class Profile(ABC):
     3. :meth:`check_envelope` reads the exchange's error envelope and may return a verdict.
     4. Any other HTTP error status → ``http_error``.
     5. :meth:`read_endpoint` validates the endpoint's documented fields and extracts server
-       time and the maintenance flag.
+       time and the maintenance flag (a status endpoint reporting maintenance is ``ok``, see
+       :func:`status_verdict`).
     """
 
     name: ClassVar[str]

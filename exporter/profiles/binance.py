@@ -33,6 +33,7 @@ from exporter.profiles.base import (
     Verdict,
     as_float,
     dig,
+    status_verdict,
 )
 
 REQUEST_WEIGHT_PER_MINUTE = 6000
@@ -108,11 +109,11 @@ class BinanceProfile(Profile):
             server_ms = as_float(dig(body, "serverTime"), "serverTime")
             return Verdict(Result.OK, server_time=server_ms / 1000.0)
         if endpoint == "status":
-            state = dig(body, "status")
-            if state == 1:
-                message = str(body.get("msg", ""))[:200]
-                return Verdict(Result.MAINTENANCE, message=message, maintenance=True)
-            return Verdict(Result.OK, maintenance=False)
+            # A correct answer either way: ``status: 1`` is maintenance, a state (not a
+            # failure) [CCXT-BN fetch_status].
+            if dig(body, "status") == 1:
+                return status_verdict(True, str(body.get("msg", "")))
+            return status_verdict(False)
         if endpoint == "ticker":
             as_float(dig(body, "lastPrice"), "lastPrice")
             close_ms = as_float(dig(body, "closeTime"), "closeTime")

@@ -36,6 +36,7 @@ from exporter.profiles.base import (
     as_float,
     dig,
     parse_retry_after,
+    status_verdict,
 )
 
 ERROR_CODES: dict[str, ErrorKind] = {
@@ -100,10 +101,11 @@ class BybitProfile(Profile):
         if endpoint == "status":
             items = dig(body, "result", "list")
             ongoing = [i for i in items if isinstance(i, dict) and i.get("state") == "ongoing"]
+            # A correct answer either way: an ``ongoing`` record is maintenance, a state (not
+            # a failure) [BY-STATUS].
             if ongoing:
-                title = str(ongoing[0].get("title", ""))[:200]
-                return Verdict(Result.MAINTENANCE, message=title, maintenance=True)
-            return Verdict(Result.OK, maintenance=False)
+                return status_verdict(True, str(ongoing[0].get("title", "")))
+            return status_verdict(False)
         if endpoint == "ticker":
             as_float(dig(body, "result", "list", 0, "lastPrice"), "lastPrice")
             return Verdict(Result.OK)

@@ -33,6 +33,7 @@ from exporter.profiles.base import (
     Verdict,
     as_float,
     dig,
+    status_verdict,
 )
 
 ERROR_CODES: dict[str, ErrorKind] = {
@@ -102,11 +103,12 @@ class KrakenProfile(Profile):
             # Whole seconds: the true server time lies in [unixtime, unixtime + 1).
             return Verdict(Result.OK, server_time=unixtime + 0.5, server_time_resolution=1.0)
         if endpoint == "status":
+            # A correct answer either way: anything but ``online`` is maintenance, a state
+            # (not a failure) [KR-STATUS].
             state = str(dig(body, "result", "status"))
             if state != "online":
-                message = f"status {state}"[:200]
-                return Verdict(Result.MAINTENANCE, message=message, maintenance=True)
-            return Verdict(Result.OK, maintenance=False)
+                return status_verdict(True, f"status {state}")
+            return status_verdict(False)
         result = dig(body, "result")
         if not isinstance(result, dict) or not result:
             return Verdict(Result.BAD_RESPONSE, message="result has no pair")

@@ -29,6 +29,7 @@ from exporter.profiles.base import (
     Verdict,
     as_float,
     dig,
+    status_verdict,
 )
 
 ERROR_CODES: dict[str, ErrorKind] = {
@@ -101,10 +102,12 @@ class OkxProfile(Profile):
         if endpoint == "status":
             items = dig(body, "data")
             ongoing = [i for i in items if isinstance(i, dict) and i.get("state") == "ongoing"]
+            # A correct answer either way: an ``ongoing`` record is maintenance, a state (not
+            # a failure) [OKX-STATUS]. Market data failing meanwhile (503 ``50001``) stays
+            # ``maintenance`` via the code table.
             if ongoing:
-                title = str(ongoing[0].get("title", ""))[:200]
-                return Verdict(Result.MAINTENANCE, message=title, maintenance=True)
-            return Verdict(Result.OK, maintenance=False)
+                return status_verdict(True, str(ongoing[0].get("title", "")))
+            return status_verdict(False)
         if endpoint == "ticker":
             as_float(dig(body, "data", 0, "last"), "data[0].last")
             generated_ms = as_float(dig(body, "data", 0, "ts"), "data[0].ts")
