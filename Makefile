@@ -13,7 +13,7 @@ help:
 	@echo "make up     run the stack against the real exchanges until Ctrl-C"
 	@echo "make lint   ruff check and format check"
 	@echo "make rules  regenerate prometheus/rules/exchange-thresholds.yml from prometheus/thresholds.yml"
-	@echo "make bench  run benchmarks/ (~40 min, quiet machine): docs/benchmarks.md + benchmarks/results/"
+	@echo "make bench  run benchmarks/ (~70 min, quiet machine): docs/benchmarks.md + benchmarks/results/"
 
 system-deps:
 	@PYTHON=$(PYTHON) bash deploy/install-system-deps.sh

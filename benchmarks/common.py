@@ -190,18 +190,24 @@ def start(
     name: str,
     env: dict[str, str] | None = None,
     cpus: Iterable[int] | None = None,
+    log: Path | None = None,
 ) -> Child:
-    """Start ``argv`` quietly in its own session, optionally pinned to ``cpus`` from exec on."""
+    """Start ``argv`` quietly in its own session, optionally pinned to ``cpus`` from exec on;
+    with ``log``, its stdout and stderr go to that file (to tell why it died), else nowhere."""
     if cpus is not None:
         argv = ["taskset", "-c", ",".join(str(c) for c in cpus), *argv]
-    process = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    with contextlib.ExitStack() as files:
+        sink: Any = subprocess.DEVNULL
+        if log is not None:
+            sink = files.enter_context(log.open("wb"))
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=sink,
+            stderr=sink,
+            start_new_session=True,
+        )
     return Child(process, name)
 
 
