@@ -66,11 +66,11 @@ class DecodingError(Exception):
         self.status = status
 
 
-class _StaleConnectionError(ProtocolError):
-    """A reused keep-alive connection closed before any byte of the answer (safe to retry).
-
-    A ProtocolError: on a fresh connection it is not retried and reaches the caller, who is
-    promised the documented exception types only.
+class StaleConnectionError(ProtocolError):
+    """A reused keep-alive connection closed before any byte of the answer: the server most
+    likely dropped it while idle, and a GET is safe to resend. Raised by
+    :meth:`ProbeClient.get` only with ``resend_stale=False``; the same on a new connection is a
+    plain :class:`ProtocolError`.
     """
 
 
@@ -137,7 +137,7 @@ class _Connection(asyncio.Protocol):
             self._finish()
             return
         if not self._received_any:
-            error: TransportError = _StaleConnectionError("connection closed before any response")
+            error: TransportError = StaleConnectionError("connection closed before any response")
         else:
             error = ProtocolError("connection closed before the response was complete")
         if exc is not None:
@@ -412,13 +412,19 @@ class ProbeClient:
         self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
         self._open: set[_Connection] = set()
 
-    async def get(self, url: str, timeout: float, max_body_bytes: int) -> Response:
+    async def get(
+        self, url: str, timeout: float, max_body_bytes: int, resend_stale: bool = True
+    ) -> Response:
         """``GET url`` and read the whole response.
 
         Args:
             url: an absolute ``http``/``https`` URL (no userinfo).
             timeout: total seconds for connect, TLS, send and receive.
             max_body_bytes: larger bodies (declared, received or decoded) are not read.
+            resend_stale: when a reused keep-alive connection closes before any byte of the
+                answer, resend once on a new connection; False raises
+                :class:`StaleConnectionError` instead, so the caller decides (the prober counts
+                a resend against the exchange's probe gate: the request may have arrived).
 
         Returns:
             The response, of any status.
@@ -427,6 +433,8 @@ class ProbeClient:
             TimeoutError: no complete answer within ``timeout``.
             ConnectError: the connection could not be set up.
             ProtocolError: not HTTP/1.x, or the connection closed mid-answer.
+            StaleConnectionError: with ``resend_stale=False``, a reused connection closed
+                before any byte of the answer.
             BodyTooLargeError: the body exceeds ``max_body_bytes``.
             DecodingError: a ``Content-Encoding`` that could not be decoded.
             ValueError: ``url`` is not an absolute http(s) URL.
@@ -438,10 +446,15 @@ class ProbeClient:
             if connection is not None:
                 try:
                     return await self._exchange(connection, request, max_body_bytes, started)
-                except _StaleConnectionError:
-                    pass  # the server dropped the idle connection: a GET is safe to resend
+                except StaleConnectionError:
+                    if not resend_stale:
+                        raise
+                    # The server dropped the idle connection: a GET is safe to resend.
             connection = await self._connect(request)
-            return await self._exchange(connection, request, max_body_bytes, started)
+            try:
+                return await self._exchange(connection, request, max_body_bytes, started)
+            except StaleConnectionError as exc:  # a new connection: not idle, not stale
+                raise ProtocolError(str(exc)) from exc
 
     async def aclose(self) -> None:
         """Close every connection."""

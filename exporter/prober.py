@@ -18,6 +18,7 @@ from exporter.http11 import (
     DecodingError,
     ProbeClient,
     Response,
+    StaleConnectionError,
     TransportError,
 )
 from exporter.metrics import ExporterMetrics
@@ -137,13 +138,30 @@ class Prober:
             due = None  # held by the gate, not late: lag is the scheduler's own delay
             await asyncio.sleep(wait)
 
+    async def _get(self, target: ProbeTarget) -> Response:
+        """GET the target within its timeout; a reused connection that turns out stale is
+        resent only when the exchange's gate admits one more request (the first one may have
+        reached the exchange and counted against its limits)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + target.timeout
+        admission = self._states[target.exchange].admission
+        while True:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                return await self._client.get(
+                    target.url, remaining, target.max_body_bytes, resend_stale=False
+                )
+            except StaleConnectionError:
+                if admission.try_admit(target.endpoint.name)[1] is not None:
+                    raise
+
     async def _send(self, target: ProbeTarget) -> ProbeRecord:
         wall_start = self._clock.time()
         status: int | None = None
         try:
-            response: Response = await self._client.get(
-                target.url, target.timeout, target.max_body_bytes
-            )
+            response: Response = await self._get(target)
         except TimeoutError:
             record = ProbeRecord(Result.TIMEOUT, None, None, None, "timed out")
         except BodyTooLargeError as exc:

@@ -36,6 +36,7 @@ from exporter.http11 import (
     ProbeClient,
     ProtocolError,
     Response,
+    StaleConnectionError,
     TransportError,
 )
 
@@ -476,6 +477,24 @@ def test_stale_keep_alive_connection_is_retried_on_a_new_one(how: str) -> None:
     run(main)
 
 
+def test_stale_connection_is_left_to_the_caller_when_asked() -> None:
+    """``resend_stale=False``: the prober decides, through its gate, whether to resend."""
+
+    async def handle(peer: Peer) -> None:
+        await peer.request()
+        await peer.send(ok(b"first"))
+        await peer.request()  # dropped unanswered on the reused connection
+
+    async def main() -> None:
+        async with serving(handle) as server, probe_client() as client:
+            assert (await client.get(server.url, TIMEOUT, CAP)).body == b"first"
+            with pytest.raises(StaleConnectionError):
+                await client.get(server.url, TIMEOUT, CAP, resend_stale=False)
+            assert server.accepted == 1 and len(server.requests) == 2
+
+    run(main)
+
+
 @pytest.mark.parametrize(
     "partial",
     [b"HTTP/1.1 200 OK\r\nContent-Le", ok(b"0123456789")[:-4], CHUNKED_HEAD + b"5\r\nab"],
@@ -512,8 +531,9 @@ def test_fresh_connection_closed_without_an_answer_is_protocol_error() -> None:
 
     async def main() -> None:
         async with serving(handle) as server, probe_client() as client:
-            with pytest.raises(ProtocolError):
-                await client.get(server.url, TIMEOUT, CAP)
+            with pytest.raises(ProtocolError) as raised:
+                await client.get(server.url, TIMEOUT, CAP, resend_stale=False)
+            assert not isinstance(raised.value, StaleConnectionError)
             assert server.accepted == 1
 
     run(main)

@@ -124,7 +124,9 @@ class FakeExchanges:
             start += seconds
         return plan[-1][0] if plan else "ok"
 
-    async def get(self, url: str, timeout: float, max_body_bytes: int) -> Response:
+    async def get(
+        self, url: str, timeout: float, max_body_bytes: int, resend_stale: bool = True
+    ) -> Response:
         """Answer like :meth:`exporter.http11.ProbeClient.get`."""
         exchange, endpoint = self._by_url[url]
         started = self.clock.now

@@ -136,3 +136,46 @@ def test_config_validation_and_gate_use_the_same_windows() -> None:
     assert get_profile("kraken").limits[0] is window.rule
     with pytest.raises(ConfigError, match=r"public requests per IP.*budget is 20%"):
         parse_config({"exchanges": [{**kraken, "interval": "5s"}]})
+
+
+def test_a_stale_connection_is_resent_only_through_the_gate() -> None:
+    """A reused keep-alive connection that closes unanswered may have delivered the request:
+    the prober resends it only when the gate admits one more request."""
+    import asyncio
+
+    from exporter.http11 import Response, StaleConnectionError
+    from exporter.metrics import ExporterMetrics
+    from exporter.prober import Prober
+    from exporter.profiles import Result
+    from exporter.scheduler import ProbeScheduler, build_targets
+
+    config = parse_config(
+        {"exchanges": [{"name": "binance", "profile": "binance",
+                        "base_url": "https://api.binance.com", "endpoints": ["ping"]}]}
+    )  # fmt: skip
+    target = build_targets(config)[0]
+
+    class StaleThenOk:
+        calls = 0
+
+        async def get(
+            self, url: str, timeout: float, max_body_bytes: int, resend_stale: bool = True
+        ) -> Response:
+            assert resend_stale is False
+            self.calls += 1
+            if self.calls % 2:
+                raise StaleConnectionError("connection closed before any response")
+            return Response(200, {}, b"{}", 0.01)
+
+    def run(tokens_used: int) -> tuple[Result, int]:
+        metrics = ExporterMetrics()
+        states = ProbeScheduler(config, metrics).states
+        for _ in range(tokens_used):
+            states["binance"].admission.try_admit("ping")
+        client = StaleThenOk()
+        prober = Prober(client, metrics, states)  # type: ignore[arg-type]
+        record = asyncio.run(prober.probe(target))
+        return record.result, client.calls
+
+    assert run(tokens_used=0) == (Result.OK, 2)  # the confirmation token pays for the resend
+    assert run(tokens_used=CONFIRMATION_PROBES) == (Result.CONNECT_ERROR, 1)
