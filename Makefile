@@ -11,8 +11,8 @@ help:
 	@echo "make demo   run the whole stack against the simulator with a scripted incident"
 	@echo "make test   run the test suite (real Prometheus, Alertmanager, promtool, amtool)"
 	@echo "make up     run the stack against the real exchanges until Ctrl-C"
-	@echo "make lint   ruff check and format check"
-	@echo "make rules  regenerate prometheus/rules/exchange-thresholds.yml from prometheus/thresholds.yml"
+	@echo "make lint   ruff check, ruff format check and mypy"
+	@echo "make rules  render prometheus/thresholds.yml into the rules, rule tests and dashboards"
 	@echo "make bench  run benchmarks/ (~70 min, quiet machine): docs/benchmarks.md + benchmarks/results/"
 
 system-deps:
@@ -28,9 +28,11 @@ install: system-deps $(STAMP)
 test: install
 	$(PY) -m pytest
 
+# mypy checks the packages listed under [tool.mypy] files in pyproject.toml.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 demo: install
 	$(PY) deploy/run_stack.py demo

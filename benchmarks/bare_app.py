@@ -28,11 +28,11 @@ from fastapi.responses import JSONResponse  # noqa: E402
 import receiver.cli  # noqa: E402
 
 
-def create_bare_app(settings: Any = None) -> FastAPI:
+def create_bare_app(settings: Any = None, **options: Any) -> FastAPI:
     """A FastAPI app whose only route, ``POST /alerts/{route}``, reads the body and answers
     ``200 {}``; ``GET /healthz`` answers ``{"status": "ok"}`` for readiness polling.
 
-    ``settings`` is accepted (and ignored) so this can stand in for
+    ``settings`` and ``options`` are accepted (and ignored) so this can stand in for
     :func:`receiver.app.create_app`.
     """
     app = FastAPI(title="bare intake baseline", docs_url=None, redoc_url=None, openapi_url=None)
@@ -53,7 +53,7 @@ def create_bare_app(settings: Any = None) -> FastAPI:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the bare app through the receiver's own entry point (``--listen HOST:PORT``)."""
-    receiver.cli.create_app = create_bare_app  # type: ignore[assignment]
+    receiver.cli.create_app = create_bare_app
     return receiver.cli.main(argv)
 
 

@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
+from unittest import mock
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -96,11 +97,8 @@ class _PairingProber(Prober):
 def _pairing() -> Iterator[type[_PairingProber]]:
     """Make the scheduler build :class:`_PairingProber` instead of the plain prober."""
     _PairingProber.pairs, _PairingProber.measuring = [], False
-    scheduler_module.Prober = _PairingProber  # type: ignore[misc]
-    try:
+    with mock.patch.object(scheduler_module, "Prober", _PairingProber):
         yield _PairingProber
-    finally:
-        scheduler_module.Prober = Prober  # type: ignore[misc]
 
 
 async def _measure(simulator: str, rate: int) -> dict[str, Any]:
@@ -137,7 +135,7 @@ def run(runs: int) -> dict[str, Any]:
     argv = [python(), "-m", "simulator.cli", "--listen", f"127.0.0.1:{port}", "--no-limits"]
     with running(start(argv, "simulator", cpus=load)):
         wait_for_http(f"{simulator}/_control/health", timeout=20)
-        fault = {"exchange": "binance", "fault": "latency"}
+        fault: dict[str, str | float] = {"exchange": "binance", "fault": "latency"}
         fault |= {"latency_ms": LATENCY_MS, "jitter_ms": JITTER_MS}
         httpx.post(f"{simulator}/_control/faults", json=fault, timeout=5).raise_for_status()
         os.sched_setaffinity(0, sut)

@@ -64,7 +64,7 @@ from deploy.stack import (
 from exporter.config import load_config
 from exporter.durations import parse_duration
 from receiver.models import parse_rfc3339
-from tests.fake_chat import ChatRequest, FakeChat
+from testsupport.fake_chat import ChatRequest, FakeChat
 
 NAME = "notify"
 TITLE = "Time to notify: simulator fault → fake Slack, shipped intervals and routing"
@@ -241,7 +241,9 @@ def parse_slack_message(body: Any) -> SlackMessage | None:
         elif kind == "context" and starts_at is None:
             for item in block.get("elements") or []:
                 text = item.get("text") if isinstance(item, dict) else None
-                found = _SINCE.search(text) if isinstance(text, str) else None
+                if not isinstance(text, str):
+                    continue
+                found = _SINCE.search(text)
                 if found and "Firing" in text:
                     with contextlib.suppress(ValueError):
                         starts_at = parse_rfc3339(found["ts"]).timestamp()
@@ -519,7 +521,9 @@ class _Bench:
         result = self.query(
             client, 'count(min by (exchange) (exchange_api_up{job="exchange-exporter"}) == 1)'
         )
-        return bool(result) and int(float(result[0]["value"][1])) >= exchanges
+        if not result:
+            return False
+        return int(float(result[0]["value"][1])) >= exchanges
 
     def blockers(self, client: httpx.Client, scenario: Scenario) -> list[str]:
         """What keeps ``scenario`` from starting a run: an endpoint of its exchange down, its

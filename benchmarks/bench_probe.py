@@ -88,7 +88,7 @@ def _blackbox_at(base: str, rate: int | None, sut: list[int]) -> dict[str, Any]:
 
 def sustained(row: dict[str, Any]) -> bool:
     """Whether an exporter step kept up: ≥ 97 % of the rate, lag p99 within the limit."""
-    return row["probes_per_s"] >= 0.97 * row["rate"] and row["lag_p99_ms"] <= LAG_LIMIT_MS
+    return bool(row["probes_per_s"] >= 0.97 * row["rate"] and row["lag_p99_ms"] <= LAG_LIMIT_MS)
 
 
 def one_run(base: str, sut: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -261,8 +261,11 @@ def _worst(limits: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     """The limit with the highest peak share (the average share where no peak was measured)."""
 
     def key(item: Mapping[str, Any]) -> float:
-        peak = item["peak_share"]
-        return item["average_share"] if math.isnan(peak) else peak
+        peak: float = item["peak_share"]
+        if math.isnan(peak):
+            average: float = item["average_share"]
+            return average
+        return peak
 
     return max(limits, key=key)
 

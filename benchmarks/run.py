@@ -107,7 +107,7 @@ def run_one(name: str, runs: int, timeout: float) -> dict[str, Any]:
             failed = f"timed out after {timeout:.0f} s"
         seconds = time.monotonic() - began
         if failed is None and out.exists():
-            result = json.loads(out.read_text(encoding="utf-8"))
+            result: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
         else:
             result = {
                 "name": name,

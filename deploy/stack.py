@@ -139,6 +139,30 @@ def wait_for_http(
     raise StackError(f"{url} did not answer 200 within {timeout:g}s")
 
 
+SHIPPED_RUNBOOKS = "http://localhost:8080/runbooks/"
+"""Where the shipped rules' ``runbook_url`` links point (the receiver's default address, see
+``config.runbook_url`` in ``prometheus/thresholds.yml``)."""
+
+
+def localise_runbook_links(rule_files: list[str], into: Path, receiver_url: str) -> list[str]:
+    """Copy the rule files (absolute paths or glob patterns) into ``into`` with the shipped
+    runbook links pointed at this stack's receiver, so a notification's link opens here.
+
+    Returns:
+        The copies' paths, for ``rule_files``; links pointing elsewhere (a user's wiki) are kept.
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for pattern in rule_files:
+        base = Path(pattern)
+        for source in sorted(base.parent.glob(base.name)):
+            text = source.read_text(encoding="utf-8")
+            target = into / source.name
+            target.write_text(text.replace(SHIPPED_RUNBOOKS, f"{receiver_url}/runbooks/"))
+            copies.append(str(target))
+    return copies
+
+
 def render_prometheus_config(
     shipped: Path, addresses: Mapping[str, str], overrides: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
@@ -154,7 +178,7 @@ def render_prometheus_config(
         target whose host is a known service rewritten, targets of services not running dropped
         (with their job when it is left empty).
     """
-    config = yaml.safe_load(shipped.read_text())
+    config: dict[str, Any] = yaml.safe_load(shipped.read_text())
     if overrides:
         global_block = config.setdefault("global", {})
         global_block.update(overrides)
@@ -197,7 +221,7 @@ def render_alertmanager_config(
     (group_wait, group_interval, repeat_interval) are set on the root route and on every child
     route that sets them, but never lengthen a shipped value.
     """
-    config = yaml.safe_load(shipped.read_text())
+    config: dict[str, Any] = yaml.safe_load(shipped.read_text())
     for receiver in config.get("receivers", []):
         for webhook in receiver.get("webhook_configs", []):
             url = str(webhook.get("url", ""))
@@ -284,14 +308,13 @@ class Stack:
         self.urls = {name: f"http://{address}" for name, address in addresses.items()}
 
         prometheus_yml = self.run_dir / "prometheus.yml"
-        prometheus_yml.write_text(
-            yaml.safe_dump(
-                render_prometheus_config(
-                    PROMETHEUS_CONFIG, addresses, self.options.prometheus_global
-                ),
-                sort_keys=False,
-            )
+        prometheus_config = render_prometheus_config(
+            PROMETHEUS_CONFIG, addresses, self.options.prometheus_global
         )
+        prometheus_config["rule_files"] = localise_runbook_links(
+            prometheus_config["rule_files"], self.run_dir / "rules", self.urls["receiver"]
+        )
+        prometheus_yml.write_text(yaml.safe_dump(prometheus_config, sort_keys=False))
         alertmanager_yml = self.run_dir / "alertmanager.yml"
         alertmanager_yml.write_text(
             yaml.safe_dump(

@@ -46,7 +46,7 @@ def effective_config(config: ExporterConfig) -> dict[str, Any]:
             return [redact(v) for v in value]
         return value
 
-    data = redact(config.model_dump())
+    data: dict[str, Any] = redact(config.model_dump())
     for exchange, raw in zip(config.exchanges, data["exchanges"], strict=True):
         raw["symbol"] = exchange.effective_symbol()
         raw["endpoints"] = [

@@ -280,11 +280,11 @@ class _Connection(asyncio.Protocol):
         length = headers.get("content-length")
         if length is not None:
             values = {v.strip() for v in length.split(",")}
-            value = values.pop() if len(values) == 1 else ""
+            digits = values.pop() if len(values) == 1 else ""
             # isascii: str.isdigit() also accepts digits int() rejects, such as "²"
-            if not (value.isascii() and value.isdigit()):
+            if not (digits.isascii() and digits.isdigit()):
                 raise ProtocolError(f"invalid content-length: {length[:60]!r}")
-            self._remaining = int(value)
+            self._remaining = int(digits)
             if self._remaining > self._limit:
                 raise BodyTooLargeError(status)
             self._state = _FIXED

@@ -7,8 +7,6 @@ All per-probe series are labelled only by ``exchange`` (configured names), ``end
 
 from __future__ import annotations
 
-import contextlib
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from exporter import __version__
@@ -240,39 +238,36 @@ class ExporterMetrics:
         """Remove every series of an endpoint that is no longer configured (after a reload)."""
         for metric in (
             self.request_duration,
+            self.requests,
             self.up,
             self.consecutive_failures,
             self.market_data_age,
             self.last_probe,
+            self.http_responses,
+            self.errors,
         ):
-            _remove(metric, exchange, endpoint)
-        for metric in (self.requests, self.http_responses, self.errors):
-            for labels in _label_sets(metric):
-                if labels[:2] == (exchange, endpoint):
-                    _remove(metric, *labels)
+            metric.remove_by_labels({"exchange": exchange, "endpoint": endpoint})
 
     def forget_exchange(self, exchange: str) -> None:
-        """Remove the per-exchange series of an exchange that is no longer configured."""
+        """Remove every series of an exchange that is no longer configured (its endpoints'
+        too: a last ``exchange_api_up`` 0 left behind would keep ExchangeApiDown firing)."""
         for metric in (
+            self.request_duration,
+            self.requests,
+            self.up,
+            self.consecutive_failures,
+            self.http_responses,
+            self.errors,
+            self.market_data_age,
+            self.last_probe,
             self.maintenance,
             self.backoff_until,
             self.ban_until,
             self.circuit_state,
             self.clock_skew,
             self.dns_up,
+            self.rate_limit_used,
+            self.rate_limit_limit,
+            self.probes_held,
         ):
-            _remove(metric, exchange)
-        for metric in (self.rate_limit_used, self.rate_limit_limit, self.probes_held):
-            for labels in _label_sets(metric):
-                if labels[0] == exchange:
-                    _remove(metric, *labels)
-
-
-def _label_sets(metric: Counter | Gauge | Histogram) -> list[tuple[str, ...]]:
-    # prometheus_client keeps children in a private dict; snapshot its keys.
-    return list(metric._metrics.keys())
-
-
-def _remove(metric: Counter | Gauge | Histogram, *labels: str) -> None:
-    with contextlib.suppress(KeyError):
-        metric.remove(*labels)
+            metric.remove_by_labels({"exchange": exchange})

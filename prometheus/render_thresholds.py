@@ -1,36 +1,63 @@
-"""Render prometheus/thresholds.yml into the recording rules the alerts read.
+"""Render prometheus/thresholds.yml, the monitoring config, into the rules, their unit tests and
+the dashboards.
 
-    python prometheus/render_thresholds.py          # rewrite rules/exchange-thresholds.yml
-    python prometheus/render_thresholds.py --check  # exit 1 if that file is out of date
+    python prometheus/render_thresholds.py          # render (what `make rules` runs)
+    python prometheus/render_thresholds.py --check  # exit 1 if anything rendered is out of date
 
-Every key of ``thresholds.yml`` becomes one recording rule ``exchange:threshold:<key>`` with one
-series per probed exchange (the exchanges that have ``exchange_api_up``): the exchange's override
-where ``exchanges.<name>.<key>`` sets one, the default otherwise. Alerts join on ``exchange``::
+``defaults`` and ``exchanges`` (the thresholds): every key becomes one recording rule
+``exchange:threshold:<key>`` in the generated rules/exchange-thresholds.yml, with one series per
+probed exchange (the exchanges that have ``exchange_api_up``): the exchange's override where
+``exchanges.<name>.<key>`` sets one, the default otherwise. Alerts join on ``exchange``::
 
     metric > on (exchange) exchange:threshold:<key>
 
-so an exchange added to the exporter gets the defaults without touching any rule. Errors name the
-file, the key and the value, one line per problem, and exit with status 2.
+so an exchange added to the exporter gets the defaults without touching any rule.
+
+``config`` (in the spirit of a monitoring mixin's ``_config``, without jsonnet):
+
+- ``exporter_selector``, e.g. ``job="exchange-exporter"``: the label matchers that select the
+  exporter's series. Rules, promtool tests and dashboards write it first in the braces of every
+  exporter series (``exchange_api_up{job="exchange-exporter", exchange="okx"}``). The generated
+  file records the selector it was rendered with; when the config names another one, every
+  ``{<recorded selector>`` in prometheus/rules/, prometheus/tests/ and grafana/dashboards/
+  becomes ``{<new selector>``.
+- ``runbook_url``: the pattern of every alert's ``runbook_url`` annotation, and of the
+  annotation the promtool tests expect (``{alertname}``, or ``{anchor}`` for its lower-case
+  form, is filled in); ``runbook_index_url``: the dashboards' "Alert runbooks" link.
+
+The shipped rules, tests and dashboards stay the source, edited by hand (or exported from
+Grafana): rendering rewrites only the selector and the runbook links in them, and changes
+nothing when they are up to date. Errors name the file, the key and the value, one line per
+problem, and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import string
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 PROM_DIR = Path(__file__).resolve().parent
+REPO = PROM_DIR.parent
 THRESHOLDS_FILE = PROM_DIR / "thresholds.yml"
 OUTPUT_FILE = PROM_DIR / "rules" / "exchange-thresholds.yml"
-EXPORTER_JOB = "exchange-exporter"
+RULES_DIR = PROM_DIR / "rules"
+UNIT_TESTS_DIR = PROM_DIR / "tests"
+DASHBOARDS_DIR = REPO / "grafana" / "dashboards"
 RECORD_PREFIX = "exchange:threshold:"
 EXCHANGE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")  # the exporter's rule for exchange names
+SECTIONS = ("config", "defaults", "exchanges")
+RUNBOOK_LINK_TITLE = "Alert runbooks"
+"""The dashboards' link to the runbook index (``config.runbook_index_url``)."""
 
 
 @dataclass(frozen=True)
@@ -71,22 +98,58 @@ ORDERED = [
 ]
 """(warning, critical) pairs: the warning threshold must be the lower one."""
 
+# A label matcher of the exporter selector. Equality only: the promtool tests' input series carry
+# the selector as their labels. No quotes, backslashes or braces in values, so that the selector
+# reads the same in PromQL, in YAML strings and in JSON.
+_MATCHER = re.compile(r'\s*(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"(?P<value>[^"\'\\{}\s]*)"\s*')
+_RUNBOOK_FIELDS = {"alertname", "anchor"}
+_URL_FORBIDDEN = re.compile(r"[\s\"'\\<>]")
+
 
 class ThresholdsError(ValueError):
     """thresholds.yml is invalid; ``str(err)`` has one ``file: key: problem`` line per error."""
 
 
-def load(path: Path = THRESHOLDS_FILE) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """Read and validate thresholds.yml; return (defaults, overrides by exchange)."""
+@dataclass(frozen=True)
+class Config:
+    """The ``config`` section: how the rules and dashboards find the exporter and the runbooks.
+
+    Attributes:
+        exporter_selector: normalised label matchers, e.g. ``job="exchange-exporter"``.
+        runbook_url: pattern with ``{alertname}`` and/or ``{anchor}``.
+        runbook_index_url: the page that lists every runbook.
+    """
+
+    exporter_selector: str
+    runbook_url: str
+    runbook_index_url: str
+
+    def runbook(self, alertname: str) -> str:
+        """The runbook URL of one alert."""
+        return self.runbook_url.format(alertname=alertname, anchor=alertname.lower())
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Everything thresholds.yml holds, validated."""
+
+    config: Config
+    defaults: dict[str, float]
+    overrides: dict[str, dict[str, float]]
+
+
+def load(path: Path = THRESHOLDS_FILE) -> Thresholds:
+    """Read and validate thresholds.yml."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ThresholdsError(f"{path}: {exc}") from exc
     errors: list[str] = []
     if not isinstance(data, dict):
-        raise ThresholdsError(f"{path}: expected a mapping with `defaults` and `exchanges`")
-    for extra in sorted(set(data) - {"defaults", "exchanges"}):
-        errors.append(f"{extra}: unknown section (expected `defaults` and `exchanges`)")
+        raise ThresholdsError(f"{path}: expected a mapping with {', '.join(SECTIONS)}")
+    for extra in sorted(set(data) - set(SECTIONS)):
+        errors.append(f"{extra}: unknown section (expected {', '.join(SECTIONS)})")
+    config = _config(data.get("config"), errors)
     raw_defaults = data.get("defaults")
     defaults = _values("defaults", raw_defaults, errors)
     for key in KEYS:
@@ -119,9 +182,67 @@ def load(path: Path = THRESHOLDS_FILE) -> tuple[dict[str, float], dict[str, dict
                     f"{scope}: {low} ({effective[low]:g}) must be below {high} "
                     f"({effective[high]:g})"
                 )
-    if errors:
+    if errors or config is None:
         raise ThresholdsError("\n".join(f"{path}: {e}" for e in errors))
-    return defaults, overrides
+    return Thresholds(config, defaults, overrides)
+
+
+def _config(raw: Any, errors: list[str]) -> Config | None:
+    if not isinstance(raw, dict):
+        errors.append(
+            "config: expected a mapping with exporter_selector, runbook_url and "
+            f"runbook_index_url, got {raw!r}"
+        )
+        return None
+    fields = ("exporter_selector", "runbook_url", "runbook_index_url")
+    for extra in sorted(set(raw) - set(fields), key=str):
+        errors.append(f"config.{extra}: unknown key (known: {', '.join(fields)})")
+    before = len(errors)
+    selector = _selector_config(raw.get("exporter_selector"), errors)
+    runbook_url = _url_config("runbook_url", raw.get("runbook_url"), _RUNBOOK_FIELDS, errors)
+    index_url = _url_config("runbook_index_url", raw.get("runbook_index_url"), set(), errors)
+    if len(errors) > before:
+        return None
+    return Config(selector, runbook_url, index_url)
+
+
+def _selector_config(raw: Any, errors: list[str]) -> str:
+    expected = "label matchers such as 'job=\"exchange-exporter\"' (=, comma-separated)"
+    parts = raw.split(",") if isinstance(raw, str) else []
+    matchers = [_MATCHER.fullmatch(part) for part in parts]
+    names = [m["name"] for m in matchers if m]
+    if not parts or not all(matchers) or len(names) != len(set(names)):
+        errors.append(f"config.exporter_selector: expected {expected}, got {raw!r}")
+        return ""
+    return ", ".join(f'{m["name"]}="{m["value"]}"' for m in matchers if m)
+
+
+def _url_config(key: str, raw: Any, fields: set[str], errors: list[str]) -> str:
+    if fields:
+        wanted = f"a URL with {' or '.join('{' + f + '}' for f in sorted(fields))}"
+    else:
+        wanted = "a URL without {placeholders}"
+    problem = None
+    try:
+        used = {f for _, f, _, _ in string.Formatter().parse(raw) if f is not None}
+    except (TypeError, ValueError):  # not a string, or unbalanced braces
+        used = {"?"}
+    if not isinstance(raw, str) or _URL_FORBIDDEN.search(raw):
+        problem = "an http(s) URL without quotes, spaces, backslashes or angle brackets"
+    elif used - fields or (fields and not used):
+        problem = wanted
+    else:
+        try:
+            parts = urlsplit(raw.format(**dict.fromkeys(fields, "X")))
+            ok = parts.scheme in ("http", "https") and bool(parts.netloc)
+        except ValueError:  # e.g. a malformed IPv6 host
+            ok = False
+        if not ok:
+            problem = "an http(s) URL"
+    if problem:
+        errors.append(f"config.{key}: expected {problem}, got {raw!r}")
+        return ""
+    return str(raw)
 
 
 def _values(scope: str, raw: Any, errors: list[str]) -> dict[str, float]:
@@ -142,6 +263,10 @@ def _values(scope: str, raw: Any, errors: list[str]) -> dict[str, float]:
     return values
 
 
+# --------------------------------------------------------------------------------------------
+# the generated threshold rules
+
+
 def _number(value: float) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
@@ -151,36 +276,43 @@ def _matcher(op: str, names: list[str]) -> str:
     return f', exchange{op}"{alternatives}"'
 
 
-def _selector(matcher: str) -> str:
-    return f'exchange_api_up{{job="{EXPORTER_JOB}"{matcher}}}'
+def _series(selector: str, matcher: str) -> str:
+    return f"exchange_api_up{{{selector}{matcher}}}"
 
 
-def render(defaults: dict[str, float], overrides: dict[str, dict[str, float]]) -> str:
+_RECORDED_SELECTOR = re.compile(r"^# Rendered with exporter_selector: (?P<selector>.+)$", re.M)
+
+
+def render(thresholds: Thresholds) -> str:
     """The content of prometheus/rules/exchange-thresholds.yml."""
+    selector = thresholds.config.exporter_selector
     lines = [
         "# GENERATED by prometheus/render_thresholds.py from prometheus/thresholds.yml.",
-        "# DO NOT EDIT: edit prometheus/thresholds.yml and run `make rules` (tests/test_rules.py",
-        "# fails while this file is out of date).",
+        "# DO NOT EDIT: edit prometheus/thresholds.yml and run `make rules`",
+        "# (tests/monitoring/test_rules.py fails while this file is out of date).",
         "#",
         "# One series per probed exchange and threshold: the exchange's override, else the",
         "# default. Alerts join them with `on (exchange)`.",
+        "#",
+        f"# Rendered with exporter_selector: {selector}",
         "groups:",
         "  - name: exchange-thresholds",
         "    rules:",
     ]
     for key, spec in KEYS.items():
         by_value: dict[str, list[str]] = {}
-        for name in sorted(overrides):
-            if key in overrides[name]:
-                by_value.setdefault(_number(overrides[name][key]), []).append(name)
+        for name in sorted(thresholds.overrides):
+            if key in thresholds.overrides[name]:
+                by_value.setdefault(_number(thresholds.overrides[name][key]), []).append(name)
         terms = [
-            f"{value} * group by (exchange) ({_selector(_matcher('=~', names))})"
+            f"{value} * group by (exchange) ({_series(selector, _matcher('=~', names))})"
             for value, names in by_value.items()
         ]
         overridden = sorted(n for names in by_value.values() for n in names)
         default_matcher = _matcher("!~", overridden) if overridden else ""
         terms.append(
-            f"{_number(defaults[key])} * group by (exchange) ({_selector(default_matcher)})"
+            f"{_number(thresholds.defaults[key])} * group by (exchange) "
+            f"({_series(selector, default_matcher)})"
         )
         lines.append(f"      # {key}, used by {spec.alert}")
         lines.append(f"      - record: {RECORD_PREFIX}{key}")
@@ -195,26 +327,146 @@ def render(defaults: dict[str, float], overrides: dict[str, dict[str, float]]) -
     return "\n".join(lines) + "\n"
 
 
+def recorded_selector(generated: str | None) -> str | None:
+    """The exporter selector a generated threshold rules file was rendered with, if it says."""
+    match = _RECORDED_SELECTOR.search(generated or "")
+    return match["selector"].strip() if match else None
+
+
+# --------------------------------------------------------------------------------------------
+# the selector and the runbook links in the shipped rules, promtool tests and dashboards
+
+# The alert a runbook_url belongs to: `- alert: X` in a rule file, `alertname: X` in a test.
+_RUNBOOK_OR_ALERT = re.compile(
+    r'(?P<runbook>runbook_url:[ \t]*)"[^"\n]*"'
+    r"|(?:^[ \t]*-[ \t]*alert|\balertname):[ \t]*(?P<alert>[A-Za-z_][A-Za-z0-9_]*)",
+    re.M,
+)
+
+
+def replace_selector(text: str, old: str, new: str) -> str:
+    """Replace the exporter selector ``old`` by ``new`` where it opens a selector's braces."""
+    if old == new:
+        return text
+    return re.sub(r"\{" + re.escape(old) + r"(?=\s*[,}])", lambda _: "{" + new, text)
+
+
+def _label_pairs(selector: str) -> str:
+    """The selector as YAML flow-mapping pairs, the way promtool tests expect labels."""
+    pairs = []
+    for m in (_MATCHER.fullmatch(part) for part in selector.split(",")):
+        if m:
+            value = m["value"]
+            plain = re.fullmatch(r"[A-Za-z0-9_./-]+", value) and not value.startswith("-")
+            pairs.append(f"{m['name']}: {value if plain else json.dumps(value)}")
+    return ", ".join(pairs)
+
+
+def replace_label_pairs(text: str, old: str, new: str) -> str:
+    """Replace the exporter selector's labels in YAML flow mappings (``exp_labels``)."""
+    if old == new:
+        return text
+    pattern = r"(?P<before>[{,][ \t]*)" + re.escape(_label_pairs(old)) + r"(?=[ \t]*[,}])"
+    return re.sub(pattern, lambda m: m["before"] + _label_pairs(new), text)
+
+
+def render_rule_text(text: str, config: Config, old_selector: str, where: str) -> str:
+    """A rule or promtool test file with the exporter selector (in series selectors, and as the
+    expected labels of promtool tests) and the runbook links rendered.
+
+    Raises:
+        ThresholdsError: a ``runbook_url`` that follows no alert name.
+    """
+    alert: str | None = None
+
+    def substitute(match: re.Match[str]) -> str:
+        nonlocal alert
+        if match["alert"]:
+            alert = match["alert"]
+            return match[0]
+        if alert is None:
+            line = text.count("\n", 0, match.start()) + 1
+            raise ThresholdsError(f"{where}:{line}: runbook_url before any alert name")
+        return f'{match["runbook"]}"{config.runbook(alert)}"'
+
+    text = _RUNBOOK_OR_ALERT.sub(substitute, text)
+    text = replace_label_pairs(text, old_selector, config.exporter_selector)
+    return replace_selector(text, old_selector, config.exporter_selector)
+
+
+def render_dashboard_text(text: str, config: Config, old_selector: str) -> str:
+    """A dashboard's JSON with the exporter selector and the runbook index link rendered."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if isinstance(node, str):
+            return replace_selector(node, old_selector, config.exporter_selector)
+        return node
+
+    dashboard = walk(json.loads(text))
+    for link in dashboard.get("links", []):
+        if link.get("title") == RUNBOOK_LINK_TITLE:
+            link["url"] = config.runbook_index_url
+    return json.dumps(dashboard, indent=2, ensure_ascii=False) + "\n"
+
+
+def render_all(thresholds: Thresholds, output: Path = OUTPUT_FILE) -> dict[Path, str]:
+    """Every rendered file by path: the generated threshold rules, the other rule files, the
+    promtool tests and the dashboards (those three with their current selector replaced)."""
+    current = output.read_text(encoding="utf-8") if output.exists() else None
+    new = thresholds.config.exporter_selector
+    old = recorded_selector(current) or new
+    rendered = {output: render(thresholds)}
+    for path in sorted(RULES_DIR.glob("*.yml")) + sorted(UNIT_TESTS_DIR.glob("*_test.yml")):
+        if path != output:
+            text = path.read_text(encoding="utf-8")
+            rendered[path] = render_rule_text(text, thresholds.config, old, _rel(path))
+    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        rendered[path] = render_dashboard_text(text, thresholds.config, old)
+    return rendered
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    """``make rules``: render, or with ``--check`` report what is stale (exit 1)."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the output is stale")
     parser.add_argument("--thresholds", type=Path, default=THRESHOLDS_FILE)
-    parser.add_argument("--output", type=Path, default=OUTPUT_FILE)
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="write only the generated threshold rules, to this file (to try a thresholds "
+        "file without touching the shipped rules, tests and dashboards)",
+    )
     args = parser.parse_args(argv)
     try:
-        text = render(*load(args.thresholds))
+        thresholds = load(args.thresholds)
+        if args.output is None:
+            rendered = render_all(thresholds)
+        else:
+            rendered = {args.output: render(thresholds)}
     except ThresholdsError as exc:
         print(exc, file=sys.stderr)
         return 2
-    current = args.output.read_text(encoding="utf-8") if args.output.exists() else None
+    stale = [
+        path
+        for path, text in rendered.items()
+        if not path.exists() or path.read_text(encoding="utf-8") != text
+    ]
     if args.check:
-        if current != text:
-            print(f"{args.output} is out of date: run `make rules`", file=sys.stderr)
-            return 1
-        return 0
-    if current != text:
-        args.output.write_text(text, encoding="utf-8")
-        print(f"wrote {args.output}")
+        for path in stale:
+            print(f"{_rel(path)} is out of date: run `make rules`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(rendered[path], encoding="utf-8")
+        print(f"wrote {_rel(path)}")
     return 0
 
 

@@ -29,10 +29,6 @@ once that transaction is on disk.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -46,29 +42,28 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
 from receiver.deadman import DeadMansSwitch
 from receiver.diagnosis.engine import DiagnosisEngine
+from receiver.health import make_router as health_router
+from receiver.inbound_auth import challenge, check_credentials, security_scheme
 from receiver.logs import SummarizedLog, install_redaction
 from receiver.metrics import ReceiverMetrics
 from receiver.models import (
     AlertmanagerWebhook,
     ErrorResponse,
-    Health,
     HeartbeatRecorded,
-    HeartbeatStatus,
-    NotReady,
     WebhookStored,
     format_validation_errors,
 )
 from receiver.notifiers.base import Notifier
 from receiver.notifiers.metrics import NotifierMetrics
 from receiver.routing import RoutingConfig, load_routing_config
-from receiver.settings import ROUTE_PATTERN, InboundAuth, Settings, load_settings
-from receiver.store import IngestQueue, Store, StoreError
+from receiver.runbooks import make_router as runbooks_router
+from receiver.settings import ROUTE_PATTERN, Settings, load_settings
+from receiver.store import IngestQueue, SQLiteStore, StoreError
 from receiver.worker import Diagnose, NotifiersFor, Worker, notifier_name
 
 log = logging.getLogger(__name__)
@@ -154,47 +149,6 @@ def _payload_text(body: bytes, data: dict[str, Any]) -> str:
         return json.dumps(data)
 
 
-def _digest(value: bytes) -> bytes:
-    # Comparing fixed-length digests keeps even the length of the secret out of the timing.
-    return hashlib.sha256(value).digest()
-
-
-def check_credentials(auth: InboundAuth, header: str | None) -> bool:
-    """True when the ``Authorization`` header carries ``auth``'s credentials.
-
-    Bearer: ``Bearer <token>`` (scheme case-insensitive). Basic: ``Basic base64(user:pass)``.
-    Secrets are compared with :func:`hmac.compare_digest` on SHA-256 digests.
-    """
-    if not header:
-        return False
-    scheme, _, value = header.strip().partition(" ")
-    value = value.strip()
-    # Starlette decodes header bytes as latin-1: encoding back gives the bytes as sent.
-    try:
-        raw = value.encode("latin-1")
-    except UnicodeEncodeError:
-        return False
-    if auth.scheme == "bearer":
-        if scheme.lower() != "bearer" or auth.token is None:
-            return False
-        expected = auth.token.get_secret_value().encode("utf-8")
-        return hmac.compare_digest(_digest(raw), _digest(expected))
-    if scheme.lower() != "basic" or auth.username is None or auth.password is None:
-        return False
-    try:
-        decoded = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    user, sep, password = decoded.partition(b":")
-    if not sep:
-        return False
-    user_ok = hmac.compare_digest(_digest(user), _digest(auth.username.encode("utf-8")))
-    password_ok = hmac.compare_digest(
-        _digest(password), _digest(auth.password.get_secret_value().encode("utf-8"))
-    )
-    return user_ok and password_ok
-
-
 def _webhook_openapi() -> tuple[dict[str, Any], dict[str, Any]]:
     """(AlertmanagerWebhook JSON schema, its ``$defs``) with OpenAPI component references."""
     schema = AlertmanagerWebhook.model_json_schema(
@@ -249,7 +203,7 @@ def create_app(
     """
     cfg = settings if settings is not None else load_settings()
     install_redaction(cfg.secret_values())
-    store = Store(cfg.receiver_db_path, clock=clock)
+    store = SQLiteStore(cfg.receiver_db_path, clock=clock)
     intake_queue = IngestQueue(store)  # group commit: one transaction for concurrent webhooks
     metrics = ReceiverMetrics()
     metrics.set_unsent_source(lambda: store.unsent(clock()))
@@ -267,7 +221,7 @@ def create_app(
     )
     auth = cfg.inbound_auth
     make_notifiers = notifier_factory or routing_notifiers(
-        load_routing_config(cfg.receiver_routing_file, cfg), NotifierMetrics(metrics.registry)
+        load_routing_config(cfg.receiver_routing_file, cfg), metrics.notifiers
     )
     make_diagnose = diagnose_factory or default_diagnose
 
@@ -288,8 +242,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
+
         # The switch stores its notifications from a worker thread: wake the worker safely.
-        deadman.on_notification = lambda: loop.call_soon_threadsafe(wake_worker)
+        def wake_worker_threadsafe() -> None:
+            loop.call_soon_threadsafe(wake_worker)
+
+        deadman.on_notification = wake_worker_threadsafe
         try:
             await asyncio.to_thread(store.init)
             await asyncio.to_thread(deadman.load)
@@ -379,15 +337,10 @@ def create_app(
             "rejected %s %s from %s: bad credentials", request.method, request.url.path, client
         )
         assert auth is not None
-        challenge = (
-            'Bearer realm="alert-receiver"'
-            if auth.scheme == "bearer"
-            else 'Basic realm="alert-receiver", charset="UTF-8"'
-        )
         return _error(
             401,
             "authorization: missing or invalid credentials",
-            headers={"WWW-Authenticate": challenge},
+            headers={"WWW-Authenticate": challenge(auth)},
         )
 
     async def require_auth(request: Request) -> None:
@@ -529,11 +482,9 @@ def create_app(
         """Receive an Alertmanager webhook on a named route (stored with the notification)."""
         return await intake(request, route)
 
-    @app.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-    async def metrics_endpoint() -> Response:
-        """The receiver's own metrics in the Prometheus text format."""
-        body = await asyncio.to_thread(generate_latest, metrics.registry)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+    # GET /metrics, /heartbeat, /healthz, /readyz (here: their paths keep their place in the
+    # OpenAPI document; POST /heartbeat below joins GET /heartbeat's entry).
+    app.include_router(health_router(store, metrics, deadman, lambda: app.state.worker))
 
     @app.post(
         "/heartbeat",
@@ -566,30 +517,7 @@ def create_app(
         metrics.webhooks.labels("accepted").inc()
         return JSONResponse({"status": "ok", "received_at": state.last_heartbeat})
 
-    @app.get("/heartbeat", response_model=HeartbeatStatus)
-    async def heartbeat_status() -> dict[str, Any]:
-        """The last Watchdog heartbeat (Unix seconds, persisted) and the dead man's switch."""
-        return deadman.status()
-
-    @app.get("/healthz", response_model=Health)
-    async def healthz() -> dict[str, str]:
-        """Liveness: ``{"status": "ok"}`` while the process serves requests."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", response_model=Health, responses={503: {"model": NotReady}})
-    async def readyz() -> JSONResponse:
-        """Readiness: the database accepts writes and the worker runs (503 lists reasons)."""
-        reasons: list[str] = []
-        try:
-            await asyncio.to_thread(store.check_writable)
-        except StoreError as exc:
-            reasons.append(f"database: not writable ({exc})")
-        worker: Worker | None = app.state.worker
-        if worker is None or not worker.running:
-            reasons.append("worker: not running")
-        if reasons:
-            return JSONResponse({"status": "unavailable", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "ok"})
+    app.include_router(runbooks_router())  # GET /runbooks[/{alertname}]
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -606,16 +534,12 @@ def create_app(
         components.update(defs)
         components["AlertmanagerWebhook"] = webhook
         if auth is not None:
-            scheme = (
-                {"type": "http", "scheme": "bearer"}
-                if auth.scheme == "bearer"
-                else {"type": "http", "scheme": "basic"}
-            )
-            schema["components"]["securitySchemes"] = {"alertmanager": scheme}
+            schema["components"]["securitySchemes"] = {"alertmanager": security_scheme(auth)}
             for path in ("/alerts", "/alerts/{route}", "/heartbeat"):
                 schema["paths"][path]["post"]["security"] = [{"alertmanager": []}]
         app.openapi_schema = schema
         return schema
 
+    # FastAPI's documented way to customise the schema; mypy forbids assigning to a method.
     app.openapi = openapi  # type: ignore[method-assign]
     return app

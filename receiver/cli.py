@@ -18,7 +18,6 @@ from types import FrameType
 import uvicorn
 
 from receiver.app import create_app
-from receiver.diagnosis.config import load_diagnosis_settings
 from receiver.routing import RoutingError
 from receiver.settings import SettingsError, load_settings
 
@@ -97,8 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = load_settings()
-        load_diagnosis_settings()  # fail at start, not at the first alert
+        settings = load_settings()  # every setting, diagnosis included: fails at start
         app = create_app(settings)
     except (SettingsError, RoutingError) as exc:
         print(f"alert-receiver: invalid configuration: {exc}", file=sys.stderr)

@@ -28,10 +28,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from exchange_common.durations import format_duration_compact as format_duration
+from exchange_common.timestamps import iso_utc
 from receiver.diagnosis.schema import Diagnosis
 from receiver.metrics import ReceiverMetrics
 from receiver.models import ZERO_TIME
-from receiver.store import DeadmanState, Store, StoreError, SyntheticNotification, iso_utc
+from receiver.store import DeadmanState, Store, StoreError, SyntheticNotification
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +44,6 @@ RECEIVER = "alert-receiver"
 
 #: Values of the ``alert_receiver_deadman_state`` gauge.
 STATE_VALUES = {"disarmed": 0, "ok": 1, "alarm": 2}
-
-
-def format_duration(seconds: float) -> str:
-    """``3725`` → ``"1h 2m 5s"``; whole seconds, largest units first, zero units left out."""
-    total = max(0, round(seconds))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [f"{v}{u}" for v, u in ((days, "d"), (hours, "h"), (minutes, "m")) if v]
-    if secs or not parts:
-        parts.append(f"{secs}s")
-    return " ".join(parts)
 
 
 def _labels() -> dict[str, str]:
@@ -192,7 +182,7 @@ class DeadMansSwitch:
     """Persisted Watchdog heartbeat tracking and the pipeline-down alarm.
 
     Args:
-        store: the SQLite store (state and notifications).
+        store: the store (state and notifications).
         timeout: seconds of silence before alarming; 0 disables the alarm (heartbeats are
             still recorded).
         route: route whose notifiers get the notifications (the critical route).

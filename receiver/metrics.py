@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from receiver.notifiers.metrics import DELIVERY_RESULTS, NotifierMetrics
+
 log = logging.getLogger(__name__)
 
 #: ``() -> (pending notifications, age in seconds of the oldest)``; may raise.
@@ -63,7 +65,9 @@ class ReceiverMetrics:
       ``/alerts/{route}``, ``/heartbeat``) by outcome: ``accepted`` (stored, at least one new
       alert; or a heartbeat recorded), ``duplicate`` (every alert already stored), ``rejected``
       (invalid input, 4xx), ``too_large`` (413), ``unauthorized`` (401), ``storage_error`` (503).
-    - ``alert_receiver_deliveries_total{channel, notifier, result}``: delivery outcomes:
+    - ``alert_receiver_deliveries_total{channel, notifier, result}`` (recorded with the other
+      send metrics in :attr:`notifiers`, a :class:`~receiver.notifiers.metrics.NotifierMetrics`):
+      delivery outcomes:
       ``delivered``, ``retried`` (failed attempt, retried later), ``rejected`` (the target
       refused the message: not retried), ``dropped`` (given up: too old, too many attempts or
       notifier removed), ``recovered`` (an attempt interrupted by a crash turned out delivered),
@@ -84,7 +88,7 @@ class ReceiverMetrics:
         "unauthorized",
         "storage_error",
     )
-    DELIVERY_RESULTS = ("delivered", "retried", "rejected", "dropped", "recovered", "uncertain")
+    DELIVERY_RESULTS = DELIVERY_RESULTS
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -95,13 +99,9 @@ class ReceiverMetrics:
             ["result"],
             registry=self.registry,
         )
-        self.deliveries = Counter(
-            "alert_receiver_deliveries",
-            "Notification deliveries by notifier and outcome (delivered, retried, rejected,"
-            " dropped, recovered, uncertain).",
-            ["channel", "notifier", "result"],
-            registry=self.registry,
-        )
+        #: The send metrics (attempts and delivery outcomes), one label order for all.
+        self.notifiers = NotifierMetrics(self.registry)
+        self.deliveries = self.notifiers.deliveries
         self.heartbeats = Counter(
             "alert_receiver_heartbeats",
             "Watchdog heartbeats received from Alertmanager on POST /heartbeat.",
@@ -133,6 +133,4 @@ class ReceiverMetrics:
 
     def deliveries_for(self, notifiers: Iterable[tuple[str, str]]) -> None:
         """Create the delivery series of the configured ``(channel, notifier)`` pairs at zero."""
-        for channel, notifier in notifiers:
-            for result in self.DELIVERY_RESULTS:
-                self.deliveries.labels(channel, notifier, result)
+        self.notifiers.declare_deliveries(notifiers)

@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
@@ -134,11 +134,6 @@ class AlertmanagerWebhook(BaseModel):
     notification_reason: Text | None = None
     route_labels: StrMap | None = Field(default=None, alias="routeLabels")
     alerts: list[Alert]
-
-
-def utc_now_iso() -> str:
-    """Current time as ISO-8601 UTC with millisecond precision and a ``Z`` suffix."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def format_validation_errors(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, str]]:

@@ -1,52 +1,45 @@
 """Receiver configuration, read from environment variables with pydantic-settings.
 
-Every setting is an upper-case environment variable of the same name as the field (for example
-``llm_timeout_seconds`` ← ``LLM_TIMEOUT_SECONDS``). Webhook URLs, the LLM API key and the inbound
-credentials are :class:`pydantic.SecretStr`: they never appear in ``repr``, logs, messages or
-prompts. Credentials given as ``*_FILE`` paths are read once, when the settings are loaded (like
-Alertmanager's ``credentials_file``, surrounding whitespace is stripped).
+Every setting is declared once: the LLM, Prometheus and context settings in
+:class:`receiver.diagnosis.config.DiagnosisSettings`, which :class:`Settings` extends with the
+receiver's own. The environment is read once, at start (:func:`load_settings`), and the typed
+object is passed on. Every setting is an upper-case environment variable of the same name as the
+field (for example ``llm_timeout_seconds`` ← ``LLM_TIMEOUT_SECONDS``). Webhook URLs, the LLM API
+key and the inbound credentials are :class:`pydantic.SecretStr`: they never appear in ``repr``,
+logs, messages or prompts. Credentials given as ``*_FILE`` paths are read once, when the settings
+are loaded (like Alertmanager's ``credentials_file``, surrounding whitespace is stripped; see
+:mod:`receiver.config_helpers`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Literal
 
-from pydantic import (
-    Field,
-    PrivateAttr,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-#: Fields whose values are secrets: error messages show ``<redacted>`` instead of the value.
-SECRET_FIELDS = frozenset(
-    {
-        "slack_webhook_url",
-        "discord_webhook_url",
-        "llm_api_key",
-        "receiver_bearer_token",
-        "receiver_basic_auth_password",
-    }
+from receiver.config_helpers import (
+    SettingsError,
+    check_http_url,
+    has_control_chars,
+    pick_secret,
 )
+from receiver.diagnosis.config import DiagnosisSettings
+
+__all__ = [
+    "ROUTE_PATTERN",
+    "SECRET_FIELDS",
+    "InboundAuth",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+]
 
 #: Route names accepted in ``POST /alerts/{route}`` (and for ``DEADMAN_ROUTE``).
 ROUTE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _ROUTE = re.compile(ROUTE_PATTERN)
-
-
-class SettingsError(ValueError):
-    """A configuration value is invalid.
-
-    The message names each bad variable and its value (``<redacted>`` for secrets).
-    """
 
 
 @dataclass(frozen=True)
@@ -66,43 +59,18 @@ class InboundAuth:
     password: SecretStr | None = None
 
 
-def read_secret_file(path: Path) -> str:
-    """Read a secret from a ``*_FILE`` path, surrounding whitespace stripped.
+class Settings(DiagnosisSettings):
+    """All receiver settings: the diagnosis settings (inherited, see
+    :mod:`receiver.diagnosis.config`) plus the receiver's own.
 
-    Raises:
-        ValueError: the file cannot be read or is empty (the message never shows the content).
-    """
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise ValueError(f"cannot read the file ({reason})") from None
-    if not text:
-        raise ValueError("the file is empty")
-    return text
-
-
-def _check_http_url(value: str) -> str:
-    # The message never repeats the value: callers add it, except for secrets.
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an absolute http:// or https:// URL")
-    return value
-
-
-class Settings(BaseSettings):
-    """All receiver settings.
+    Loaded once at start (:func:`load_settings`) and passed to the app, the worker, the routing
+    and the diagnosis engine.
 
     Attributes:
         slack_webhook_url: ``SLACK_WEBHOOK_URL``, Slack incoming-webhook URL (secret); Slack
             notifier enabled when set.
         discord_webhook_url: ``DISCORD_WEBHOOK_URL``, Discord webhook URL (secret).
         notify_file: ``NOTIFY_FILE``, path of the JSONL notification log; enabled when set.
-        llm_base_url: ``LLM_BASE_URL``, OpenAI-compatible base URL such as ``http://host/v1``.
-        llm_api_key: ``LLM_API_KEY``, sent as ``Authorization: Bearer`` (secret, optional).
-        llm_model: ``LLM_MODEL``; the LLM is used only when this and ``LLM_BASE_URL`` are set.
-        llm_timeout_seconds: ``LLM_TIMEOUT_SECONDS``, per-request timeout in seconds (default 20).
-        prometheus_url: ``PROMETHEUS_URL``, base URL of Prometheus for a bounded evidence query.
         receiver_db_path: ``RECEIVER_DB_PATH``, SQLite database file (default ``receiver.db``).
         max_body_bytes: ``MAX_BODY_BYTES``, largest accepted webhook body (default 1 MiB).
         worker_concurrency: ``WORKER_CONCURRENCY``, notifications processed at once (default 4).
@@ -140,16 +108,17 @@ class Settings(BaseSettings):
             notifications (default ``critical``).
     """
 
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    #: Fields whose values are secrets: error messages show ``<redacted>`` instead of the value.
+    SECRET_FIELDS: ClassVar[frozenset[str]] = DiagnosisSettings.SECRET_FIELDS | {
+        "slack_webhook_url",
+        "discord_webhook_url",
+        "receiver_bearer_token",
+        "receiver_basic_auth_password",
+    }
 
     slack_webhook_url: SecretStr | None = None
     discord_webhook_url: SecretStr | None = None
     notify_file: Path | None = None
-    llm_base_url: str | None = None
-    llm_api_key: SecretStr | None = None
-    llm_model: str | None = None
-    llm_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
-    prometheus_url: str | None = None
     receiver_db_path: Path = Path("receiver.db")
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     worker_concurrency: int = Field(default=4, ge=1, le=64)
@@ -173,45 +142,12 @@ class Settings(BaseSettings):
 
     _inbound_auth: InboundAuth | None = PrivateAttr(default=None)
 
-    @field_validator(
-        "slack_webhook_url",
-        "discord_webhook_url",
-        "notify_file",
-        "llm_base_url",
-        "llm_api_key",
-        "llm_model",
-        "prometheus_url",
-        "slack_min_interval_seconds",
-        "discord_min_interval_seconds",
-        "receiver_routing_file",
-        "receiver_bearer_token",
-        "receiver_bearer_token_file",
-        "receiver_basic_auth_username",
-        "receiver_basic_auth_username_file",
-        "receiver_basic_auth_password",
-        "receiver_basic_auth_password_file",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
-    @field_validator("llm_base_url", "prometheus_url")
-    @classmethod
-    def _public_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        return _check_http_url(value.strip()).rstrip("/")
-
     @field_validator("slack_webhook_url", "discord_webhook_url")
     @classmethod
     def _secret_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
             return None
-        _check_http_url(value.get_secret_value().strip())
-        return SecretStr(value.get_secret_value().strip())
+        return SecretStr(check_http_url(value.get_secret_value().strip()))
 
     @field_validator("receiver_bearer_token", "receiver_basic_auth_password")
     @classmethod
@@ -219,7 +155,7 @@ class Settings(BaseSettings):
         if value is None:
             return None
         text = value.get_secret_value().strip()
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        if has_control_chars(text):
             raise ValueError("must not contain control characters")
         return SecretStr(text)
 
@@ -239,9 +175,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _resolve_auth(self) -> Settings:
-        token = _pick(self, "receiver_bearer_token", secret=True)
-        username = _pick(self, "receiver_basic_auth_username", secret=False)
-        password = _pick(self, "receiver_basic_auth_password", secret=True)
+        token = _pick(self, "receiver_bearer_token")
+        username = _pick(self, "receiver_basic_auth_username")
+        password = _pick(self, "receiver_basic_auth_password")
         if token is not None and (username is not None or password is not None):
             raise ValueError(
                 "RECEIVER_BEARER_TOKEN[_FILE] and RECEIVER_BASIC_AUTH_* are mutually exclusive"
@@ -270,15 +206,10 @@ class Settings(BaseSettings):
         """The credentials webhook requests must carry, or ``None`` (no inbound auth)."""
         return self._inbound_auth
 
-    @property
-    def llm_enabled(self) -> bool:
-        """True when both ``LLM_BASE_URL`` and ``LLM_MODEL`` are set."""
-        return bool(self.llm_base_url and self.llm_model)
-
     def secret_values(self) -> list[str]:
         """Return every configured secret value (for log redaction); never log the result."""
-        out: list[str] = []
-        for name in SECRET_FIELDS:
+        out = super().secret_values()
+        for name in sorted(self.SECRET_FIELDS - DiagnosisSettings.SECRET_FIELDS):
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 out.append(value.get_secret_value())
@@ -292,41 +223,14 @@ class Settings(BaseSettings):
 def _check_username(value: str) -> str:
     if ":" in value:
         raise ValueError("must not contain ':' (RFC 7617)")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if has_control_chars(value):
         raise ValueError("must not contain control characters")
     return value
 
 
-def _pick(settings: Settings, field: str, *, secret: bool) -> str | None:
+def _pick(settings: Settings, field: str) -> str | None:
     """The value of ``field`` or of ``field_file`` (read now); both set is an error."""
-    env = field.upper()
-    value = getattr(settings, field)
-    path: Path | None = getattr(settings, f"{field}_file")
-    if value is not None and path is not None:
-        raise ValueError(f"set only one of {env} and {env}_FILE")
-    if path is not None:
-        try:
-            text = read_secret_file(path)
-        except ValueError as exc:
-            raise ValueError(f"{env}_FILE={str(path)!r}: {exc}") from None
-        if secret and any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-            raise ValueError(f"{env}_FILE={str(path)!r}: must not contain control characters")
-        return text
-    if value is None:
-        return None
-    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-
-
-def _format_error(err: Mapping[str, Any]) -> str:
-    msg = str(err.get("msg", "invalid value"))
-    if not err.get("loc"):  # a check across fields: its message names the variables
-        return msg.removeprefix("Value error, ")
-    field = str(err["loc"][0])
-    env_name = field.upper()
-    if field in SECRET_FIELDS:
-        return f"{env_name}=<redacted>: {msg}"
-    raw = err.get("input")
-    return f"{env_name}={raw!r}: {msg}"
+    return pick_secret(field.upper(), getattr(settings, field), getattr(settings, f"{field}_file"))
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -343,7 +247,9 @@ def load_settings(**overrides: Any) -> Settings:
             (``<redacted>`` for secrets), e.g. ``LLM_TIMEOUT_SECONDS='abc': Input should be a
             valid number``.
     """
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise SettingsError("; ".join(_format_error(e) for e in exc.errors())) from None
+    settings: Settings = Settings.load(SettingsError, **overrides)
+    return settings
+
+
+#: Every secret field (kept for importers; the class attribute is the source).
+SECRET_FIELDS = Settings.SECRET_FIELDS

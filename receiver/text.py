@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from urllib.parse import urlsplit
+
+# Re-exported: the notifiers and their tests render durations through this module.
+from exchange_common.durations import format_duration as format_duration
+from receiver.config_helpers import is_http_url
 
 ELLIPSIS = "…"
 ZWSP = "\u200b"
@@ -154,13 +157,7 @@ def safe_url(url: str | None, max_len: int = 2000) -> str | None:
         return None
     if any(c.isspace() or c in '<>|"`\\' for c in url):
         return None
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        return None
-    return url
+    return url if is_http_url(url) else None
 
 
 def neutralise_text(text: str) -> str:
@@ -195,24 +192,3 @@ def html_attr(value: str) -> str:
     return (
         value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
     )
-
-
-def format_duration(seconds: float) -> str:
-    """Human-friendly duration with the two largest units: ``"4 min 12 s"``, ``"2 h 5 min"``,
-    ``"3 d 1 h"``, ``"45 s"``; ``"under 1 s"`` below one second (negatives count as 0)."""
-    if seconds != seconds or seconds < 1:  # NaN or short
-        return "under 1 s"
-    if seconds == float("inf"):
-        return "unknown"
-    total = int(seconds + 0.5)
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    for big, big_unit, small, small_unit in (
-        (days, "d", hours, "h"),
-        (hours, "h", minutes, "min"),
-        (minutes, "min", secs, "s"),
-    ):
-        if big:
-            return f"{big} {big_unit} {small} {small_unit}" if small else f"{big} {big_unit}"
-    return f"{secs} s"

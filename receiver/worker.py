@@ -10,7 +10,7 @@ row per notifier of its route (``notifiers_for(route)``), then attempt each due 
 
 * a delivery is marked ``sending`` *before* the notifier is called and ``delivered`` after, so
   a crash in between is detected on restart: a notifier that can tell whether the message got
-  through (an optional ``async delivered_before(notification) -> bool``, e.g. the JSONL file) is
+  through (:meth:`~receiver.notifiers.base.Notifier.delivered_before`, e.g. the JSONL file) is
   asked, otherwise the message is sent again (at-least-once; counted as ``uncertain``);
 * a failure schedules the next attempt in the database (exponential backoff from
   ``retry_base_seconds``, capped at ``retry_max_seconds``; a 429's retry-after is honoured up to
@@ -48,7 +48,14 @@ from receiver.notifiers.base import (
     PermanentNotifyError,
     RateLimitedError,
 )
-from receiver.store import FINAL_STATES, Delivery, PendingNotification, Store, StoreError
+from receiver.store import (
+    FINAL_STATES,
+    Delivery,
+    DeliveryState,
+    PendingNotification,
+    Store,
+    StoreError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +76,14 @@ _DUE_ROWS_MAX = 500
 
 def notifier_name(notifier: Notifier) -> str:
     """The notifier instance's unique ``name`` (routing), else its ``channel`` type."""
-    name = getattr(notifier, "name", None)
-    return name if isinstance(name, str) and name else notifier.channel
+    return notifier.name or notifier.channel
 
 
 class Worker:
     """Processes pending notifications in the background.
 
     Args:
-        store: the SQLite store.
+        store: the store.
         diagnose: ``async diagnose(alert) -> Diagnosis`` (e.g. ``DiagnosisEngine.diagnose``).
         notifiers_for: ``notifiers_for(route) -> [Notifier]``; may return an empty list
             (notifications are then only diagnosed).
@@ -364,7 +370,7 @@ class Worker:
             self._store.update_delivery,
             notification_id,
             delivery.notifier,
-            "dropped",
+            DeliveryState.DROPPED,
             error="notifier no longer configured",
         )
         self._count(delivery.channel, delivery.notifier, "dropped")
@@ -379,8 +385,7 @@ class Worker:
         for key in (name, notifier.channel):
             if key in self._min_interval:
                 return self._min_interval[key]
-        value = getattr(notifier, "min_send_interval", 0.0)
-        return float(value) if isinstance(value, int | float) else 0.0
+        return float(notifier.min_send_interval)
 
     async def _send_spaced(self, name: str, notifier: Notifier, notification: Notification) -> None:
         interval = self._interval(name, notifier)
@@ -400,11 +405,8 @@ class Worker:
                 self._last_send[name] = time.monotonic()
 
     async def _already_delivered(self, notifier: Notifier, notification: Notification) -> bool:
-        check = getattr(notifier, "delivered_before", None)
-        if check is None:
-            return False
         try:
-            return bool(await check(notification))
+            return await notifier.delivered_before(notification)
         except Exception as exc:
             log.warning(
                 "notification %d: cannot tell whether %s got it before the crash (%s)",
@@ -423,11 +425,11 @@ class Worker:
     ) -> None:
         name, channel, nid = delivery.notifier, notifier.channel, notification.id
         update = self._store.update_delivery
-        if delivery.state == "sending":
+        if delivery.state == DeliveryState.SENDING:
             # The previous process died during this send: it may or may not have arrived.
             if await self._already_delivered(notifier, notification):
                 log.info("notification %d: %s already had it (before a crash)", nid, name)
-                await asyncio.to_thread(update, nid, name, "delivered")
+                await asyncio.to_thread(update, nid, name, DeliveryState.DELIVERED)
                 self._count(channel, name, "recovered")
                 return
             log.warning(
@@ -442,7 +444,7 @@ class Worker:
             update,
             nid,
             name,
-            "sending",
+            DeliveryState.SENDING,
             attempts=attempt,
             next_attempt_at=self._clock(),
             keep_error=True,
@@ -455,13 +457,13 @@ class Worker:
             log.warning(
                 "notification %d: %s rejected the message, not retrying: %s", nid, name, exc
             )
-            await asyncio.to_thread(update, nid, name, "rejected", error=str(exc)[:500])
+            await asyncio.to_thread(update, nid, name, DeliveryState.REJECTED, error=str(exc)[:500])
             self._count(channel, name, "rejected")
             return
         except Exception as exc:
             await self._failed(notifier, delivery, notification, created_ts, attempt, exc)
             return
-        await asyncio.to_thread(update, nid, name, "delivered", error=None)
+        await asyncio.to_thread(update, nid, name, DeliveryState.DELIVERED, error=None)
         self._count(channel, name, "delivered")
 
     async def _failed(
@@ -497,7 +499,7 @@ class Worker:
                 error,
             )
             await asyncio.to_thread(
-                self._store.update_delivery, nid, name, "dropped", error=error[:500]
+                self._store.update_delivery, nid, name, DeliveryState.DROPPED, error=error[:500]
             )
             self._count(channel, name, "dropped")
             return
@@ -514,7 +516,7 @@ class Worker:
             self._store.update_delivery,
             nid,
             name,
-            "pending",
+            DeliveryState.PENDING,
             next_attempt_at=next_at,
             error=error[:500],
         )
@@ -522,4 +524,4 @@ class Worker:
 
     def _count(self, channel: str, notifier: str, result: str) -> None:
         if self._metrics is not None:
-            self._metrics.deliveries.labels(channel, notifier, result).inc()
+            self._metrics.notifiers.delivery(channel, notifier, result)

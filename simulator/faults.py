@@ -172,7 +172,7 @@ class Fault:
     def delay_s(self) -> float:
         """For a ``latency`` fault: the delay for one request in seconds (jitter applied)."""
         jitter = self.params.get("jitter_ms", 0)
-        ms = self.params["latency_ms"] + (random.uniform(-jitter, jitter) if jitter else 0.0)
+        ms: float = self.params["latency_ms"] + (random.uniform(-jitter, jitter) if jitter else 0.0)
         return max(ms, 0.0) / 1000.0
 
     def to_json(self, now_monotonic: float | None = None) -> dict[str, Any]:

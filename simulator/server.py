@@ -196,7 +196,7 @@ class SimulatorServer:
         now = time.time()
         limiters = self.limits.limiters
         return {
-            f"{name}_{key}": limiter.used(now)  # type: ignore[attr-defined]
+            f"{name}_{key}": limiter.used(now)
             for name, key in (("binance", "used_weight_1m"), ("bybit", "requests_5s"))
             if (limiter := limiters.get(name)) is not None
         }
@@ -235,13 +235,12 @@ class SimulatorServer:
                 data = await reader.read(_READ_SIZE)
                 conn.receive_data(data)
                 continue
-            kind = type(event)
-            if kind is h11.Request:
-                request = event  # type: ignore[assignment]
+            if isinstance(event, h11.Request):
+                request = event
                 body = []
-            elif kind is h11.Data:
-                body.append(event.data)  # type: ignore[union-attr]
-            elif kind is h11.EndOfMessage:
+            elif isinstance(event, h11.Data):
+                body.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
                 assert request is not None
                 if not await self._handle(conn, request, b"".join(body), reader, writer):
                     return
@@ -355,9 +354,9 @@ class SimulatorServer:
             h11.Response(status_code=status, headers=headers, reason=_REASONS.get(status, b""))
         )
         if not head:
-            data += conn.send(h11.Data(data=reply.body))  # type: ignore[operator]
-        data += conn.send(h11.EndOfMessage())  # type: ignore[operator]
-        writer.write(data)  # type: ignore[arg-type]
+            data += conn.send(h11.Data(data=reply.body))
+        data += conn.send(h11.EndOfMessage())
+        writer.write(data)
         await writer.drain()
 
     @staticmethod
@@ -377,7 +376,7 @@ class SimulatorServer:
         response = h11.Response(
             status_code=status, headers=headers, reason=_REASONS.get(status, b"")
         )
-        writer.write(conn.send(response))  # type: ignore[arg-type]
+        writer.write(conn.send(response))
         await writer.drain()
         if not head:
             parts = reply.stream if reply.stream is not None else iter((reply.body,))
@@ -387,9 +386,9 @@ class SimulatorServer:
             for part in parts:
                 if reply.bytes_per_second:
                     await asyncio.sleep(interval)
-                writer.write(conn.send(h11.Data(data=part)))  # type: ignore[arg-type]
+                writer.write(conn.send(h11.Data(data=part)))
                 await writer.drain()
-        writer.write(conn.send(h11.EndOfMessage()))  # type: ignore[arg-type]
+        writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
 
     @staticmethod

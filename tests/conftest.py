@@ -1,28 +1,21 @@
-"""Shared fixtures: the simulator, a fake chat server and the whole native stack.
+"""Shared fixtures: the fake chat and LLM servers and the whole native stack (end-to-end tests
+in ``tests/e2e/`` and the dashboards' live check), and the measured timings.
 
 Real Prometheus and Alertmanager (Debian packages) run once per test session, on loopback
-ports, through the same runner as ``make demo`` (``deploy/stack.py``).
+ports, through the same runner as ``make demo`` (``deploy/stack.py``). Fixtures of one folder
+live in that folder's ``conftest.py`` (the simulator subprocess: ``tests/exporter/``; an
+in-thread simulator: ``tests/simulator/``; the store backends: ``tests/receiver/store/``).
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
-from deploy.stack import Stack, StackError, StackOptions, free_port, wait_for_http
-from tests.fake_chat import FakeChat
-from tests.fake_llm import FakeLLM
-
-ROOT = Path(__file__).resolve().parent.parent
-
-pytest_plugins = ["tests.simulator_fixtures"]  # `sim` and `client` for the simulator's tests
+from deploy.stack import Stack, StackOptions
+from testsupport.fake_chat import FakeChat
+from testsupport.fake_llm import FakeLLM
 
 E2E_PROMETHEUS_GLOBAL = {"scrape_interval": "1s", "evaluation_interval": "1s"}
 E2E_ALERTMANAGER_TIMING = {"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"}
@@ -31,8 +24,42 @@ E2E_ALERTMANAGER_TIMING = {"group_wait": "1s", "group_interval": "2s", "repeat_i
 TIMINGS_KEY = pytest.StashKey[dict[str, float]]()
 
 
+SERVER_FIXTURES = frozenset(
+    {
+        "stack",
+        "fake_chat",
+        "fake_llm",
+        "simulator_url",
+        "clean_faults",
+        "sim",
+        "http_server",
+        "alertmanager_url",
+        "promtool",
+        "amtool",
+        "alertmanager_bin",
+    }
+)
+"""Fixtures that start a process or a server (or name a tool binary a test runs): a test that
+uses one must be marked ``e2e``."""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[TIMINGS_KEY] = {}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuses a test that starts a server through a fixture without the ``e2e`` marker, so
+    ``pytest -m "not e2e"`` stays in-process (tests that start one themselves carry it too)."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("e2e") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "mark these e2e (they use a fixture that starts a server): " + ", ".join(unmarked)
+        )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -47,42 +74,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def timings(request: pytest.FixtureRequest) -> dict[str, float]:
     """Figures a test measured, printed at the end of the run."""
     return request.config.stash[TIMINGS_KEY]
-
-
-@pytest.fixture(scope="session")
-def simulator_url() -> Iterator[str]:
-    """A simulator subprocess on a free loopback port; yields its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "--listen", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/_control/health", 15, process)
-    except StackError as exc:
-        process.kill()
-        raise RuntimeError(f"simulator: {exc}: {process.stderr.read().decode()[-2000:]}") from None
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-@pytest.fixture
-def clean_faults(simulator_url: str) -> Iterator[str]:
-    """The simulator with no active faults and fresh request limits before and after."""
-    for path in ("faults", "limits", "scenario"):
-        httpx.delete(f"{simulator_url}/_control/{path}")
-    yield simulator_url
-    for path in ("faults", "limits", "scenario"):
-        httpx.delete(f"{simulator_url}/_control/{path}")
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
+from exchange_common.retry_after import parse_retry_after as parse_retry_after_value
+
 
 class Result(StrEnum):
     """The closed set of probe outcomes, the ``result`` label of ``exchange_api_requests_total``.
@@ -200,15 +202,14 @@ def as_float(value: Any, what: str) -> float:
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Read ``Retry-After`` as delay seconds (RFC 9110 §10.2.3 delay-seconds form), or None."""
+    """Read ``Retry-After`` as delay seconds (RFC 9110 §10.2.3 delay-seconds form), or None.
+
+    Exchanges send only the delay-seconds form; a negative or unreadable value is ``None``.
+    """
     raw = headers.get("retry-after")
-    if raw is None:
+    if raw is None or raw.strip().startswith("-"):
         return None
-    try:
-        value = float(raw)
-    except ValueError:
-        return None
-    return value if value >= 0 else None
+    return parse_retry_after_value(raw, http_date=False)
 
 
 def status_verdict(maintenance: bool, message: str = "") -> Verdict:

@@ -10,8 +10,8 @@ failure (-1007 "execution status unknown", 10016, 50001 maintenance).
 
 Facts from shared/reference/exchange-api-facts.md (Binance errors.md / rest-api.md, Bybit v5
 error.mdx / rate-limit.mdx, OKX docs-v5 error codes, Kraken errors guide, Coinbase rate limits).
-``tests/test_receiver_diagnosis_rules.py`` checks every code in the exporter's profile tables is
-known here.
+``tests/receiver/diagnosis/test_diagnosis_rules.py`` checks every code in the exporter's profile
+tables is known here.
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class CodeInfo:
     meaning: str
 
 
-_RL = "rate_limit"
-_TS = "timestamp"
+_RL: CodeClass = "rate_limit"
+_TS: CodeClass = "timestamp"
 
 #: Exchange error codes (codes do not collide between Binance, Bybit, OKX and Kraken).
 ERROR_CODES: dict[str, CodeInfo] = {

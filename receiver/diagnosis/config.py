@@ -1,7 +1,7 @@
 """Diagnosis settings (LLM providers, cost controls, Prometheus context), from the environment.
 
-Own pydantic-settings class, separate from :class:`receiver.settings.Settings`; every field is
-the upper-case environment variable of the same name:
+Declared once here; :class:`receiver.settings.Settings` extends :class:`DiagnosisSettings` with
+the receiver's own fields. Every field is the upper-case environment variable of the same name:
 
 ===============================  ==========================================================
 ``LLM_BASE_URL``                 primary OpenAI-compatible base URL (``http://host/v1``)
@@ -32,8 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import (
@@ -45,12 +44,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from receiver.settings import SettingsError, read_secret_file
-
-#: Fields holding secrets: error messages show ``<redacted>`` instead of their values.
-SECRET_FIELDS = frozenset({"llm_api_key", "llm_secondary_api_key"})
+from receiver.config_helpers import EnvSettings, SettingsError, base_url, pick_secret
 
 ProviderName = Literal["primary", "secondary"]
 
@@ -78,20 +73,16 @@ class ProviderConfig:
     api_key: SecretStr | None
 
 
-def _check_url(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("must be an absolute http:// or https:// URL")
-    return value.rstrip("/")
+class DiagnosisSettings(EnvSettings):
+    """Settings of the diagnosis engine (see the module docstring for every variable).
 
+    The receiver's :class:`receiver.settings.Settings` extends this class, so each variable is
+    declared once and the receiver loads the environment once, at start, then hands the same
+    object to the engine.
+    """
 
-class DiagnosisSettings(BaseSettings):
-    """Settings of the diagnosis engine (see the module docstring for every variable)."""
-
-    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+    #: Fields holding secrets: error messages show ``<redacted>`` instead of their values.
+    SECRET_FIELDS: ClassVar[frozenset[str]] = frozenset({"llm_api_key", "llm_secondary_api_key"})
 
     llm_base_url: str | None = None
     llm_api_key: SecretStr | None = None
@@ -112,27 +103,6 @@ class DiagnosisSettings(BaseSettings):
     context_lookback_seconds: float = Field(default=1800.0, ge=60, le=86400)
     context_max_points: int = Field(default=120, ge=10, le=1000)
 
-    @field_validator(
-        "llm_base_url",
-        "llm_api_key",
-        "llm_api_key_file",
-        "llm_model",
-        "llm_secondary_base_url",
-        "llm_secondary_api_key",
-        "llm_secondary_api_key_file",
-        "llm_secondary_model",
-        "llm_total_timeout_seconds",
-        "llm_prices",
-        "llm_prices_file",
-        "prometheus_url",
-        mode="before",
-    )
-    @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
-
     @field_validator("llm_prices", mode="before")
     @classmethod
     def _none_prices(cls, value: Any) -> Any:
@@ -141,7 +111,7 @@ class DiagnosisSettings(BaseSettings):
     @field_validator("llm_base_url", "llm_secondary_base_url", "prometheus_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        return _check_url(value)
+        return base_url(value)
 
     @field_validator("llm_model", "llm_secondary_model")
     @classmethod
@@ -152,16 +122,12 @@ class DiagnosisSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> DiagnosisSettings:
-        for key, key_file in (
-            ("llm_api_key", "llm_api_key_file"),
-            ("llm_secondary_api_key", "llm_secondary_api_key_file"),
-        ):
-            if getattr(self, key) is not None and getattr(self, key_file) is not None:
-                raise ValueError(f"set {key.upper()} or {key_file.upper()}, not both")
-            path = getattr(self, key_file)
-            if path is not None:
+        for key in ("llm_api_key", "llm_secondary_api_key"):
+            path = getattr(self, f"{key}_file")
+            text = pick_secret(key.upper(), getattr(self, key), path)
+            if path is not None and text is not None:
                 # Resolved once here; providers() hands the value out.
-                self.__dict__[key] = SecretStr(read_secret_file(path))
+                self.__dict__[key] = SecretStr(text)
         if self.llm_prices_file is not None:
             from_file = _load_prices_file(self.llm_prices_file)
             self.__dict__["llm_prices"] = {**from_file, **self.llm_prices}
@@ -184,6 +150,11 @@ class DiagnosisSettings(BaseSettings):
                 )
             )
         return out
+
+    @property
+    def llm_enabled(self) -> bool:
+        """True when both ``LLM_BASE_URL`` and ``LLM_MODEL`` are set."""
+        return bool(self.llm_base_url and self.llm_model)
 
     def total_timeout(self) -> float:
         """Deadline of the whole LLM stage of one diagnosis, in seconds."""
@@ -221,30 +192,15 @@ def _load_prices_file(path: Path) -> dict[str, ModelPrice]:
         raise ValueError(f"LLM_PRICES_FILE: {first['msg']}") from None
 
 
-def _format_error(err: Mapping[str, Any]) -> str:
-    loc = err.get("loc") or ()
-    field = str(loc[0]) if loc else ""
-    msg = str(err.get("msg", "invalid value"))
-    if not field:
-        return msg.removeprefix("Value error, ")
-    if field in SECRET_FIELDS:
-        return f"{field.upper()}=<redacted>: {msg}"
-    where = ".".join(str(p) for p in loc[1:])
-    raw = err.get("input")
-    shown = repr(raw) if not isinstance(raw, dict | list) else "…"
-    return f"{field.upper()}{'[' + where + ']' if where else ''}={shown}: {msg}"
-
-
 def load_diagnosis_settings(**overrides: Any) -> DiagnosisSettings:
     """Build :class:`DiagnosisSettings` from the environment plus keyword overrides.
+
+    The receiver itself loads :class:`receiver.settings.Settings` (which includes these fields)
+    once at start; this is for using the diagnosis engine on its own.
 
     Raises:
         DiagnosisSettingsError: an invalid value; the message names each variable (secrets
             ``<redacted>``), e.g. ``LLM_MAX_CONCURRENCY='x': Input should be a valid integer``.
     """
-    try:
-        return DiagnosisSettings(**overrides)
-    except ValidationError as exc:
-        raise DiagnosisSettingsError("; ".join(_format_error(e) for e in exc.errors())) from None
-    except ValueError as exc:  # e.g. LLM_PRICES is not JSON (raised by the env source)
-        raise DiagnosisSettingsError(str(exc)) from None
+    settings: DiagnosisSettings = DiagnosisSettings.load(DiagnosisSettingsError, **overrides)
+    return settings

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -44,39 +43,17 @@ log = logging.getLogger(__name__)
 CACHE_SIZE = 256
 REPEAT_SIZE = 4096
 
-#: Receiver ``Settings`` fields that override :class:`DiagnosisSettings` when a legacy
-#: ``receiver.settings.Settings`` is passed to the engine.
-_LEGACY_FIELDS = (
-    "llm_base_url",
-    "llm_api_key",
-    "llm_model",
-    "llm_timeout_seconds",
-    "prometheus_url",
-)
 
-
-def _as_diagnosis_settings(settings: Any) -> DiagnosisSettings:
-    if settings is None:
-        return load_diagnosis_settings()
-    if isinstance(settings, DiagnosisSettings):
-        return settings
-    # A receiver.settings.Settings: its LLM/Prometheus fields win, the rest comes from the
-    # environment (secondary provider, cost controls, context limits).
-    overrides = {
-        name: getattr(settings, name) for name in _LEGACY_FIELDS if hasattr(settings, name)
-    }
-    if overrides.get("llm_api_key") is not None:
-        overrides["llm_api_key_file"] = None
-    return load_diagnosis_settings(**overrides)
+def _as_diagnosis_settings(settings: DiagnosisSettings | None) -> DiagnosisSettings:
+    return load_diagnosis_settings() if settings is None else settings
 
 
 class DiagnosisEngine:
     """Produce a :class:`Diagnosis` (with its :class:`Context`) for each alert.
 
     Args:
-        settings: :class:`DiagnosisSettings`, or the receiver's ``Settings`` (its LLM and
-            ``PROMETHEUS_URL`` fields are used, everything else is read from the environment),
-            or ``None`` to read everything from the environment.
+        settings: :class:`DiagnosisSettings` (the receiver passes its ``Settings``, which
+            extends it), or ``None`` to read them from the environment.
         client: shared HTTP client for the LLM providers and Prometheus (the caller closes it);
             ``None`` creates one, closed by :meth:`aclose`.
         registry: where to register the diagnosis metrics (the app's
@@ -88,7 +65,7 @@ class DiagnosisEngine:
 
     def __init__(
         self,
-        settings: Any = None,
+        settings: DiagnosisSettings | None = None,
         client: httpx.AsyncClient | None = None,
         *,
         registry: CollectorRegistry | None = None,

@@ -34,16 +34,19 @@ import logging
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import apprise
 from pydantic import SecretStr
 
 from receiver.logs import SecretRedactingFilter
 from receiver.notifiers.base import Notification, Notifier, NotifyError
 from receiver.notifiers.common import Style, compose, headline
+from receiver.notifiers.options import NotifierConfig, NotifierOptions
 from receiver.text import fit, neutralise_text
+
+if TYPE_CHECKING:
+    import apprise
 
 #: Largest body sent to any service (many have no practical limit; keep messages readable).
 BODY_MAX = 4000
@@ -87,6 +90,8 @@ _REDACTOR = _AppriseLogRedactor()
 def protect_url(url: str) -> None:
     """Keep ``url`` and its parts out of the ``apprise`` logger's output (call before loading)."""
     _REDACTOR.add_url(url)
+    import apprise
+
     apprise_logger = logging.getLogger(getattr(apprise, "LOGGER_NAME", "apprise"))
     if _REDACTOR not in apprise_logger.filters:
         apprise_logger.addFilter(_REDACTOR)
@@ -126,6 +131,8 @@ def load_targets(urls: Sequence[SecretStr]) -> list[_Target]:
     for i, secret in enumerate(urls):
         url = secret.get_secret_value()
         protect_url(url)
+        import apprise  # imported on first use: loading every plugin takes ~0.1 s
+
         apobj = apprise.Apprise()
         if not apobj.add(url) or len(apobj) != 1:
             raise AppriseUrlError(
@@ -148,6 +155,8 @@ def load_targets(urls: Sequence[SecretStr]) -> list[_Target]:
 
 def notify_type(n: Notification) -> apprise.NotifyType:
     """Apprise ``notify_type`` (icon/colour) for ``n``."""
+    import apprise
+
     if not n.firing:
         return apprise.NotifyType.SUCCESS
     severity = (n.severity or "").lower()
@@ -166,6 +175,10 @@ def render_apprise(n: Notification, *, body_max: int, title_max: int) -> tuple[s
     return "", compose(n, STYLE, body_max)
 
 
+class AppriseOptions(NotifierOptions):
+    """``type: apprise`` (secret ``urls``)."""
+
+
 class AppriseNotifier(Notifier):
     """Sends through one or more Apprise URLs.
 
@@ -178,6 +191,31 @@ class AppriseNotifier(Notifier):
     """
 
     channel = "apprise"
+    options = AppriseOptions
+    secret_fields = ("urls",)
+
+    @classmethod
+    def check_secret(cls, field: str, value: str) -> str | None:
+        """The value must hold at least one URL, and Apprise must load every one."""
+        urls = split_urls(value)
+        if not urls:
+            return "holds no Apprise URL"
+        try:
+            load_targets([SecretStr(u) for u in urls])
+        except AppriseUrlError as exc:
+            return str(exc)
+        return None
+
+    @classmethod
+    def redaction_values(cls, field: str, value: str) -> list[str]:
+        """The whole value and each URL in it."""
+        return [value, *split_urls(value)]
+
+    @classmethod
+    def from_config(cls, config: NotifierConfig, client: object = None) -> AppriseNotifier:
+        """Build from a routing entry (``type: apprise``; Apprise does its own HTTP)."""
+        urls = [SecretStr(u) for u in split_urls(config.secrets["urls"].get_secret_value())]
+        return cls(urls, name=config.name)
 
     def __init__(self, urls: Sequence[SecretStr], *, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -192,6 +230,8 @@ class AppriseNotifier(Notifier):
 
     @staticmethod
     def _notify(target: _Target, title: str, body: str, kind: apprise.NotifyType) -> bool:
+        import apprise
+
         try:
             result = target.apobj.notify(
                 body=body, title=title, notify_type=kind, body_format=apprise.NotifyFormat.TEXT

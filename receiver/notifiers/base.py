@@ -20,20 +20,41 @@ import asyncio
 import hashlib
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, ClassVar, Literal
+from datetime import UTC
+from typing import ClassVar, Literal
 
 import httpx
+from pydantic import SecretStr
 
+from exchange_common.retry_after import parse_retry_after as parse_retry_after_header
 from receiver.diagnosis.schema import Diagnosis
 from receiver.models import ZERO_TIME, parse_rfc3339
+from receiver.notifiers.metrics import NotifierMetrics
+from receiver.notifiers.options import (
+    NotifierConfig,
+    NotifierOptions,
+    ParseContext,
+    token_secret_problem,
+    url_secret_problem,
+)
 from receiver.text import format_duration, strip_control
 
-if TYPE_CHECKING:
-    from receiver.notifiers.metrics import NotifierMetrics
+__all__ = [
+    "Notification",
+    "Notifier",
+    "NotifyError",
+    "PermanentNotifyError",
+    "RateLimitedError",
+    "WebhookUrlNotifier",
+    "human_time",
+    "parse_retry_after_header",
+    "post_json",
+    "raise_for_status",
+    "retry_after_from_json",
+]
 
 
 @dataclass(frozen=True)
@@ -171,29 +192,85 @@ class RateLimitedError(NotifyError):
         self.retry_after = retry_after
 
 
-class Notifier:
-    """One configured notifier instance.
+class Notifier(ABC):
+    """One configured notifier instance; each channel module subclasses it.
+
+    Class attributes every channel sets (see :mod:`receiver.notifiers` for a walkthrough):
+
+    - ``channel``: the type (``"slack"``, ``"discord"``, ``"telegram"``, ``"pagerduty"``,
+      ``"line"``, ``"webhook"``, ``"apprise"``, ``"jsonl"``), the ``type:`` of a routing-file
+      entry and the ``channel`` metric label;
+    - ``options``: its :class:`NotifierOptions` model (everything that is not a secret);
+    - ``secret_fields``: its secret settings (``<field>_env`` / ``<field>_file`` in the file);
+
+    and it implements :meth:`from_config` and :meth:`_send`. It may override
+    :attr:`secret_format` or :meth:`check_secret`, :meth:`parse_extra` (with :attr:`extra_keys`) and
+    :meth:`redaction_values` for configuration, and the optional capabilities the worker calls
+    through this interface: :meth:`idempotency_key` and :meth:`delivered_before`.
 
     Attributes:
-        channel: the type (``"slack"``, ``"discord"``, ``"telegram"``, ``"pagerduty"``,
-            ``"line"``, ``"webhook"``, ``"apprise"``, ``"jsonl"``); a class attribute.
         name: the instance name from the routing file (e.g. ``"slack-desk"``); defaults to the
             channel, which is what notifiers built from ``SLACK_WEBHOOK_URL`` & co. are called.
             Unique per process: delivery state, spacing and metrics are kept per name.
         min_send_interval: seconds to leave between two sends of this instance (the platform's
             documented per-destination pace; 0 = no spacing).
 
-    Subclasses implement :meth:`_send`; callers use :meth:`send`, which also records the
-    per-notifier metrics when :meth:`bind_metrics` was called. ``repr()`` never shows secrets.
+    Callers use :meth:`send`, which also records the send metrics when :meth:`bind_metrics`
+    was called. ``repr()`` never shows secrets.
     """
 
     channel: ClassVar[str] = "base"
+    options: ClassVar[type[NotifierOptions]] = NotifierOptions
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    #: How :meth:`check_secret` checks every secret field by default: ``"url"`` (an absolute
+    #: http(s) URL), ``"token"`` (printable ASCII without spaces) or ``"any"``.
+    secret_format: ClassVar[Literal["url", "token", "any"]] = "any"
+    #: Routing-file keys :meth:`parse_extra` handles (left out of the options model).
+    extra_keys: ClassVar[tuple[str, ...]] = ()
     min_send_interval: float = 0.0
     _name: str | None = None
     _metrics: NotifierMetrics | None = None
 
     def __init__(self, *, name: str | None = None) -> None:
         self._name = name
+
+    # --- configuration ----------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: NotifierConfig, client: httpx.AsyncClient) -> Notifier:
+        """Build an instance from a validated routing entry, on the shared HTTP ``client``.
+
+        Raises:
+            NotImplementedError: the type cannot be configured from a routing file.
+        """
+        raise NotImplementedError(f"{cls.__name__} cannot be built from a routing file")
+
+    @classmethod
+    def check_secret(cls, field: str, value: str) -> str | None:
+        """The problem with the value of secret ``field`` (never quoting it), or ``None``.
+
+        By default the check :attr:`secret_format` names; override for anything else.
+        """
+        if cls.secret_format == "url":
+            return url_secret_problem(value)
+        if cls.secret_format == "token":
+            return token_secret_problem(value)
+        return None
+
+    @classmethod
+    def parse_extra(
+        cls, raw: Mapping[str, object], path: str, ctx: ParseContext
+    ) -> dict[str, SecretStr]:
+        """Validate the type's own extra keys of routing entry ``raw`` (at field ``path``),
+        recording problems in ``ctx``; return extra named secrets (webhook headers)."""
+        return {}
+
+    @classmethod
+    def redaction_values(cls, field: str, value: str) -> list[str]:
+        """The strings to redact from logs for secret ``field`` holding ``value``."""
+        return [value]
+
+    # --- identity and metrics -----------------------------------------------------------------
 
     @property
     def name(self) -> str:
@@ -204,10 +281,27 @@ class Notifier:
         """Record every :meth:`send` in ``metrics`` (``None`` stops recording)."""
         self._metrics = metrics
         if metrics is not None:
-            metrics.declare(self)
+            metrics.declare(self.channel, self.name)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} channel={self.channel!r}>"
+
+    # --- optional capabilities ----------------------------------------------------------------
+
+    def idempotency_key(self, notification: Notification) -> str | None:
+        """A key the target uses to drop a repeated send of ``notification`` (stable across
+        retries and restarts), or ``None`` when the target has no such mechanism."""
+        return None
+
+    async def delivered_before(self, notification: Notification) -> bool:
+        """Whether ``notification`` provably arrived before a crash interrupted its send.
+
+        The worker asks this for a delivery left ``sending``; ``False`` (the default, for
+        targets that cannot tell) means "send again, possibly duplicating".
+        """
+        return False
+
+    # --- sending ------------------------------------------------------------------------------
 
     async def send(self, notification: Notification) -> None:
         """Deliver one notification.
@@ -237,35 +331,36 @@ class Notifier:
             raise
         finally:
             if result is not None:
-                metrics.observe(self, result, time.perf_counter() - started)
+                metrics.attempt(self.channel, self.name, result, time.perf_counter() - started)
 
+    @abstractmethod
     async def _send(self, notification: Notification) -> None:
         """Deliver one notification (the platform-specific part); see :meth:`send`."""
-        raise NotImplementedError
 
 
-def parse_retry_after_header(value: str | None) -> float | None:
-    """Parse a ``Retry-After`` header (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+class WebhookUrlNotifier(Notifier):
+    """A notifier configured by one secret webhook URL (``webhook_url``): Slack, Discord.
 
-    Returns ``None`` for a missing or unreadable value and clamps negatives to 0 (a date in
-    the past means "now").
+    Args:
+        webhook_url: the webhook URL (secret; never logged).
+        client: shared HTTP client.
+        name: instance name (default the channel).
     """
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+
+    secret_fields = ("webhook_url",)
+    secret_format = "url"
+
+    def __init__(
+        self, webhook_url: SecretStr, client: httpx.AsyncClient, *, name: str | None = None
+    ) -> None:
+        super().__init__(name=name)
+        self._url = webhook_url
+        self._client = client
+
+    @classmethod
+    def from_config(cls, config: NotifierConfig, client: httpx.AsyncClient) -> Notifier:
+        """Build from a routing entry (``type: <channel>``, secret ``webhook_url``)."""
+        return cls(config.secrets["webhook_url"], client, name=config.name)
 
 
 def retry_after_from_json(resp: httpx.Response, *path: str) -> float | None:

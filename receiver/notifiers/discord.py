@@ -21,18 +21,18 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from receiver.models import ZERO_TIME, parse_rfc3339
 from receiver.notifiers.base import (
     Notification,
-    Notifier,
     RateLimitedError,
+    WebhookUrlNotifier,
     parse_retry_after_header,
     post_json,
     raise_for_status,
     retry_after_from_json,
 )
+from receiver.notifiers.options import NotifierOptions
 from receiver.text import discord_escape, discord_plain, fit, safe_url
 
 TITLE_MAX = 256
@@ -192,7 +192,11 @@ def _retry_after(resp: httpx.Response) -> float | None:
     return parse_retry_after_header(resp.headers.get("Retry-After"))
 
 
-class DiscordNotifier(Notifier):
+class DiscordOptions(NotifierOptions):
+    """``type: discord`` (secret ``webhook_url``)."""
+
+
+class DiscordNotifier(WebhookUrlNotifier):
     """Posts to a Discord webhook.
 
     Args:
@@ -202,16 +206,10 @@ class DiscordNotifier(Notifier):
     """
 
     channel = "discord"
+    options = DiscordOptions
     #: Discord webhooks allow a few requests per second (per-route buckets,
     #: https://discord.com/developers/docs/topics/rate-limits).
     min_send_interval = 0.5
-
-    def __init__(
-        self, webhook_url: SecretStr, client: httpx.AsyncClient, *, name: str | None = None
-    ) -> None:
-        super().__init__(name=name)
-        self._url = webhook_url
-        self._client = client
 
     async def _send(self, notification: Notification) -> None:
         """POST the rendered embed.

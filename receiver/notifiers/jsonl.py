@@ -28,8 +28,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from receiver.models import utc_now_iso
+from exchange_common.timestamps import utc_now_iso
 from receiver.notifiers.base import Notification, Notifier, NotifyError
+from receiver.notifiers.options import NotifierConfig, NotifierOptions
 from receiver.text import cap
 
 VALUE_MAX = 8192
@@ -71,6 +72,12 @@ def render_jsonl(n: Notification, notified_at: str | None = None) -> dict[str, A
     }
 
 
+class JsonlOptions(NotifierOptions):
+    """``type: jsonl``."""
+
+    path: Path
+
+
 class JsonlNotifier(Notifier):
     """Appends notifications to a JSON-lines file.
 
@@ -80,6 +87,13 @@ class JsonlNotifier(Notifier):
     """
 
     channel = "jsonl"
+    options = JsonlOptions
+
+    @classmethod
+    def from_config(cls, config: NotifierConfig, client: object = None) -> JsonlNotifier:
+        """Build from a routing entry (``type: jsonl``; no HTTP client needed)."""
+        o = config.typed(JsonlOptions)
+        return cls(o.path, name=config.name)
 
     def __init__(self, path: Path, *, name: str | None = None) -> None:
         super().__init__(name=name)

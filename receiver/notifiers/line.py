@@ -26,11 +26,12 @@ UTF-16 code units (at least Python's count, so the cap also holds if LINE counts
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 
 from receiver.notifiers.base import (
     Notification,
@@ -40,6 +41,7 @@ from receiver.notifiers.base import (
     raise_for_status,
 )
 from receiver.notifiers.common import Style, compose
+from receiver.notifiers.options import HttpUrlOption, NotifierConfig, NotifierOptions
 from receiver.text import neutralise_text, utf16_len
 
 DEFAULT_API_URL = "https://api.line.me/v2/bot/message/push"
@@ -61,6 +63,25 @@ def retry_key(n: Notification, *, notifier: str, to: str) -> str:
     return str(uuid.uuid5(RETRY_KEY_NAMESPACE, f"{notifier}\x00{to}\x00{n.delivery_key}"))
 
 
+_LINE_TO = re.compile(r"^[UCR][0-9a-f]{32}$")
+
+
+class LineOptions(NotifierOptions):
+    """``type: line`` (secret ``channel_access_token``)."""
+
+    to: str
+    api_url: HttpUrlOption = DEFAULT_API_URL
+
+    @field_validator("to")
+    @classmethod
+    def _to(cls, value: str) -> str:
+        if not _LINE_TO.match(value):
+            raise ValueError(
+                "must be a LINE user, group or room id: U, C or R followed by 32 hex digits"
+            )
+        return value
+
+
 class LineNotifier(Notifier):
     """Pushes each notification to a LINE user, group or room.
 
@@ -73,6 +94,21 @@ class LineNotifier(Notifier):
     """
 
     channel = "line"
+    options = LineOptions
+    secret_fields = ("channel_access_token",)
+    secret_format = "token"
+
+    @classmethod
+    def from_config(cls, config: NotifierConfig, client: httpx.AsyncClient) -> LineNotifier:
+        """Build from a routing entry (``type: line``)."""
+        o = config.typed(LineOptions)
+        return cls(
+            config.secrets["channel_access_token"],
+            o.to,
+            client,
+            name=config.name,
+            api_url=o.api_url,
+        )
 
     def __init__(
         self,
@@ -92,6 +128,10 @@ class LineNotifier(Notifier):
     def __repr__(self) -> str:
         return f"<LineNotifier name={self.name!r} to={self.to!r}>"
 
+    def idempotency_key(self, notification: Notification) -> str:
+        """The ``X-Line-Retry-Key``: :func:`retry_key` of this instance and destination."""
+        return retry_key(notification, notifier=self.name, to=self.to)
+
     async def _send(self, notification: Notification) -> None:
         """POST the push message with the notification's retry key.
 
@@ -103,7 +143,7 @@ class LineNotifier(Notifier):
         token = self._token.get_secret_value()
         headers = {
             "Authorization": f"Bearer {token}",
-            "X-Line-Retry-Key": retry_key(notification, notifier=self.name, to=self.to),
+            "X-Line-Retry-Key": self.idempotency_key(notification),
         }
         body = render_line(notification, self.to)
         resp = await post_json(

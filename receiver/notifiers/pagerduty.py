@@ -30,7 +30,7 @@ import hashlib
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
 from receiver.notifiers.base import (
     Notification,
@@ -40,6 +40,7 @@ from receiver.notifiers.base import (
     raise_for_status,
 )
 from receiver.notifiers.common import headline, links
+from receiver.notifiers.options import HttpUrlOption, NotifierConfig, NotifierOptions
 from receiver.text import cap, fit, neutralise_text
 
 DEFAULT_API_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -154,6 +155,13 @@ def render_pagerduty(
     return body
 
 
+class PagerDutyOptions(NotifierOptions):
+    """``type: pagerduty`` (secret ``routing_key``)."""
+
+    api_url: HttpUrlOption = DEFAULT_API_URL
+    source: str | None = Field(default=None, min_length=1, max_length=255)
+
+
 class PagerDutyNotifier(Notifier):
     """Sends Events API v2 events.
 
@@ -166,6 +174,22 @@ class PagerDutyNotifier(Notifier):
     """
 
     channel = "pagerduty"
+    options = PagerDutyOptions
+    secret_fields = ("routing_key",)
+    secret_format = "token"
+
+    @classmethod
+    def from_config(cls, config: NotifierConfig, client: httpx.AsyncClient) -> PagerDutyNotifier:
+        """Build from a routing entry (``type: pagerduty``)."""
+        o = config.typed(PagerDutyOptions)
+        return cls(
+            config.secrets["routing_key"],
+            client,
+            name=config.name,
+            api_url=o.api_url,
+            source=o.source,
+        )
+
     #: About 120 events per minute per routing key.
     min_send_interval = 0.5
 

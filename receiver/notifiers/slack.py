@@ -18,16 +18,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-from pydantic import SecretStr
-
 from receiver.notifiers.base import (
     Notification,
-    Notifier,
+    WebhookUrlNotifier,
     parse_retry_after_header,
     post_json,
     raise_for_status,
 )
+from receiver.notifiers.options import NotifierOptions
 from receiver.text import fit, safe_url, slack_escape
 
 HEADER_MAX = 150
@@ -171,7 +169,11 @@ def render_slack(n: Notification) -> dict[str, Any]:
     return {"text": _esc(fallback, TEXT_MAX), "blocks": blocks}
 
 
-class SlackNotifier(Notifier):
+class SlackOptions(NotifierOptions):
+    """``type: slack`` (secret ``webhook_url``)."""
+
+
+class SlackNotifier(WebhookUrlNotifier):
     """Posts to a Slack incoming webhook.
 
     Args:
@@ -181,15 +183,9 @@ class SlackNotifier(Notifier):
     """
 
     channel = "slack"
+    options = SlackOptions
     #: Slack: about one message per second per channel (https://api.slack.com/apis/rate-limits).
     min_send_interval = 1.0
-
-    def __init__(
-        self, webhook_url: SecretStr, client: httpx.AsyncClient, *, name: str | None = None
-    ) -> None:
-        super().__init__(name=name)
-        self._url = webhook_url
-        self._client = client
 
     async def _send(self, notification: Notification) -> None:
         """POST the rendered message.

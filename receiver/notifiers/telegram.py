@@ -32,7 +32,7 @@ import re
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from receiver.notifiers.base import (
     Notification,
@@ -45,6 +45,7 @@ from receiver.notifiers.base import (
     retry_after_from_json,
 )
 from receiver.notifiers.common import Style, compose
+from receiver.notifiers.options import HttpUrlOption, NotifierConfig, NotifierOptions
 from receiver.text import html_attr, telegram_html, utf16_len
 
 TEXT_MAX = 4096
@@ -85,6 +86,27 @@ def _migrate_to_chat_id(resp: httpx.Response) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+_TELEGRAM_TOKEN = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{10,128}$")
+_TELEGRAM_CHAT = re.compile(r"^(-?\d{1,20}|@[A-Za-z][A-Za-z0-9_]{3,64})$")
+
+
+class TelegramOptions(NotifierOptions):
+    """``type: telegram`` (secret ``bot_token``)."""
+
+    chat_id: str
+    message_thread_id: int | None = Field(default=None, ge=1)
+    api_url: HttpUrlOption = DEFAULT_API_URL
+
+    @field_validator("chat_id", mode="before")
+    @classmethod
+    def _chat_id(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, str) and not _TELEGRAM_CHAT.match(value.strip()):
+            raise ValueError("must be a numeric chat id (e.g. '-1001234567890') or '@channel'")
+        return value.strip() if isinstance(value, str) else value
+
+
 class TelegramNotifier(Notifier):
     """Sends each notification as a Telegram message.
 
@@ -100,6 +122,28 @@ class TelegramNotifier(Notifier):
     """
 
     channel = "telegram"
+    options = TelegramOptions
+    secret_fields = ("bot_token",)
+
+    @classmethod
+    def check_secret(cls, field: str, value: str) -> str | None:
+        """The bot token must look like ``<digits>:<letters, digits, _ or ->``."""
+        if not _TELEGRAM_TOKEN.match(value):
+            return "not a Telegram bot token ('<digits>:<letters, digits, _ or ->')"
+        return None
+
+    @classmethod
+    def from_config(cls, config: NotifierConfig, client: httpx.AsyncClient) -> TelegramNotifier:
+        """Build from a routing entry (``type: telegram``)."""
+        o = config.typed(TelegramOptions)
+        return cls(
+            config.secrets["bot_token"],
+            o.chat_id,
+            client,
+            name=config.name,
+            message_thread_id=o.message_thread_id,
+            api_url=o.api_url,
+        )
 
     def __init__(
         self,

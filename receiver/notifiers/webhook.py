@@ -35,13 +35,14 @@ retried.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 
-from receiver.models import utc_now_iso
+from exchange_common.timestamps import utc_now_iso
 from receiver.notifiers.base import (
     Notification,
     Notifier,
@@ -49,6 +50,7 @@ from receiver.notifiers.base import (
     post_json,
     raise_for_status,
 )
+from receiver.notifiers.options import NotifierConfig, NotifierOptions, ParseContext
 from receiver.text import cap
 
 VALUE_MAX = 8192
@@ -98,6 +100,21 @@ def render_webhook(n: Notification, *, notifier: str, sent_at: str | None = None
     }
 
 
+_SECRET_HEADER = re.compile(r"auth|token|secret|key|passw|signature|session|cookie", re.I)
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
+
+
+def _header_value_ok(value: str) -> bool:
+    return value.isascii() and value.isprintable() and len(value) <= 8192
+
+
+class WebhookOptions(NotifierOptions):
+    """``type: webhook`` (secret ``url``; secret headers via ``headers_env``/``headers_file``)."""
+
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+
+
 class WebhookNotifier(Notifier):
     """POSTs the JSON document to a URL.
 
@@ -110,6 +127,48 @@ class WebhookNotifier(Notifier):
     """
 
     channel = "webhook"
+    options = WebhookOptions
+    secret_fields = ("url",)
+    secret_format = "url"
+    extra_keys = ("headers_env", "headers_file")
+
+    @classmethod
+    def parse_extra(
+        cls, raw: Mapping[str, object], path: str, ctx: ParseContext
+    ) -> dict[str, SecretStr]:
+        """Secret headers from ``headers_env``/``headers_file`` (name → VAR / PATH), and the
+        check that plain ``headers`` hold no secret-looking names and valid values."""
+        out = _secret_headers(raw, path, ctx)
+        headers = raw.get("headers", {})
+        if isinstance(headers, dict):
+            for header, value in headers.items():
+                hpath = f"{path}.headers.{header}"
+                if isinstance(header, str) and _SECRET_HEADER.search(header):
+                    ctx.add(
+                        hpath,
+                        "looks like a secret: secrets must not be written in the routing file; "
+                        "use headers_env or headers_file",
+                        show=False,
+                    )
+                elif not isinstance(header, str) or not _HEADER_NAME.match(header):
+                    ctx.add(hpath, "not a valid HTTP header name", header)
+                elif not isinstance(value, str) or not _header_value_ok(value):
+                    ctx.add(hpath, "must be a printable ASCII string", value)
+        return out
+
+    @classmethod
+    def from_config(cls, config: NotifierConfig, client: httpx.AsyncClient) -> WebhookNotifier:
+        """Build from a routing entry (``type: webhook``)."""
+        o = config.typed(WebhookOptions)
+        headers = {k: SecretStr(v) for k, v in o.headers.items()}
+        headers.update(config.secret_headers)
+        return cls(
+            config.secrets["url"],
+            client,
+            name=config.name,
+            headers=headers,
+            timeout=o.timeout_seconds,
+        )
 
     def __init__(
         self,
@@ -126,6 +185,10 @@ class WebhookNotifier(Notifier):
         self._headers = dict(headers or {})
         self._timeout = timeout
 
+    def idempotency_key(self, notification: Notification) -> str:
+        """The ``Idempotency-Key`` header: :attr:`Notification.delivery_key`."""
+        return notification.delivery_key
+
     async def _send(self, notification: Notification) -> None:
         """POST the document.
 
@@ -135,7 +198,7 @@ class WebhookNotifier(Notifier):
             NotifyError: 3xx, 5xx or network failure.
         """
         headers = {k: v.get_secret_value() for k, v in self._headers.items()}
-        headers["Idempotency-Key"] = notification.delivery_key
+        headers["Idempotency-Key"] = self.idempotency_key(notification)
         body = render_webhook(notification, notifier=self.name)
         url = self._url.get_secret_value()
         resp = await post_json(
@@ -144,3 +207,34 @@ class WebhookNotifier(Notifier):
         retry_after = parse_retry_after_header(resp.headers.get("Retry-After"))
         secrets = (url, *(v for v in headers.values() if len(v) >= 6))
         raise_for_status(resp, channel=self.name, retry_after=retry_after, secrets=secrets)
+
+
+def _secret_headers(
+    raw: Mapping[str, object], path: str, ctx: ParseContext
+) -> dict[str, SecretStr]:
+    out: dict[str, SecretStr] = {}
+    for how in ("env", "file"):
+        key = f"headers_{how}"
+        if key not in raw:
+            continue
+        mapping = raw[key]
+        if not isinstance(mapping, dict):
+            what = "environment variable name" if how == "env" else "file path"
+            ctx.add(f"{path}.{key}", f"must be a mapping of header name to {what}")
+            continue
+        for header, ref in mapping.items():
+            where = f"{path}.{key}.{header}"
+            if not isinstance(header, str) or not _HEADER_NAME.match(header):
+                ctx.add(where, "not a valid HTTP header name", header)
+                continue
+            if header in out:
+                ctx.add(where, "header given twice (headers_env and headers_file)")
+                continue
+            value = ctx.resolve(how, ref, where)
+            if value is None:
+                continue
+            if not _header_value_ok(value.get_secret_value()):
+                ctx.add(where, "value is not a valid HTTP header value", show=False)
+                continue
+            out[header] = value
+    return out

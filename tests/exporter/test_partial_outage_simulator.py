@@ -24,6 +24,8 @@ from exporter.scheduler import ProbeScheduler
 from simulator import simulator_in_thread
 from simulator.failure_kinds import FAILURE_KINDS, endpoint_fault
 
+pytestmark = pytest.mark.e2e  # probes an in-thread simulator
+
 ROOT = Path(__file__).resolve().parents[2]
 SECONDS = 20.0
 JITTER = {"fault": "latency", "latency_ms": 30, "jitter_ms": 20}

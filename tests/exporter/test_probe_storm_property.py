@@ -23,8 +23,10 @@ from exporter.config import ExporterConfig, load_config
 from exporter.metrics import ExporterMetrics
 from exporter.profiles import Result, get_profile
 from exporter.scheduler import ProbeScheduler, build_targets
-from tests.exporter.exchange_answers import KINDS, FakeExchanges, Recorded, Sent, record_answers
-from tests.virtual_time import VirtualClock, run_virtual
+from testsupport.exchange_answers import KINDS, FakeExchanges, Recorded, Sent, record_answers
+from testsupport.virtual_time import VirtualClock, run_virtual
+
+pytestmark = pytest.mark.e2e  # records the answers from an in-thread simulator
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_SECONDS = 600.0

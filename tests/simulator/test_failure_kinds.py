@@ -12,6 +12,7 @@ EXCHANGES = ("binance", "bybit", "okx", "coinbase", "kraken")
 MISSING = {("okx", "banned"), ("coinbase", "banned"), ("coinbase", "maintenance")}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("kind", FAILURE_KINDS)
 def test_every_fault_is_accepted_or_documented_missing(client: httpx.Client, kind: str) -> None:
     for exchange in EXCHANGES:

@@ -1,0 +1,339 @@
+"""Grafana dashboards: structure, uids, datasource references, metric names, and every panel's
+PromQL run against the real Prometheus of the end-to-end stack.
+
+The static checks need nothing but the JSON (and promtool to parse the queries); the live check
+(marked e2e) uses the session's `stack` fixture, with the template variables filled in the way
+Grafana would (`$exchange` → binance, `$__rate_interval` → 1m, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from deploy.stack import Stack
+from receiver.metrics import ReceiverMetrics
+from tests.monitoring.test_rules import (
+    EXPORTER_METRICS,
+    EXPORTER_SELECTOR,
+    KNOWN_METRICS,
+    MIXIN_CONFIG,
+    PROMETHEUS_BUILTINS,
+    RECORDED_METRICS,
+    selects_exporter,
+)
+from tests.monitoring.test_rules import promql_metric_names as metric_names
+
+REPO = Path(__file__).resolve().parents[2]
+GRAFANA_DIR = REPO / "grafana"
+DATASOURCES_FILE = GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml"
+DASHBOARD_PROVIDERS_FILE = GRAFANA_DIR / "provisioning" / "dashboards" / "dashboards.yml"
+DASHBOARD_FILES = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
+OVERVIEW = GRAFANA_DIR / "dashboards" / "exchange-overview.json"
+DETAIL = GRAFANA_DIR / "dashboards" / "exchange-detail.json"
+
+_GRAFANA_VAR = re.compile(r"\$(?:\{[^}]*\}|\w+)")
+# Grafana's template variables, filled in as a dashboard would be on a running stack.
+SUBSTITUTIONS = {
+    "$__rate_interval": "1m",
+    "${__rate_interval}": "1m",
+    "$__interval": "15s",
+    "${__interval}": "15s",
+    "$__range": "1h",
+    "${__range}": "1h",
+    "$exchange": "binance",
+    "${exchange}": "binance",
+}
+LIVE_TIMEOUT_S = 120.0
+
+
+def _receiver_metric_names() -> set[str]:
+    names = set()
+    for family in ReceiverMetrics().registry.collect():
+        names.add(f"{family.name}_total" if family.type == "counter" else family.name)
+    return names
+
+
+# What a dashboard may select: exporter series, recording rules, Prometheus' own series and the
+# receiver's metrics (job alert-receiver).
+ALLOWED_METRICS = KNOWN_METRICS | PROMETHEUS_BUILTINS | _receiver_metric_names()
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+def _panels(panels: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        yield panel
+        yield from _panels(panel.get("panels", []))  # collapsed rows
+
+
+def _panel_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(where, PromQL) for every panel target."""
+    return [
+        (f"panel {panel.get('title')!r} {target.get('refId')}", target["expr"])
+        for panel in _panels(dashboard.get("panels", []))
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+
+
+def _annotation_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    return [
+        (f"annotation {a['name']!r}", a["expr"])
+        for a in dashboard.get("annotations", {}).get("list", [])
+        if "expr" in a
+    ]
+
+
+def _fill(expr: str) -> str:
+    for var, value in SUBSTITUTIONS.items():
+        expr = expr.replace(var, value)
+    assert not _GRAFANA_VAR.search(expr), f"unknown template variable in {expr!r}"
+    return expr
+
+
+def _datasource_uid() -> str:
+    [datasource] = yaml.safe_load(DATASOURCES_FILE.read_text())["datasources"]
+    assert datasource["type"] == "prometheus"
+    assert datasource["url"] == "http://prometheus:9090"
+    return datasource["uid"]
+
+
+# --------------------------------------------------------------------------------------------
+# static
+
+
+def test_grafana_provisioning() -> None:
+    assert _datasource_uid() == "prometheus"
+    [provider] = yaml.safe_load(DASHBOARD_PROVIDERS_FILE.read_text())["providers"]
+    assert provider["type"] == "file"
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert {OVERVIEW, DETAIL} <= set(DASHBOARD_FILES)
+
+
+def test_dashboard_uids_and_titles_are_unique() -> None:
+    dashboards = [_load(p) for p in DASHBOARD_FILES]
+    uids = [d["uid"] for d in dashboards]
+    titles = [d["title"] for d in dashboards]
+    assert len(set(uids)) == len(uids), f"duplicate dashboard uid: {uids}"
+    assert len(set(titles)) == len(titles), f"duplicate dashboard title: {titles}"
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=_rel)
+def test_dashboard_structure(path: Path) -> None:
+    dashboard = _load(path)
+    uid = _datasource_uid()
+    assert dashboard["schemaVersion"] == 39
+    assert dashboard["id"] is None, "provisioned dashboards carry no database id"
+    assert re.fullmatch(r"[a-z0-9-]{1,40}", dashboard["uid"]), dashboard["uid"]
+    assert dashboard["title"] and dashboard["description"]
+
+    panels = list(_panels(dashboard["panels"]))
+    assert panels, "dashboard has no panels"
+    titles = [panel["title"] for panel in panels]
+    assert len(titles) == len(set(titles)), "duplicate panel titles"
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+    for panel in panels:
+        title = panel.get("title")
+        assert title, f"panel {panel['id']} has no title"
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["w"] > 0 and grid["h"] > 0, f"panel {title!r}: gridPos"
+        assert grid["x"] + grid["w"] <= 24, f"panel {title!r}: wider than the grid"
+        if panel["type"] == "row":
+            continue
+        assert panel.get("description"), f"panel {title!r}: no description"
+        assert panel.get("datasource", {}).get("uid") == uid, f"panel {title!r}: datasource uid"
+        assert panel.get("targets"), f"panel {title!r}: no queries"
+        refs = [t["refId"] for t in panel["targets"]]
+        assert len(refs) == len(set(refs)), f"panel {title!r}: duplicate refId"
+        for target in panel["targets"]:
+            assert target.get("datasource", {}).get("uid") == uid, f"panel {title!r}: target"
+    for annotation in dashboard.get("annotations", {}).get("list", []):
+        if annotation.get("datasource", {}).get("type") == "prometheus":
+            assert annotation["datasource"]["uid"] == uid, f"annotation {annotation['name']!r}"
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable["type"] == "query":
+            assert variable["datasource"]["uid"] == uid, f"variable {variable['name']}"
+
+
+def test_panels_do_not_overlap() -> None:
+    for path in DASHBOARD_FILES:
+        cells: dict[tuple[int, int], str] = {}
+        for panel in _panels(_load(path)["panels"]):
+            g = panel["gridPos"]
+            for x in range(g["x"], g["x"] + g["w"]):
+                for y in range(g["y"], g["y"] + g["h"]):
+                    other = cells.setdefault((x, y), f"{panel['id']} {panel['title']!r}")
+                    assert other.startswith(f"{panel['id']} "), (
+                        f"{_rel(path)}: panel {panel['id']} {panel['title']!r} overlaps {other}"
+                    )
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=_rel)
+def test_dashboard_queries_use_known_metrics(path: Path) -> None:
+    dashboard = _load(path)
+    for where, expr in _panel_queries(dashboard) + _annotation_queries(dashboard):
+        names = metric_names(expr)
+        assert names, f"{where}: no metric in {expr!r}"
+        unknown = names - ALLOWED_METRICS
+        assert not unknown, f"{where}: unknown metric names {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=_rel)
+def test_dashboard_queries_select_the_exporter_with_the_configured_selector(path: Path) -> None:
+    """Exporter series (and its `up`) are selected with thresholds.yml's exporter_selector,
+    first in the braces: that is where `make rules` rewrites it when the config changes."""
+    dashboard = _load(path)
+    for where, expr in _panel_queries(dashboard) + _annotation_queries(dashboard):
+        for name in metric_names(expr) & (EXPORTER_METRICS | {"up"}):
+            assert selects_exporter(name, expr), (
+                f"{where}: select {name} with {{{EXPORTER_SELECTOR}, ...}}: {expr!r}"
+            )
+
+
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=_rel)
+def test_dashboard_runbook_link_is_the_configured_index(path: Path) -> None:
+    """The "Alert runbooks" link is thresholds.yml's runbook_index_url (rendered by
+    `make rules`; tests/monitoring/test_rules.py fails while a dashboard is out of date)."""
+    [link] = [link for link in _load(path)["links"] if link["title"] == "Alert runbooks"]
+    assert link["url"] == MIXIN_CONFIG["runbook_index_url"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path", DASHBOARD_FILES, ids=_rel)
+def test_dashboard_promql_parses(path: Path, tmp_path: Path) -> None:
+    """Let promtool parse every dashboard query, as recording rules with variables filled in."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not on PATH: apt-get install prometheus", pytrace=False)
+    dashboard = _load(path)
+    rules = [
+        {"record": f"dashboard:query:{i}", "expr": _fill(expr), "labels": {"where": where}}
+        for i, (where, expr) in enumerate(
+            _panel_queries(dashboard) + _annotation_queries(dashboard)
+        )
+    ]
+    rule_file = tmp_path / "dashboard-queries.yml"
+    rule_file.write_text(yaml.safe_dump({"groups": [{"name": path.stem, "rules": rules}]}))
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(rule_file)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_overview_dashboard_content() -> None:
+    dashboard = _load(OVERVIEW)
+    assert dashboard["uid"] == "exchange-overview"
+    [variable] = [v for v in dashboard["templating"]["list"] if v["name"] == "exchange"]
+    assert variable["query"] == "label_values(exchange_api_up, exchange)"
+    assert variable["multi"] and variable["includeAll"]
+
+    queries = _panel_queries(dashboard)
+    used = set().union(*(metric_names(e) for _, e in queries))
+    required = {
+        "exchange_api_up",
+        "exchange_api_requests_total",
+        "exchange_clock_skew_seconds",
+        "exchange_circuit_state",
+        "exchange_market_data_age_seconds",
+        "exchange_maintenance",
+        "exchange_window:exchange_rate_limit_used:ratio",
+        "exchange:exchange_api_requests:error_ratio_rate5m",
+        "exchange:exchange_api_requests:error_budget_remaining_30d",
+        "exchange:exchange_api_requests:availability_rate30d",
+        "ALERTS",
+    }
+    quantiles = {n for n in RECORDED_METRICS if n.startswith("exchange:") and n.endswith("_5m")}
+    quantiles = {n for n in quantiles if re.search(r":p(50|95|99)_5m$", n)}
+    assert len(quantiles) == 3
+    missing = (required | quantiles) - used
+    assert not missing, f"metrics without a panel: {sorted(missing)}"
+
+    panels = {p["title"]: p for p in _panels(dashboard["panels"])}
+    health_map = panels["Health map: exchange × endpoint"]
+    assert health_map["type"] == "table"
+    [matrix] = [t for t in health_map["transformations"] if t["id"] == "groupingToMatrix"]
+    assert (matrix["options"]["rowField"], matrix["options"]["columnField"]) == (
+        "exchange",
+        "endpoint",
+    )
+    # Firing-alert counts are 0, not "No data", when nothing fires.
+    for target in panels["Firing alerts by severity"]["targets"]:
+        assert target["expr"].endswith("or on () vector(0)"), target["expr"]
+
+
+def test_detail_dashboard_is_templated_on_exchange() -> None:
+    dashboard = _load(DETAIL)
+    assert dashboard["uid"] == "exchange-detail"
+    [variable] = dashboard["templating"]["list"]
+    assert variable["name"] == "exchange"
+    assert variable["query"] == "label_values(exchange_api_up, exchange)"
+    assert not variable["multi"] and not variable["includeAll"], "one exchange at a time"
+    for where, expr in _panel_queries(dashboard) + _annotation_queries(dashboard):
+        assert 'exchange="$exchange"' in expr, f"{where}: not filtered on $exchange: {expr!r}"
+    # Links both ways between the two dashboards.
+    overview_links = [link["url"] for link in _load(OVERVIEW)["links"]]
+    assert any("/d/exchange-detail/" in url for url in overview_links)
+    assert any("/d/exchange-overview/" in link["url"] for link in dashboard["links"])
+
+
+# --------------------------------------------------------------------------------------------
+# live: every panel query against the end-to-end stack's Prometheus
+
+
+def _query(client: httpx.Client, prometheus: str, expr: str) -> list[dict[str, Any]]:
+    response = client.get(f"{prometheus}/api/v1/query", params={"query": expr})
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "success", (
+        f"Prometheus rejected {expr!r}: {body.get('error', response.text)}"
+    )
+    return body["data"]["result"]
+
+
+@pytest.mark.e2e
+def test_every_panel_query_returns_data(stack: Stack, timings: dict[str, float]) -> None:
+    """Every panel query of every dashboard parses in the real Prometheus and returns data on a
+    healthy stack (recording rules included: the 30-day SLO group runs once a minute, so this
+    may wait for its first evaluation)."""
+    queries = [
+        (f"{path.stem}: {where}", _fill(expr))
+        for path in DASHBOARD_FILES
+        for where, expr in _panel_queries(_load(path))
+    ]
+    annotations = [
+        (f"{path.stem}: {where}", _fill(expr))
+        for path in DASHBOARD_FILES
+        for where, expr in _annotation_queries(_load(path))
+    ]
+    prometheus = stack.urls["prometheus"]
+    started = time.monotonic()
+    with httpx.Client(timeout=10, trust_env=False) as client:
+        for _, expr in annotations:  # parse only: no alert needs to fire
+            _query(client, prometheus, expr)
+        pending = dict(queries)
+        deadline = started + LIVE_TIMEOUT_S
+        while pending and time.monotonic() < deadline:
+            pending = {w: e for w, e in pending.items() if not _query(client, prometheus, e)}
+            if pending:
+                time.sleep(2)
+    timings["dashboards: every panel query returns data"] = time.monotonic() - started
+    assert not pending, f"no data after {LIVE_TIMEOUT_S:g}s:\n" + "\n".join(
+        f"  {w}: {e}" for w, e in pending.items()
+    )

@@ -1,0 +1,997 @@
+"""Checks for the monitoring configuration: Prometheus rules and thresholds, Alertmanager routing
+and inhibition, and the alert documentation.
+
+Uses the real tools (Debian packages `prometheus` and `prometheus-alertmanager`): promtool,
+amtool and prometheus-alertmanager (upstream: alertmanager) must be on PATH. Nothing is
+skipped; a missing tool fails with a message saying what to install. Grafana dashboards are
+checked in tests/monitoring/test_dashboards.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.metrics import ExporterMetrics
+
+REPO = Path(__file__).resolve().parents[2]
+PROM_DIR = REPO / "prometheus"
+PROM_CONFIG = PROM_DIR / "prometheus.yml"
+RULE_FILES = sorted((PROM_DIR / "rules").glob("*.yml"))
+UNIT_TEST_FILES = sorted((PROM_DIR / "tests").glob("*_test.yml"))
+ROUTING_CASES_FILE = PROM_DIR / "tests" / "alertmanager-routing.yml"
+THRESHOLDS_FILE = PROM_DIR / "thresholds.yml"
+THRESHOLD_RULES_FILE = PROM_DIR / "rules" / "exchange-thresholds.yml"
+RENDER_THRESHOLDS = PROM_DIR / "render_thresholds.py"
+AM_CONFIG = REPO / "deploy" / "alertmanager.yml"
+ALERTS_DOC = REPO / "docs" / "alerts.md"
+
+# The mixin's config (prometheus/thresholds.yml `config`): rendered into the rules, their tests
+# and the dashboards by `make rules`.
+MIXIN_CONFIG = yaml.safe_load(THRESHOLDS_FILE.read_text(encoding="utf-8"))["config"]
+EXPORTER_SELECTOR: str = MIXIN_CONFIG["exporter_selector"]
+# The scrape job the selector names (prometheus/prometheus.yml must have it).
+EXPORTER_JOB = dict(re.findall(r'(\w+)="([^"]*)"', EXPORTER_SELECTOR)).get("job", "")
+
+
+def runbook_url(alertname: str) -> str:
+    """The runbook_url an alert must carry: thresholds.yml `config.runbook_url`, filled in."""
+    return str(MIXIN_CONFIG["runbook_url"]).format(alertname=alertname, anchor=alertname.lower())
+
+
+def _exporter_metric_names() -> set[str]:
+    """Series names the exporter publishes, read from its own registry (the contract)."""
+    names = set()
+    for family in ExporterMetrics().registry.collect():
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        elif family.type == "histogram":
+            names |= {f"{family.name}{s}" for s in ("_bucket", "_sum", "_count")}
+        elif family.type == "info":
+            names.add(f"{family.name}_info")
+        else:
+            names.add(family.name)
+    return names
+
+
+EXPORTER_METRICS = _exporter_metric_names()
+# Series Prometheus itself writes that rules may use: `up` of the exporter's scrape job, and
+# ALERTS (error-rate and budget alerts stay quiet for windows holding an incident already
+# reported by another alert).
+RULE_BUILTINS = {"up", "ALERTS"}
+# Series Prometheus itself writes, usable in dashboards.
+PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE"}
+
+# Alerts about the monitoring itself: they carry no `exchange` label (documented in
+# prometheus/rules/exchange-alerts.yml and docs/alerts.md). Every other alert must have one.
+GLOBAL_ALERTS = {"ExchangeExporterDown", "ExchangeMonitorNetworkDown", "Watchdog"}
+# The always-firing dead man's switch has no "must not fire" case.
+ALWAYS_FIRING = {"Watchdog"}
+
+SEVERITY_RECEIVERS = {
+    "critical": "exchange-watch-critical",
+    "warning": "exchange-watch-warning",
+    "info": "exchange-watch-info",
+}
+SEVERITIES = {*SEVERITY_RECEIVERS, "none"}
+ROOT_RECEIVER = "exchange-watch-receiver"
+HEARTBEAT_RECEIVER = "exchange-watch-heartbeat"
+RECEIVER_URLS = {
+    ROOT_RECEIVER: "http://receiver:8080/alerts",
+    "exchange-watch-critical": "http://receiver:8080/alerts/critical",
+    "exchange-watch-warning": "http://receiver:8080/alerts/warning",
+    "exchange-watch-info": "http://receiver:8080/alerts/info",
+    HEARTBEAT_RECEIVER: "http://receiver:8080/heartbeat",
+}
+# Numbers an alert expression may contain: comparisons with 0/1 (up, maintenance, circuit,
+# boolean gauges), `1 - objective`, and the SRE-workbook burn-rate factors, which are part of
+# the alert's definition. Every other number comes from prometheus/thresholds.yml.
+ALLOWED_ALERT_NUMBERS = {0.0, 1.0, 14.4, 6.0}
+TOOL_TIMEOUT_S = 60
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def _tool(*names: str) -> str:
+    for name in names:
+        if path := shutil.which(name):
+            return path
+    pytest.fail(
+        f"{' or '.join(repr(n) for n in names)} is not on PATH. These tests need the real "
+        "Prometheus tools: `apt-get install prometheus prometheus-alertmanager` (Debian) or the "
+        "upstream release binaries (promtool, amtool, alertmanager).",
+        pytrace=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    return _tool("promtool")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    return _tool("amtool")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_bin() -> str:
+    # Debian renames the upstream `alertmanager` binary.
+    return _tool("prometheus-alertmanager", "alertmanager")
+
+
+def _run(*args: str | Path, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _assert_ok(proc: subprocess.CompletedProcess[str]) -> None:
+    assert proc.returncode == 0, (
+        f"`{' '.join(proc.args)}` exited {proc.returncode}\n"
+        f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+    )
+
+
+def _load_yaml(path: Path) -> Any:
+    with path.open(encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(REPO))
+
+
+def _rules(kind: str) -> list[tuple[Path, dict[str, Any]]]:
+    """All rules of one kind ("alert" or "record") as (file, rule)."""
+    return [
+        (path, rule)
+        for path in RULE_FILES
+        for group in _load_yaml(path)["groups"]
+        for rule in group["rules"]
+        if kind in rule
+    ]
+
+
+def _alert_id(rule: dict[str, Any]) -> str:
+    return f"{rule['alert']}[{rule.get('labels', {}).get('severity')}]"
+
+
+ALERT_RULES = _rules("alert")
+RECORDING_RULES = _rules("record")
+ALERT_NAMES = sorted({rule["alert"] for _, rule in ALERT_RULES})
+ALERT_IDS = [_alert_id(rule) for _, rule in ALERT_RULES]
+RULE_GROUPS = [group["name"] for path in RULE_FILES for group in _load_yaml(path)["groups"]]
+RECORDING_GROUPS = [
+    group["name"]
+    for path in RULE_FILES
+    for group in _load_yaml(path)["groups"]
+    if all("record" in rule for rule in group["rules"])
+]
+
+
+# Every alert_rule_test entry of every promtool unit test file, as (file, entry).
+ALERT_TESTS = [
+    (path, entry)
+    for path in UNIT_TEST_FILES
+    for test in _load_yaml(path)["tests"]
+    for entry in test.get("alert_rule_test", [])
+]
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_GRAFANA_VAR = re.compile(r"\$(?:\{[^}]*\}|\w+)")
+_MODIFIER = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENT = re.compile(r"(?<![\w:.])[A-Za-z_:][\w:]*")
+_PROMQL_WORDS = {"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names a PromQL expression selects (enough PromQL for rules and dashboards)."""
+    expr = _STRING.sub('""', expr)
+    expr = _GRAFANA_VAR.sub("", expr)
+    expr = re.sub(r"\{[^}]*\}", " ", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", " ", expr)  # ranges and subqueries
+    expr = _MODIFIER.sub(" ", expr)  # label lists of aggregations and vector matching
+    names = set()
+    for match in _IDENT.finditer(expr):
+        if expr[match.end() :].lstrip().startswith("("):
+            continue  # function or aggregation operator
+        if match.group().lower() not in _PROMQL_WORDS:
+            names.add(match.group())
+    return names
+
+
+def promql_numbers(expr: str) -> set[float]:
+    """Number literals in a PromQL expression (outside strings, ranges and metric names)."""
+    expr = _STRING.sub('""', expr)
+    expr = re.sub(r"\{[^}]*\}", " ", expr)
+    expr = re.sub(r"\[[^\]]*\]", " ", expr)
+    return {
+        float(m.group())
+        for m in re.finditer(r"(?<![\w:.])\d+(?:\.\d+)?(?:e[+-]?\d+)?(?![\w:])", expr, re.I)
+    }
+
+
+RECORDED_METRICS = {rule["record"] for _, rule in RECORDING_RULES}
+# Everything a rule may select: the exporter's series and the recording rules' outputs.
+KNOWN_METRICS = EXPORTER_METRICS | RECORDED_METRICS
+
+
+# --------------------------------------------------------------------------------------------
+# Prometheus
+
+
+@pytest.mark.e2e
+def test_prometheus_config_is_valid(promtool: str) -> None:
+    # Run from the config's directory too: rule_files must not depend on the working directory.
+    _assert_ok(_run(promtool, "check", "config", PROM_CONFIG.name, cwd=PROM_DIR))
+    _assert_ok(_run(promtool, "check", "config", _rel(PROM_CONFIG)))
+
+
+def test_prometheus_config_contract() -> None:
+    """What the stack and the native runner rely on (it rewrites static targets per job)."""
+    config = _load_yaml(PROM_CONFIG)
+    assert config["global"]["scrape_interval"] == "5s"
+    assert config["global"]["evaluation_interval"] == "5s"
+    assert config["rule_files"] == ["rules/*.yml"]
+
+    [alertmanagers] = config["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
+
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert len(jobs) == len(config["scrape_configs"]), "duplicate job_name"
+    assert EXPORTER_JOB in jobs, (
+        f"thresholds.yml config.exporter_selector ({EXPORTER_SELECTOR}) names no scrape job of "
+        f"{_rel(PROM_CONFIG)}"
+    )
+    assert jobs[EXPORTER_JOB]["static_configs"] == [{"targets": ["exporter:9101"]}]
+    for name, job in jobs.items():
+        [static] = job["static_configs"]
+        assert len(static["targets"]) == 1, f"job {name}: one target per component"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path", RULE_FILES, ids=_rel)
+def test_rule_file_is_valid(promtool: str, path: Path) -> None:
+    _assert_ok(_run(promtool, "check", "rules", path))
+
+
+def test_rule_files_are_all_loaded() -> None:
+    """prometheus.yml loads rules/*.yml: a rule file with another extension would be ignored."""
+    stray = [p for p in (PROM_DIR / "rules").iterdir() if p.suffix != ".yml"]
+    assert not stray, f"not matched by rule_files (rules/*.yml): {stray}"
+    assert RULE_FILES, "no rule files found"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("path", UNIT_TEST_FILES, ids=_rel)
+def test_promtool_unit_tests(promtool: str, path: Path) -> None:
+    _assert_ok(_run(promtool, "test", "rules", path))
+
+
+def test_every_file_in_prometheus_tests_is_run() -> None:
+    run = {*UNIT_TEST_FILES, ROUTING_CASES_FILE}
+    stray = [p for p in (PROM_DIR / "tests").iterdir() if p.is_file() and p not in run]
+    assert not stray, f"never run: {stray} (promtool tests must be named *_test.yml)"
+    assert UNIT_TEST_FILES, "no promtool unit tests found"
+
+
+@pytest.mark.parametrize("path", UNIT_TEST_FILES, ids=_rel)
+def test_unit_tests_evaluate_groups_in_a_fixed_order(path: Path) -> None:
+    """promtool evaluates rule groups in random order unless told: list every group, the
+    recording groups first, so that alerts always see this step's recorded values."""
+    order = _load_yaml(path).get("group_eval_order")
+    assert order, f"{_rel(path)}: no group_eval_order"
+    assert sorted(order) == sorted(RULE_GROUPS), f"{_rel(path)}: group_eval_order != rule groups"
+    assert set(order[: len(RECORDING_GROUPS)]) == set(RECORDING_GROUPS), (
+        f"{_rel(path)}: recording groups must come first"
+    )
+    assert order[0] == "exchange-thresholds", f"{_rel(path)}: thresholds first"
+
+
+def test_alerts_are_unique_by_name_and_severity() -> None:
+    """An alert name may have two rules only for two levels (warning, critical) of one alert."""
+    duplicates = {i for i in ALERT_IDS if ALERT_IDS.count(i) > 1}
+    assert not duplicates, f"alert defined more than once: {sorted(duplicates)}"
+
+
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
+def test_every_alert_has_a_firing_unit_test(path: Path, rule: dict[str, Any]) -> None:
+    severity = rule["labels"]["severity"]
+    firing = [
+        alert
+        for _, entry in ALERT_TESTS
+        if entry["alertname"] == rule["alert"]
+        for alert in entry.get("exp_alerts") or []
+        if alert.get("exp_labels", {}).get("severity") == severity
+    ]
+    assert firing, f"no promtool test in prometheus/tests expects {_alert_id(rule)} to fire"
+
+
+@pytest.mark.parametrize("alertname", sorted(set(ALERT_NAMES) - ALWAYS_FIRING))
+def test_every_alert_has_a_quiet_unit_test(alertname: str) -> None:
+    """A boundary case: some evaluation where the alert must not fire."""
+    quiet = [e for _, e in ALERT_TESTS if e["alertname"] == alertname and not e.get("exp_alerts")]
+    assert quiet, f"no promtool test in prometheus/tests expects {alertname} to stay quiet"
+
+
+def test_unit_tests_only_name_existing_alerts() -> None:
+    """promtool passes an empty expectation for an alert that does not exist: catch typos."""
+    unknown = {
+        (_rel(path), entry["alertname"])
+        for path, entry in ALERT_TESTS
+        if entry["alertname"] not in ALERT_NAMES
+    }
+    assert not unknown, f"tests name alerts that no rule defines: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
+def test_alert_metadata(path: Path, rule: dict[str, Any]) -> None:
+    name = rule["alert"]
+    assert rule.get("labels", {}).get("severity") in SEVERITIES, f"{name}: severity label"
+    annotations = rule.get("annotations", {})
+    for key in ("summary", "description", "runbook_url"):
+        assert annotations.get(key, "").strip(), f"{name}: missing annotation {key}"
+    if name not in GLOBAL_ALERTS:
+        assert "$labels.exchange" in annotations["description"], f"{name}: description"
+        assert "$labels.exchange" in annotations["summary"], f"{name}: summary names exchange"
+    assert annotations["runbook_url"] == runbook_url(name)
+
+
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
+def test_alert_fires_with_exchange_and_severity(path: Path, rule: dict[str, Any]) -> None:
+    """Every expected firing alert in the unit tests carries the rule's severity, and
+    `exchange` unless it is one of the documented global alerts (which must not have it)."""
+    name = rule["alert"]
+    severity = rule["labels"]["severity"]
+    for test_path, entry in ALERT_TESTS:
+        if entry["alertname"] != name:
+            continue
+        for alert in entry.get("exp_alerts") or []:
+            labels = alert.get("exp_labels", {})
+            if labels.get("severity") != severity:
+                continue
+            if name in GLOBAL_ALERTS:
+                assert "exchange" not in labels, f"{_rel(test_path)}: global {name} has exchange"
+            else:
+                assert labels.get("exchange"), f"{_rel(test_path)}: {name} without exchange"
+            for key, value in rule["labels"].items():
+                assert labels.get(key) == value, f"{_rel(test_path)}: {name} label {key}"
+
+
+def test_thresholds_table_lists_every_alert() -> None:
+    """The alerts file documents its alerts in a table: | alert | severity | threshold | for |."""
+    for path in RULE_FILES:
+        alerts = {_alert_id(rule): rule for p, rule in ALERT_RULES if p == path}
+        if not alerts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert "# THRESHOLDS" in text, f"{_rel(path)}: no THRESHOLDS section"
+        table = {
+            f"{m['alert']}[{m['severity']}]": m["for"]
+            for m in re.finditer(
+                r"^#\s*\|\s*(?P<alert>[A-Z]\w+)\s*\|\s*(?P<severity>\w+)\s*\|[^|]*\|"
+                r"\s*(?P<for>\S+)\s*\|",
+                text,
+                re.M,
+            )
+        }
+        for alert_id, rule in alerts.items():
+            assert alert_id in table, f"{_rel(path)}: {alert_id} missing from the THRESHOLDS table"
+            assert table[alert_id] == rule.get("for", "0s"), f"{alert_id}: `for` differs"
+
+
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
+def test_alerts_take_thresholds_from_thresholds_yml(path: Path, rule: dict[str, Any]) -> None:
+    """No threshold is hard-coded in an alert: numbers come from exchange:threshold:* series."""
+    numbers = promql_numbers(rule["expr"]) - ALLOWED_ALERT_NUMBERS
+    assert not numbers, (
+        f"{_alert_id(rule)} compares with {sorted(numbers)}: put the number in "
+        "prometheus/thresholds.yml and join exchange:threshold:<key> on (exchange)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    ALERT_RULES + RECORDING_RULES,
+    ids=ALERT_IDS + [rule["record"] for _, rule in RECORDING_RULES],
+)
+def test_rule_expressions_use_known_metrics(path: Path, rule: dict[str, Any]) -> None:
+    names = promql_metric_names(rule["expr"])
+    unknown = names - KNOWN_METRICS - RULE_BUILTINS
+    assert not unknown, f"{_rel(path)}: unknown metric names {sorted(unknown)}"
+    # Raw series are selected with the exporter's selector, first in the braces (where
+    # `make rules` finds it when the selector changes).
+    for name in names - RECORDED_METRICS - {"ALERTS"}:
+        assert selects_exporter(name, rule["expr"]), (
+            f"{_rel(path)}: select {name} with {{{EXPORTER_SELECTOR}, ...}}"
+        )
+
+
+def selects_exporter(name: str, expr: str) -> bool:
+    """Every selector of series ``name`` in ``expr`` starts with the exporter selector."""
+    braces = re.findall(rf"(?<![\w:]){re.escape(name)}(\{{[^}}]*\}})?", expr)
+    return bool(braces) and all(
+        re.match(rf"\{{{re.escape(EXPORTER_SELECTOR)}\s*[,}}]", b) for b in braces
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"), RECORDING_RULES, ids=[rule["record"] for _, rule in RECORDING_RULES]
+)
+def test_recording_rule_names_follow_convention(path: Path, rule: dict[str, Any]) -> None:
+    """level:metric:operations, https://prometheus.io/docs/practices/rules/."""
+    assert re.fullmatch(r"[a-z_]+:[a-z][a-z0-9_]*:[a-z0-9_]+", rule["record"]), rule["record"]
+
+
+def test_recording_rules_are_unique() -> None:
+    names = [rule["record"] for _, rule in RECORDING_RULES]
+    assert len(names) == len(set(names)), "a recording rule name is defined twice"
+
+
+def test_promql_metric_name_parser() -> None:
+    expr = (
+        'histogram_quantile(0.99, sum by (exchange, le) (rate(a_bucket{le!="1", x=~"$v"}'
+        "[$__rate_interval]))) > 1 unless on (exchange) max without (job) (b) == bool 0"
+        ' or label_replace(c offset 5m, "d", "$1", "e", "(.*)") * 1e3'
+    )
+    assert promql_metric_names(expr) == {"a_bucket", "b", "c"}
+    assert promql_numbers(expr) == {0.99, 1.0, 0.0, 1000.0}
+    assert promql_numbers('x:y:p99_5m{a="0.5"}[5m] > 14.4') == {14.4}
+
+
+# --------------------------------------------------------------------------------------------
+# Thresholds (prometheus/thresholds.yml -> rules/exchange-thresholds.yml)
+
+
+def _render(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return _run(sys.executable, RENDER_THRESHOLDS, *args)
+
+
+@pytest.mark.e2e
+def test_threshold_rules_are_up_to_date() -> None:
+    """Everything rendered from thresholds.yml must match it: the generated threshold rules,
+    and the exporter selector and runbook links of the rules, the promtool tests and the
+    dashboards. Run `make rules` after editing."""
+    proc = _render("--check")
+    assert proc.returncode == 0, (
+        f"rendered files are out of date with {_rel(THRESHOLDS_FILE)}: run "
+        f"`make rules` (python {_rel(RENDER_THRESHOLDS)})\n{proc.stderr}"
+    )
+
+
+def test_every_threshold_is_used_and_every_used_threshold_exists() -> None:
+    keys = set(_load_yaml(THRESHOLDS_FILE)["defaults"])
+    generated = {r["record"] for p, r in RECORDING_RULES if p == THRESHOLD_RULES_FILE}
+    assert generated == {f"exchange:threshold:{k}" for k in keys}
+    used = {
+        name
+        for p, rule in ALERT_RULES + RECORDING_RULES
+        if p != THRESHOLD_RULES_FILE
+        for name in promql_metric_names(rule["expr"]) | _template_queries(rule)
+        if name.startswith("exchange:threshold:")
+    }
+    assert used == generated, f"unused thresholds: {sorted(generated - used)}"
+
+
+def _template_queries(rule: dict[str, Any]) -> set[str]:
+    text = " ".join(rule.get("annotations", {}).values())
+    return set(re.findall(r"exchange:threshold:\w+", text))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("defaults: {latency_p99_seconds: fast}", "defaults.latency_p99_seconds: expected"),
+        ("defaults: {}", "defaults.error_ratio: missing"),
+        ("exchanges: {Kraken: {}}", "exchanges.Kraken: not an exchange name"),
+        ("exchanges: {kraken: {latency_p99: 2}}", "exchanges.kraken.latency_p99: unknown"),
+        ("exchanges: {kraken: {error_ratio: 5}}", "exchanges.kraken.error_ratio: expected"),
+        (
+            "exchanges: {okx: {clock_skew_warning_seconds: 2}}",
+            "exchanges.okx: clock_skew_warning_seconds (2) must be below",
+        ),
+        ("thresholds: {}", "thresholds: unknown section"),
+        ("config: {}", "config.exporter_selector: expected label matchers"),
+        (
+            """config: {exporter_selector: 'job=~"a|b"', runbook_url: 'http://x/{alertname}',
+                        runbook_index_url: 'http://x/'}""",
+            "config.exporter_selector: expected label matchers",
+        ),
+        (
+            """config: {exporter_selector: 'job="a", job="b"', runbook_url: 'http://x/{alertname}',
+                        runbook_index_url: 'http://x/'}""",
+            "config.exporter_selector: expected label matchers",
+        ),
+        (
+            """config: {exporter_selector: 'job="a"', runbook_url: 'http://x/runbooks',
+                        runbook_index_url: 'http://x/'}""",
+            "config.runbook_url: expected a URL with {alertname} or {anchor}",
+        ),
+        (
+            """config: {exporter_selector: 'job="a"', runbook_url: 'http://x/{name}',
+                        runbook_index_url: 'http://x/'}""",
+            "config.runbook_url: expected a URL with {alertname} or {anchor}",
+        ),
+        (
+            """config: {exporter_selector: 'job="a"', runbook_url: 'file:///{alertname}',
+                        runbook_index_url: 'http://x/'}""",
+            "config.runbook_url: expected an http(s) URL",
+        ),
+        (
+            """config: {exporter_selector: 'job="a"', runbook_url: 'http://x/{alertname}',
+                        runbook_index_url: 'http://x/{alertname}'}""",
+            "config.runbook_index_url: expected a URL without {placeholders}",
+        ),
+        (
+            """config: {exporter_selector: 'job="a"', runbook_url: 'http://x/{alertname}',
+                        runbook_index_url: 'http://x/', runbook: 'http://y'}""",
+            "config.runbook: unknown key",
+        ),
+    ],
+)
+@pytest.mark.e2e
+def test_render_thresholds_reports_errors(tmp_path: Path, content: str, message: str) -> None:
+    shipped = _load_yaml(THRESHOLDS_FILE)
+    data = yaml.safe_load(content)
+    for section in ("config", "defaults"):
+        if section not in data:
+            data[section] = shipped[section]
+    bad = tmp_path / "thresholds.yml"
+    bad.write_text(yaml.safe_dump(data))
+    proc = _render("--thresholds", bad, "--output", tmp_path / "out.yml")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"{bad}: {message}" in proc.stderr, proc.stderr
+    assert not (tmp_path / "out.yml").exists()
+
+
+@pytest.mark.e2e
+def test_threshold_overrides_apply_per_exchange(promtool: str, tmp_path: Path) -> None:
+    """Render a thresholds file with overrides and check the series Prometheus computes:
+    the override for the listed exchanges (two sharing a value), the default for the rest,
+    including an exchange the file never mentions."""
+    data = _load_yaml(THRESHOLDS_FILE)
+    data["exchanges"] = {
+        "binance": {"latency_p99_seconds": 2.5},
+        "bybit": {"latency_p99_seconds": 2.5, "error_ratio": 0.2},
+        "okx": {"error_ratio": 0.01},
+    }
+    thresholds = tmp_path / "thresholds.yml"
+    thresholds.write_text(yaml.safe_dump(data))
+    rules = tmp_path / "thresholds-rules.yml"
+    _assert_ok(_render("--thresholds", thresholds, "--output", rules))
+    _assert_ok(_run(promtool, "check", "rules", rules))
+    series = [
+        {
+            "series": f'exchange_api_up{{{EXPORTER_SELECTOR}, exchange="{x}", endpoint="time"}}',
+            "values": "1x5",
+        }
+        for x in ("binance", "bybit", "okx", "gate")
+    ]
+    default_p99 = data["defaults"]["latency_p99_seconds"]
+    default_errors = data["defaults"]["error_ratio"]
+    unit_test = {
+        "rule_files": [rules.name],
+        "evaluation_interval": "5s",
+        "tests": [
+            {
+                "interval": "5s",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": "exchange:threshold:latency_p99_seconds",
+                        "eval_time": "10s",
+                        "exp_samples": [
+                            {"labels": f'exchange:threshold:latency_p99_seconds{{exchange="{x}"}}',
+                             "value": v}
+                            for x, v in (
+                                ("binance", 2.5), ("bybit", 2.5),
+                                ("okx", default_p99), ("gate", default_p99),
+                            )
+                        ],
+                    },
+                    {
+                        "expr": "exchange:threshold:error_ratio",
+                        "eval_time": "10s",
+                        "exp_samples": [
+                            {"labels": f'exchange:threshold:error_ratio{{exchange="{x}"}}',
+                             "value": v}
+                            for x, v in (
+                                ("binance", default_errors), ("bybit", 0.2),
+                                ("okx", 0.01), ("gate", default_errors),
+                            )
+                        ],
+                    },
+                ],
+            }
+        ],
+    }  # fmt: skip
+    test_file = tmp_path / "thresholds_test.yml"
+    test_file.write_text(yaml.safe_dump(unit_test))
+    _assert_ok(_run(promtool, "test", "rules", test_file.name, cwd=tmp_path))
+
+
+# --------------------------------------------------------------------------------------------
+# Documentation
+
+
+def _doc_anchors() -> set[str]:
+    """GitHub-style anchors of the headings of docs/alerts.md."""
+    anchors = set()
+    for line in ALERTS_DOC.read_text(encoding="utf-8").splitlines():
+        if m := re.match(r"^#{1,6}\s+(.*?)\s*$", line):
+            text = re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-")
+            anchors.add(text)
+    return anchors
+
+
+@pytest.mark.parametrize("alertname", ALERT_NAMES)
+def test_runbook_section_exists(alertname: str) -> None:
+    assert alertname.lower() in _doc_anchors(), f"docs/alerts.md has no `## {alertname}`"
+
+
+def test_alerts_doc_describes_every_section() -> None:
+    """Each alert section says what it means, its causes and what to do."""
+    text = ALERTS_DOC.read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    by_name = {s.split("\n", 1)[0].strip(): s for s in sections}
+    for name in ALERT_NAMES:
+        section = by_name.get(name, "")
+        for heading in ("**Meaning**", "**Likely causes", "**What to do**"):
+            assert heading in section, f"docs/alerts.md ## {name}: no {heading}"
+
+
+def test_no_stale_runbook_links() -> None:
+    assert not (REPO / "docs" / "runbooks.md").exists(), "runbooks.md was folded into alerts.md"
+    for path in [*RULE_FILES, AM_CONFIG, *(REPO / "grafana" / "dashboards").glob("*.json")]:
+        assert "runbooks.md" not in path.read_text(encoding="utf-8"), _rel(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Alertmanager
+
+
+ROUTING = _load_yaml(ROUTING_CASES_FILE)
+AM = _load_yaml(AM_CONFIG)
+
+
+@pytest.mark.e2e
+def test_alertmanager_config_is_valid(amtool: str) -> None:
+    _assert_ok(_run(amtool, "check-config", AM_CONFIG))
+
+
+def test_alertmanager_config_contract() -> None:
+    route = AM["route"]
+    assert route["receiver"] == ROOT_RECEIVER
+    assert route["group_by"] == ["alertname", "exchange"]
+    # The ExchangeApiDown budget (<= 30 s) counts on group_wait 5s.
+    assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == (
+        "5s",
+        "1m",
+        "4h",
+    )
+    routes = route["routes"]
+    # Watchdog first and final, to the heartbeat, re-sent every minute.
+    assert routes[0]["matchers"] == ['alertname="Watchdog"']
+    assert routes[0]["receiver"] == HEARTBEAT_RECEIVER
+    assert routes[0]["continue"] is False
+    assert routes[0]["repeat_interval"] == "1m"
+    assert routes[0]["group_wait"] == "0s"
+    severities = {r["matchers"][0]: r["receiver"] for r in routes[1:]}
+    assert severities == {f'severity="{s}"': r for s, r in SEVERITY_RECEIVERS.items()}
+    assert not any(r.get("continue") for r in routes), "one receiver per alert"
+
+    receivers = {r["name"]: r for r in AM["receivers"]}
+    assert set(receivers) == set(RECEIVER_URLS)
+    for name, receiver in receivers.items():
+        [webhook] = receiver["webhook_configs"]
+        # The native runner only rewrites URLs that start with http://receiver:8080.
+        assert webhook["url"] == RECEIVER_URLS[name]
+        assert webhook["max_alerts"] == 0, name
+        # Heartbeats never resolve; everything else reports its resolution.
+        assert webhook["send_resolved"] is (name != HEARTBEAT_RECEIVER), name
+
+
+def _routes_test(amtool: str, labels: dict[str, str]) -> list[str]:
+    proc = _run(
+        amtool,
+        "config",
+        "routes",
+        "test",
+        f"--config.file={AM_CONFIG}",
+        *(f"{k}={v}" for k, v in labels.items()),
+    )
+    _assert_ok(proc)
+    return [r.strip() for r in proc.stdout.strip().split(",")]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ROUTING["routes"], ids=lambda c: c["name"])
+def test_alertmanager_routes(amtool: str, case: dict[str, Any]) -> None:
+    assert _routes_test(amtool, case["labels"]) == case["receivers"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(("path", "rule"), ALERT_RULES, ids=ALERT_IDS)
+def test_every_alert_reaches_its_severity_route(
+    amtool: str, path: Path, rule: dict[str, Any]
+) -> None:
+    labels = _alert_labels(rule)
+    if rule["alert"] == "Watchdog":
+        expected = HEARTBEAT_RECEIVER
+    else:
+        expected = SEVERITY_RECEIVERS.get(rule["labels"]["severity"], ROOT_RECEIVER)
+    assert _routes_test(amtool, labels) == [expected]
+
+
+# --- inhibition: the static graph
+
+
+def _alert_labels(rule: dict[str, Any], exchange: str = "binance") -> dict[str, str]:
+    labels = {"alertname": rule["alert"], **rule.get("labels", {})}
+    if rule["alert"] not in GLOBAL_ALERTS:
+        labels["exchange"] = exchange
+    return labels
+
+
+_MATCHER = re.compile(r'^\s*(?P<name>\w+)\s*(?P<op>=~|!~|!=|=)\s*"(?P<value>.*)"\s*$')
+
+
+def _matches(matchers: list[str], labels: dict[str, str]) -> bool:
+    """Alertmanager matcher semantics: regexes are fully anchored, a missing label is ""."""
+    for matcher in matchers:
+        m = _MATCHER.match(matcher)
+        assert m, f"unsupported matcher syntax in deploy/alertmanager.yml: {matcher!r}"
+        value = labels.get(m["name"], "")
+        if m["op"] in ("=~", "!~"):
+            hit = re.fullmatch(m["value"], value) is not None
+        else:
+            hit = value == m["value"]
+        if hit == m["op"].startswith("!"):
+            return False
+    return True
+
+
+def _inhibition_edges() -> list[tuple[int, str, str]]:
+    """(rule index, source alert id, target alert id) for every pair of alert rules where the
+    source can mute the target: both match the rule and can agree on its `equal` labels (two
+    per-exchange alerts on the same exchange, or two alerts without the label)."""
+    edges = []
+    for index, inhibit in enumerate(AM["inhibit_rules"]):
+        for (_, src), (_, dst) in itertools.product(ALERT_RULES, repeat=2):
+            src_labels, dst_labels = _alert_labels(src), _alert_labels(dst)
+            if not (
+                _matches(inhibit.get("source_matchers", []), src_labels)
+                and _matches(inhibit.get("target_matchers", []), dst_labels)
+            ):
+                continue
+            if all(
+                src_labels.get(k, "") == dst_labels.get(k, "") for k in inhibit.get("equal", [])
+            ):
+                edges.append((index, _alert_id(src), _alert_id(dst)))
+    return edges
+
+
+INHIBITION_EDGES = _inhibition_edges()
+
+
+def test_inhibit_rules_use_only_known_alerts() -> None:
+    """Every alertname an inhibit rule names exists, so a renamed alert cannot silently
+    escape inhibition."""
+    for inhibit in AM["inhibit_rules"]:
+        for matcher in inhibit.get("source_matchers", []) + inhibit.get("target_matchers", []):
+            m = _MATCHER.match(matcher)
+            assert m, matcher
+            if m["name"] == "alertname":
+                names = m["value"].split("|") if m["op"] == "=~" else [m["value"]]
+                assert set(names) <= set(ALERT_NAMES), f"unknown alert in {matcher!r}"
+
+
+def test_no_alerts_inhibit_each_other() -> None:
+    """Alertmanager mutes every alert that a firing source matches, even if the source is
+    muted itself: alerts that inhibit each other (directly or through a chain) would all be
+    muted. The inhibition graph over all alert rules must have no cycle and no self-loop."""
+    graph: dict[str, set[str]] = {}
+    for _, src, dst in INHIBITION_EDGES:
+        assert src != dst, f"{src} can inhibit other instances of itself"
+        graph.setdefault(src, set()).add(dst)
+
+    def cycle_from(node: str, path: list[str]) -> list[str] | None:
+        for nxt in sorted(graph.get(node, ())):
+            if nxt in path:
+                return [*path[path.index(nxt) :], nxt]
+            if found := cycle_from(nxt, [*path, nxt]):
+                return found
+        return None
+
+    for start in sorted(graph):
+        cycle = cycle_from(start, [start])
+        assert cycle is None, f"inhibition cycle: {' -> '.join(cycle)}"
+
+
+def test_inhibition_hierarchy() -> None:
+    """The documented intent of the inhibit rules (deploy/alertmanager.yml)."""
+    edges = {(src.split("[")[0], dst.split("[")[0]) for _, src, dst in INHIBITION_EDGES}
+    symptoms = {
+        "ExchangeEndpointDown",
+        "ExchangeApiErrorRateHigh",
+        "ExchangeApiAvailabilityBudgetBurn",
+        "ExchangeApiLatencyHigh",
+        "ExchangeApiLatencyDegraded",
+        "ExchangeCircuitOpen",
+        "ExchangeMarketDataStale",
+    }
+    per_exchange = set(ALERT_NAMES) - GLOBAL_ALERTS
+    expected = (
+        {("ExchangeApiDown", s) for s in symptoms | {"ExchangeClockSkewHigh"}}
+        | {("ExchangeMaintenance", s) for s in symptoms | {"ExchangeApiDown"}}
+        | {("ExchangeRateLimited", s) for s in symptoms | {"ExchangeApiDown"}}
+        | {("ExchangeIpBanned", s) for s in symptoms | {"ExchangeApiDown", "ExchangeRateLimited"}}
+        | {("ExchangeMonitorNetworkDown", a) for a in per_exchange}
+    )
+    missing = expected - edges
+    assert not missing, f"inhibitions missing: {sorted(missing)}"
+    for name in GLOBAL_ALERTS:
+        assert not [e for e in edges if e[1] == name], f"{name} must never be muted"
+    assert not [e for e in edges if e[0] in {"ExchangeExporterDown", "Watchdog"}]
+
+
+# --- inhibition: a real Alertmanager
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _http(method: str, url: str, body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        payload = response.read()
+    return json.loads(payload) if payload else None
+
+
+@contextmanager
+def _alertmanager(binary: str, workdir: Path) -> Iterator[str]:
+    """A throw-away single-node Alertmanager running deploy/alertmanager.yml; yields its URL."""
+    port = _free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "alertmanager.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={AM_CONFIG}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/-/ready", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail("Alertmanager did not start:\n" + log_path.read_text())
+                time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def alertmanager_url(alertmanager_bin: str, tmp_path: Path) -> Iterator[str]:
+    with _alertmanager(alertmanager_bin, tmp_path) as url:
+        yield url
+
+
+def _inhibited(url: str) -> dict[tuple[tuple[str, str], ...], bool]:
+    """Every alert Alertmanager holds: sorted label items -> muted by an inhibit rule."""
+    return {
+        tuple(sorted(a["labels"].items())): bool(a["status"]["inhibitedBy"])
+        for a in _http("GET", f"{url}/api/v2/alerts")
+    }
+
+
+def _key(labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(labels.items()))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", ROUTING["inhibitions"], ids=lambda c: c["name"])
+def test_alertmanager_inhibitions(alertmanager_url: str, case: dict[str, Any]) -> None:
+    _http("POST", f"{alertmanager_url}/api/v2/alerts", [{"labels": case["source"]}])
+    _http("POST", f"{alertmanager_url}/api/v2/alerts", [{"labels": case["target"]}])
+
+    # The inhibitor learns about the source asynchronously, within milliseconds: wait up to 3 s
+    # for an expected inhibition, and watch for an unexpected one for 0.5 s.
+    deadline = time.monotonic() + (3.0 if case["inhibited"] else 0.5)
+    while not (inhibited := _inhibited(alertmanager_url)[_key(case["target"])]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert inhibited == case["inhibited"]
+    if case["inhibited"]:
+        # ... and not the other way round (both would be muted).
+        assert not _inhibited(alertmanager_url)[_key(case["source"])]
+
+
+@pytest.mark.parametrize(
+    "rule_index",
+    range(len(AM["inhibit_rules"])),
+    ids=[str(r["source_matchers"][0]) for r in AM["inhibit_rules"]],
+)
+@pytest.mark.e2e
+def test_every_inhibition_pair_in_a_real_alertmanager(
+    alertmanager_bin: str, tmp_path: Path, rule_index: int
+) -> None:
+    """Every (source, target) pair this inhibit rule allows, both firing in a real
+    Alertmanager: the target is muted, the source is not. Each pair gets an exchange of its
+    own, so that pairs cannot affect each other (except through a rule without `equal`, which
+    is checked alone in its own Alertmanager)."""
+    rules = {_alert_id(rule): rule for _, rule in ALERT_RULES}
+    pairs = [(src, dst) for i, src, dst in INHIBITION_EDGES if i == rule_index]
+    assert pairs, f"inhibit rule {rule_index} matches no pair of alert rules"
+    posted = []
+    for n, (src, dst) in enumerate(pairs):
+        source = _alert_labels(rules[src], exchange=f"pair{n}")
+        target = _alert_labels(rules[dst], exchange=f"pair{n}")
+        if "exchange" not in AM["inhibit_rules"][rule_index].get("equal", []):
+            target["exchange"] = f"other{n}"  # no `equal`: any exchange
+        posted.append((src, dst, source, target))
+    with _alertmanager(alertmanager_bin, tmp_path) as url:
+        alerts = [{"labels": labels} for _, _, s, t in posted for labels in (s, t)]
+        _http("POST", f"{url}/api/v2/alerts", alerts)
+        deadline = time.monotonic() + 5
+        while True:
+            state = _inhibited(url)
+            wrong = [
+                f"{src} -> {dst}: target muted={state.get(_key(t))}, "
+                f"source muted={state.get(_key(s))}"
+                for src, dst, s, t in posted
+                if not (state.get(_key(t)) is True and state.get(_key(s)) is False)
+            ]
+            if not wrong or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert not wrong, "\n".join(wrong)
