@@ -154,8 +154,6 @@ class ExchangeState:
             says why, and :meth:`woken` which endpoints act on it.
         wake: the kind of the last wake-up, or None before the first.
         woken_at: monotonic time of the last wake-up of each kind.
-        recovered_at: monotonic time of the last recovery wake-up (loops whose probe was in
-            flight then re-probe when it fails).
         rate_limits: window → (used, limit or None) from the last response headers.
         endpoints: per-endpoint state by endpoint name.
     """
@@ -167,7 +165,6 @@ class ExchangeState:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     wake: Wake | None = None
     woken_at: dict[Wake, float] = field(default_factory=dict)
-    recovered_at: float = -math.inf
     clock_skew: float | None = None
     rate_limits: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
@@ -202,10 +199,13 @@ class ExchangeState:
         Returns:
             Whether the loops were woken.
         """
-        if not self._wake(Wake.RECOVERY):
-            return False
-        self.recovered_at = self.woken_at[Wake.RECOVERY]
-        return True
+        return self._wake(Wake.RECOVERY)
+
+    @property
+    def recovered_at(self) -> float:
+        """Monotonic time of the last recovery wake-up (loops whose probe was in flight then
+        re-probe when it fails); -inf before the first."""
+        return self.woken_at.get(Wake.RECOVERY, -math.inf)
 
     def sweep(self) -> bool:
         """A healthy exchange just failed at transport level (refused, reset, timed out): wake

@@ -64,7 +64,7 @@ from receiver.routing import RoutingConfig, load_routing_config
 from receiver.runbooks import make_router as runbooks_router
 from receiver.settings import ROUTE_PATTERN, Settings, load_settings
 from receiver.store import IngestQueue, SQLiteStore, StoreError
-from receiver.worker import Diagnose, NotifiersFor, Worker, notifier_name
+from receiver.worker import Diagnose, NotifiersFor, Worker
 
 log = logging.getLogger(__name__)
 
@@ -256,7 +256,7 @@ def create_app(
             log.error("database unavailable at startup: %s", exc)
         client = httpx.AsyncClient(follow_redirects=False)
         notifiers_for, notifiers = make_notifiers(cfg, client, metrics)
-        metrics.deliveries_for((n.channel, notifier_name(n)) for n in notifiers)
+        metrics.deliveries_for((n.channel, n.name) for n in notifiers)
         worker = Worker(
             store,
             make_diagnose(cfg, client, metrics),
@@ -286,7 +286,7 @@ def create_app(
             "receiver ready: database %s, inbound auth %s, notifiers %s, dead man's switch %s",
             cfg.receiver_db_path,
             auth.scheme if auth is not None else "off",
-            ", ".join(f"{notifier_name(n)} ({n.channel})" for n in notifiers) or "none",
+            ", ".join(f"{n.name} ({n.channel})" for n in notifiers) or "none",
             f"{cfg.deadman_timeout_seconds:g}s to route {cfg.deadman_route!r}"
             if cfg.deadman_timeout_seconds > 0
             else "off",

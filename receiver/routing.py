@@ -47,7 +47,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -442,26 +442,6 @@ def load_routing_config(
             ", ".join(unused),
         )
     return config
-
-
-def notifier_factory(
-    config: RoutingConfig, *, metrics: NotifierMetrics | None = None
-) -> Callable[
-    [Settings, httpx.AsyncClient], tuple[Callable[[str], list[Notifier]], list[Notifier]]
-]:
-    """A ``(settings, client) -> (notifiers_for, all_notifiers)`` factory for ``config``.
-
-    For the app's notifier seam: validate with :func:`load_routing_config` when the app is
-    created (so a bad file stops startup), build on the lifespan's client with this.
-    """
-
-    def make(
-        settings: Settings, client: httpx.AsyncClient
-    ) -> tuple[Callable[[str], list[Notifier]], list[Notifier]]:
-        routing = config.build(client, metrics=metrics)
-        return routing.notifiers_for, routing.all_notifiers()
-
-    return make
 
 
 def load_routing(

@@ -74,11 +74,6 @@ _DUE_ROWS_PER_SLOT = 16
 _DUE_ROWS_MAX = 500
 
 
-def notifier_name(notifier: Notifier) -> str:
-    """The notifier instance's unique ``name`` (routing), else its ``channel`` type."""
-    return notifier.name or notifier.channel
-
-
 class Worker:
     """Processes pending notifications in the background.
 
@@ -274,7 +269,7 @@ class Worker:
     def _route_notifiers(self, route: str) -> dict[str, Notifier]:
         out: dict[str, Notifier] = {}
         for notifier in self._notifiers_for(route):
-            name = notifier_name(notifier)
+            name = notifier.name
             if name in out and out[name] is not notifier:
                 log.error("two notifiers are named %r on route %r; using the first", name, route)
                 continue
@@ -411,7 +406,7 @@ class Worker:
             log.warning(
                 "notification %d: cannot tell whether %s got it before the crash (%s)",
                 notification.id,
-                notifier_name(notifier),
+                notifier.name,
                 exc.__class__.__name__,
             )
             return False

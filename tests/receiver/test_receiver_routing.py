@@ -14,6 +14,8 @@ import respx
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from receiver.app import routing_notifiers
+from receiver.metrics import ReceiverMetrics
 from receiver.notifiers.metrics import NotifierMetrics
 from receiver.routing import (
     NOTIFIER_TYPES,
@@ -23,7 +25,6 @@ from receiver.routing import (
     load_routing,
     load_routing_config,
     load_routing_file,
-    notifier_factory,
 )
 from receiver.settings import Settings
 from tests.receiver.notifiers.test_render import notification
@@ -201,11 +202,11 @@ def test_a_file_replaces_the_environment_notifiers(tmp_path: Path) -> None:
 
 def test_notifier_factory_builds_on_the_given_client(tmp_path: Path) -> None:
     config = load_routing_file(write(tmp_path, FULL), environ=ENV)
-    make = notifier_factory(config)
+    make = routing_notifiers(config, NotifierMetrics(CollectorRegistry()))
 
     async def go() -> tuple[list[str], list[str]]:
         async with httpx.AsyncClient() as client:
-            notifiers_for, notifiers = make(settings(), client)
+            notifiers_for, notifiers = make(settings(), client, ReceiverMetrics())
             return [n.name for n in notifiers_for("warning")], [n.name for n in notifiers]
 
     warning, every = asyncio.run(go())
