@@ -13,7 +13,7 @@ help:
 	@echo "make up     run the stack against the real exchanges until Ctrl-C"
 	@echo "make lint   ruff check, ruff format check and mypy"
 	@echo "make rules  render prometheus/thresholds.yml into the rules, rule tests and dashboards"
-	@echo "make bench  run benchmarks/ (~70 min, quiet machine): docs/benchmarks.md + benchmarks/results/"
+	@echo "make bench  run benchmarks/ (~75 min, quiet machine): docs/benchmarks.md + benchmarks/results/"
 
 system-deps:
 	@PYTHON=$(PYTHON) bash deploy/install-system-deps.sh

@@ -355,15 +355,18 @@ def _find_rule(alertname: str, rules_dir: Path = RULES_DIR) -> dict[str, Any]:
     raise KeyError(f"no alert rule {alertname} in {rules_dir}")
 
 
-def _route_timing(config: Mapping[str, Any], severity: str) -> tuple[float, float]:
-    """(group_wait, group_interval) of the first child route matching ``severity``, inherited
-    from the root route; Alertmanager's defaults (30s, 5m) where nothing sets them."""
+def _route_timing(
+    config: Mapping[str, Any], severity: str, alertname: str = ""
+) -> tuple[float, float]:
+    """(group_wait, group_interval) of the first child route whose equality matchers all hold
+    for an alert with ``alertname`` and ``severity`` (as Alertmanager picks it), inherited from
+    the root route; Alertmanager's defaults (30s, 5m) where nothing sets them."""
     root = config.get("route", {})
     wait, interval = root.get("group_wait", "30s"), root.get("group_interval", "5m")
-    wanted = f'severity="{severity}"'
+    labels = {f'severity="{severity}"', f'alertname="{alertname}"'}
     for child in root.get("routes", []) or []:
-        matchers = [str(m).replace(" ", "") for m in child.get("matchers", []) or []]
-        if wanted in matchers:
+        matchers = {str(m).replace(" ", "") for m in child.get("matchers", []) or []}
+        if matchers and matchers <= labels:
             wait = child.get("group_wait", wait)
             interval = child.get("group_interval", interval)
             break
@@ -376,7 +379,7 @@ def shipped_timing(scenario: Scenario) -> Timing:
     rule = _find_rule(scenario.alertname)
     severity = str(rule.get("labels", {}).get("severity", ""))
     group_wait, group_interval = _route_timing(
-        yaml.safe_load(ALERTMANAGER_CONFIG.read_text()), severity
+        yaml.safe_load(ALERTMANAGER_CONFIG.read_text()), severity, scenario.alertname
     )
     exchange = next(
         e for e in load_config(DEMO_EXPORTER_CONFIG).exchanges if e.name == scenario.exchange
@@ -469,8 +472,9 @@ class RunResult:
     error: str | None = None
 
 
-class _Bench:
-    """The running stack, the fake Slack and the helpers one scenario thread uses."""
+class StackBench:
+    """The running stack, the fake Slack and the helpers one scenario thread uses (also the
+    base of the WebSocket stale benchmark, ``benchmarks/ws_stale.py``)."""
 
     def __init__(self, stack: Stack, slack: FakeChat, abort: threading.Event) -> None:
         self.stack = stack
@@ -662,7 +666,7 @@ def measure(runs: int, run_dir: Path = RUN_DIR) -> dict[str, list[RunResult]]:
         )
         _log(f"starting the stack in {run_dir}")
         with Stack(options) as stack:
-            bench = _Bench(stack, slack, abort)
+            bench = StackBench(stack, slack, abort)
             with bench.client() as client:
                 if not bench.wait(lambda: bench.all_up(client, 5), STARTUP_TIMEOUT):
                     raise StackError(

@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, float] = {
     "receiver": 900,
     "notify": 2400,
     "soak_faults": 2700,
+    "ws": 1500,
 }
 """Benchmark name (``benchmarks/bench_<name>.py``) → timeout in seconds, in running order."""
 
@@ -89,6 +90,11 @@ def machine() -> dict[str, Any]:
         "packages": packages,
         "tools": tools,
     }
+
+
+def _machine_line(m: dict[str, Any]) -> str:
+    """``"2 cores (CPU model), 23.5 GiB, Python 3.11.7"``: what makes figures comparable."""
+    return f"{m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, Python {m['python']}"
 
 
 def run_one(name: str, runs: int, timeout: float) -> dict[str, Any]:
@@ -145,10 +151,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         "`benchmarks/results/latest.json`. Every figure is the median of "
         f"{report['runs']} runs; ratios are taken within the same run. Do not edit by hand.",
         "",
-        f"Run {report['started']}"
-        + (f", re-measured {report['updated']}" if report.get("updated") else "")
-        + f" on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
-        f"{m['os']}, Python {m['python']}.",
+        f"Run {report['started']} on {m['cores']} cores ({m['cpu']}), {m['memory_gib']} GiB, "
+        f"{m['os']}, Python {m['python']}"
+        + (
+            f"; re-measured {report['updated']} (the section notes say where)."
+            if report.get("updated")
+            else "."
+        ),
         "",
         "| component | version |",
         "|---|---|",
@@ -207,14 +216,23 @@ def main() -> int:
         "machine": machine(),
         "sections": [],
     }
-    if set(chosen) != set(BENCHMARKS) and RESULTS.exists():
-        # A partial run updates its sections in the last full report.
+    here = report["machine"]
+    partial = set(chosen) != set(BENCHMARKS) and RESULTS.exists()
+    if partial:
+        # A partial run updates its sections in the last full report, whose header keeps the
+        # machine the other sections were measured on.
         previous = json.loads(RESULTS.read_text(encoding="utf-8"))
+        report["machine"] = previous.get("machine", here)
         report["sections"] = [s for s in previous.get("sections", []) if s["name"] not in chosen]
+        # The report's runs stay the full run's; a re-measured section records its own.
+        report["runs"] = previous.get("runs", args.runs)
         report["updated"] = f"{report['started']} ({', '.join(chosen)})"
         report["started"] = previous.get("started", report["started"])
     for name in chosen:
-        report["sections"].append(run_one(name, args.runs, BENCHMARKS[name]))
+        section = run_one(name, args.runs, BENCHMARKS[name])
+        if partial and _machine_line(here) != _machine_line(report["machine"]):
+            section["notes"].append(f"Re-measured on {_machine_line(here)}, not the header's.")
+        report["sections"].append(section)
     order = list(BENCHMARKS)
     report["sections"].sort(key=lambda s: order.index(s["name"]) if s["name"] in order else 99)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -211,6 +211,45 @@ class ProbeAdmission:
             log.total += bucket.weight
         return 0.0, None
 
+    def try_admit_weight(self, endpoint: str, weight: float) -> tuple[float, HoldReason | None]:
+        """Admit one request outside the probe schedule (a stream's REST book snapshot) that
+        costs ``weight`` against every documented limit covering ``endpoint``, or say how long
+        to wait and why. Rate-limit and ban pauses hold it like a probe; it takes no schedule
+        token, but its weight counts in the same budget windows, so probes and snapshots
+        together never exceed ``weight_budget`` of any limit.
+
+        Returns:
+            ``(0.0, None)`` when admitted (counted: send it now); else ``(seconds, reason)``.
+
+        Raises:
+            ValueError: ``weight`` is not positive, or exceeds a window's whole cap (it could
+                never be admitted: the exchange's budget is too small for the request).
+        """
+        if not weight > 0:
+            raise ValueError(f"request weight must be positive, got {weight!r}")
+        covering = [log for log in self._logs if log.window.rule.applies_to(endpoint)]
+        for log in covering:
+            if weight > log.window.cap + _EPSILON:
+                raise ValueError(
+                    f"a request of weight {weight:g} exceeds the budget of {log.window.cap:g} "
+                    f"per {log.window.span_seconds:g}s ({log.window.rule.name} "
+                    f"{log.window.rule.source}); raise weight_budget"
+                )
+        paused = self.pause.remaining()
+        if paused > 0:
+            return paused, HoldReason.PAUSED
+        now = self._monotonic()
+        wait = 0.0
+        for log in covering:
+            log.expire(now)
+            wait = max(wait, log.wait(weight, now))
+        if wait > 0:
+            return wait, HoldReason.BUDGET
+        for log in covering:
+            log.sent.append((now, weight))
+            log.total += weight
+        return 0.0, None
+
     def usage(self) -> list[tuple[BudgetWindow, float]]:
         """Each enforced window with the weight sent in it up to now."""
         now = self._monotonic()

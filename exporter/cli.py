@@ -57,6 +57,18 @@ def effective_config(config: ExporterConfig) -> dict[str, Any]:
         raw["timeout"] = f"{exchange.timeout:g}s"
         raw["circuit"]["open_seconds"] = f"{exchange.circuit.open_seconds:g}s"
         raw["max_body_bytes"] = config.body_limit(exchange)
+        plan = exchange.stream_plan(config.body_limit(exchange))
+        if plan is not None:
+            raw["websocket"] = {
+                "enabled": True,
+                "url": plan.url,
+                "channels": [channel.value for channel in plan.channels],
+                "markets": list(plan.markets),
+                "stale_after": {channel.value: f"{s:g}s" for channel, s in plan.stale_after},
+                "open_timeout": f"{plan.open_timeout:g}s",
+            }
+        elif exchange.websocket is not None:
+            raw["websocket"] = {"enabled": False}
     connectivity = data["connectivity"]
     connectivity["interval"] = f"{config.connectivity.interval:g}s"
     connectivity["timeout"] = f"{config.connectivity.timeout:g}s"
@@ -109,9 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     serve_in_thread(server)
     targets = runtime.scheduler.targets
+    streams = len(config.stream_plans())
     print(
         f"exchange-exporter listening on http://{host}:{server.server_address[1]}/metrics "
-        f"({len(targets)} endpoints on {len(config.exchanges)} exchanges)",
+        f"({len(targets)} endpoints on {len(config.exchanges)} exchanges, {streams} streams)",
         flush=True,
     )
     try:

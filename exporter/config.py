@@ -10,7 +10,22 @@ Shape (``deploy/exporter.yml``)::
         interval: 5s             # Prometheus-style duration
         timeout: 3s              # must not exceed interval
         endpoints: [ping, time, status, ticker, orderbook]   # optional; default: the profile's
-        symbol: BTCUSDT          # optional; default: the profile's
+        markets: [BTC/USDT, ETH/USDT]   # optional; unified BASE/QUOTE names (ccxt spelling)
+        websocket: {}            # optional; the market-data stream (exporter.streams.settings)
+
+``markets`` is the documented way to name what is watched: unified ``BASE/QUOTE`` names as ccxt
+spells them (``BTC/USDT``, ``ETH/USD``; capitals and digits, unique, at most 20). Each profile
+maps a market to its REST spelling (:meth:`exporter.profiles.base.Profile.rest_symbol`: Binance
+and Bybit ``BTCUSDT``, OKX ``BTC-USDT``, Coinbase ``BTC-USD``, Kraken ``XBTUSD``); the REST
+ticker and order-book probes use the first market, the stream subscribes all of them. The
+``generic`` profile has no mapping: markets there are a config error. The older ``symbol`` (the
+exchange's own REST spelling, e.g. ``BTCUSDT``) keeps working; when both are given, ``symbol``
+wins for REST (no error) and ``markets`` still feeds the stream. Without either, the profile's
+default market is used (``BTC/USDT``; ``BTC/USD`` on Coinbase and Kraken).
+
+The ``websocket:`` block (:class:`exporter.streams.settings.WebSocketConfig`) turns on the
+exchange's WebSocket market-data stream; its fields (url, channels, markets, stale_after,
+open_timeout, enabled) are documented in :mod:`exporter.streams.settings`.
 
 String values may use ``${VAR}`` or ``${VAR:-default}``, expanded from the environment at load
 (e.g. ``base_url: ${SIMULATOR_URL:-http://127.0.0.1:8000}/binance``).
@@ -46,6 +61,13 @@ from exporter.profiles import (
     GenericProfile,
     Profile,
     get_profile,
+)
+from exporter.streams.settings import (
+    StreamPlan,
+    WebSocketConfig,
+    check_markets,
+    check_websocket,
+    make_plan,
 )
 
 _LABEL_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -153,7 +175,12 @@ class ExchangeConfig(BaseModel):
         timeout: per-probe timeout in seconds (≤ interval).
         endpoints: endpoints to probe, each a name or ``{name, interval, timeout}``; None means
             the profile's defaults.
-        symbol: market symbol in the exchange's spelling; None means the profile's default.
+        symbol: market symbol in the exchange's REST spelling (``BTCUSDT``); wins over
+            ``markets`` for REST when both are given (not an error). None: the first market,
+            else the profile's default.
+        markets: unified ``BASE/QUOTE`` markets (``BTC/USDT``), the documented way to name what
+            is watched; None means the profile's default market.
+        websocket: the market-data stream, or None for none.
         weight_budget: the fraction (0–1] of each of the exchange's documented limits that the
             exporter's schedule may use; the rest belongs to the trading bots on the same IP.
         circuit: circuit-breaker settings.
@@ -169,6 +196,8 @@ class ExchangeConfig(BaseModel):
     timeout: Seconds = 3.0
     endpoints: list[str | EndpointConfig] | None = None
     symbol: str | None = Field(default=None, min_length=1, max_length=40)
+    markets: list[str] | None = None
+    websocket: WebSocketConfig | None = None
     weight_budget: float = Field(default=0.10, gt=0.0, le=1.0)
     circuit: CircuitConfig = CircuitConfig()
     max_body_bytes: int | None = Field(default=None, ge=1024, le=256 * 1024 * 1024)
@@ -192,6 +221,15 @@ class ExchangeConfig(BaseModel):
     def _base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")) or len(value) < 10:
             raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("markets")
+    @classmethod
+    def _markets(cls, value: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        check_markets(value)
+        profile = info.data.get("profile")
+        if value is not None and profile in PROFILES:
+            PROFILES[profile].rest_symbol(value[0])  # generic: no mapping, a clear ValueError
         return value
 
     @field_validator("endpoints")
@@ -255,6 +293,9 @@ class ExchangeConfig(BaseModel):
                     f"{plan.interval:g}s"
                 )
         check_budget(self)
+        if self.websocket is not None:
+            default = PROFILES[self.profile].default_market
+            check_websocket(self.profile, self.websocket, self.markets, default)
         return self
 
     def make_profile(self) -> Profile:
@@ -300,8 +341,31 @@ class ExchangeConfig(BaseModel):
         return tuple(plan.name for plan in self.endpoint_plan())
 
     def effective_symbol(self) -> str:
-        """Return the configured symbol or the profile's default."""
-        return self.symbol or PROFILES[self.profile].default_symbol
+        """The REST symbol the ticker and order-book probes use: ``symbol`` when given, else
+        the first of ``markets`` in the profile's spelling, else the profile's default."""
+        if self.symbol:
+            return self.symbol
+        profile = PROFILES[self.profile]
+        if self.markets:
+            return profile.rest_symbol(self.markets[0])
+        return profile.default_symbol
+
+    def stream_plan(self, max_body_bytes: int) -> StreamPlan | None:
+        """The exchange's resolved WebSocket stream, or None when it has none (no
+        ``websocket`` block, or ``enabled: false``)."""
+        if self.websocket is None or not self.websocket.enabled:
+            return None
+        return make_plan(
+            self.name,
+            self.profile,
+            self.websocket,
+            self.markets,
+            PROFILES[self.profile].default_market,
+            weight_budget=self.weight_budget,
+            rest_base_url=self.base_url,
+            rest_timeout=self.timeout,
+            max_body_bytes=max_body_bytes,
+        )
 
 
 def check_budget(exchange: ExchangeConfig) -> None:
@@ -361,6 +425,15 @@ class ExporterConfig(BaseModel):
     def body_limit(self, exchange: ExchangeConfig) -> int:
         """The response body cap for ``exchange`` in bytes."""
         return exchange.max_body_bytes or self.max_body_bytes
+
+    def stream_plans(self) -> dict[str, StreamPlan]:
+        """Every exchange's resolved WebSocket stream, by exchange name (only those with one)."""
+        plans = {}
+        for exchange in self.exchanges:
+            plan = exchange.stream_plan(self.body_limit(exchange))
+            if plan is not None:
+                plans[exchange.name] = plan
+        return plans
 
 
 def parse_config(data: Any, source: str = "<config>") -> ExporterConfig:

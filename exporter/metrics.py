@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from exporter import __version__
 from exporter.admission import HoldReason
 from exporter.exposition import TextRenderer
+from exporter.streams.metrics import StreamMetrics
 
 LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
@@ -185,6 +186,8 @@ class ExporterMetrics:
             "exchange_exporter_build", "exchange-watch exporter version.", registry=r
         )
         self.build_info.info({"version": __version__})
+        self.streams = StreamMetrics(r)
+        """The ``exchange_ws_*`` metrics of the WebSocket streams."""
         self._renderer = TextRenderer(
             [
                 self.request_duration,
@@ -209,6 +212,7 @@ class ExporterMetrics:
                 self.last_probe,
                 self.schedule_lag,
                 self.build_info,
+                *self.streams.all(),
             ],
             r,
         )
@@ -250,7 +254,9 @@ class ExporterMetrics:
 
     def forget_exchange(self, exchange: str) -> None:
         """Remove every series of an exchange that is no longer configured (its endpoints'
-        too: a last ``exchange_api_up`` 0 left behind would keep ExchangeApiDown firing)."""
+        and its stream's too: a last ``exchange_api_up`` 0 left behind would keep
+        ExchangeApiDown firing)."""
+        self.streams.forget_exchange(exchange)
         for metric in (
             self.request_duration,
             self.requests,

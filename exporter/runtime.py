@@ -72,8 +72,15 @@ class ExporterRuntime:
         "cap", "window_seconds"}}, "backoff_until", "ip_ban_until",
         "backoff_remaining_seconds", "endpoints": {endpoint: {"last_result",
         "last_error", "last_probe_at", "last_success_at", "consecutive_failures",
-        "interval_seconds", "latency_seconds": {"p50", "p95", "p99", "count"}}}}}}``; times are
-        Unix seconds, latencies seconds over the last 5 minutes.
+        "interval_seconds", "latency_seconds": {"p50", "p95", "p99", "count"}}},
+        "streams": None | {"url", "connected", "since", "waiting", "reconnects": {reason: n},
+        "ping_rtt_seconds", "channels": {channel: {"up", "messages", "last_message_at",
+        "stale_after_seconds", "lag_seconds": {"p50", "p99", "count"}, "sequence_gaps",
+        "checksum_mismatches", "subscription_errors"}}, "sequence_gaps",
+        "checksum_mismatches", "book_resyncs", "book_crossed", "subscription_errors",
+        "maintenance", "maintenance_message", "last_error", "last_error_at"}}}}``; times are
+        Unix seconds, latencies seconds over the last 5 minutes, stream lag over the last
+        1,024 messages of the channel; ``streams`` is None for an exchange without a stream.
         """
         intervals = {(t.exchange, t.endpoint.name): t.interval for t in self.scheduler.targets}
         exchanges: dict[str, Any] = {}
@@ -110,6 +117,7 @@ class ExporterRuntime:
                     }
                     for endpoint, ep in state.endpoints.items()
                 },
+                "streams": state.streams.document() if state.streams is not None else None,
             }
         connectivity = self.metrics.registry.get_sample_value("exchange_exporter_connectivity_up")
         return {

@@ -9,7 +9,8 @@ the exchange's rate-limit pause (paused → wait it out), its circuit breaker (o
 half-open → one trial) and the endpoint's transport backoff. Wake-ups (an outage sweep, a
 recovery: :class:`exporter.state.Wake`) bring a sleeping loop's probe forward; whatever the loop
 decides, the prober sends nothing the exchange's probe gate (:mod:`exporter.admission`) does not
-admit.
+admit. The exchanges' WebSocket streams (:mod:`exporter.streams.manager`) start and stop with
+the probe loops and follow the same reloads.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from exporter.prober import Prober, ProbeTarget
 from exporter.profiles import Result
 from exporter.resilience import TRANSPORT_BACKOFF_CAP_SECONDS, transport_backoff
 from exporter.state import EndpointState, ExchangeState, LatencyWindow, window_capacity
+from exporter.streams.manager import StreamManager
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,8 @@ class ProbeScheduler:
         rng: random source for offsets' jitter and backoff jitter.
         clock: time source; must agree with the event loop's ``loop.time()`` (tests run the
             scheduler on a fake clock).
+        streams: run the configured WebSocket streams (False: REST probes only, e.g. a test
+            of the probe schedule on a virtual clock).
     """
 
     def __init__(
@@ -98,8 +102,10 @@ class ProbeScheduler:
         client: ProbeClient | None = None,
         rng: random.Random | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        streams: bool = True,
     ) -> None:
         self.config = config
+        self._with_streams = streams
         self.metrics = metrics
         self.states: dict[str, ExchangeState] = {}
         self.targets: list[ProbeTarget] = build_targets(config)
@@ -111,6 +117,8 @@ class ProbeScheduler:
         self._semaphore_limit = config.max_concurrency
         self._prober: Prober | None = None
         self._canary: ConnectivityCanary | None = None
+        self.streams: StreamManager | None = None
+        """The WebSocket streams, while :meth:`run` runs."""
         self._sync_states(config)
 
     def _sync_states(self, config: ExporterConfig) -> None:
@@ -142,7 +150,8 @@ class ProbeScheduler:
                     current.samples = current.samples.resized(capacity)
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Probe until ``stop`` is set (or forever), then cancel and await every task."""
+        """Probe (and stream) until ``stop`` is set (or forever), then cancel and await every
+        task, streams included."""
         own_client = self._client is None
         client = self._client or ProbeClient(f"exchange-watch/{__version__}")
         self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
@@ -152,6 +161,9 @@ class ProbeScheduler:
         self._canary.configure(self.config)
         canary_task = asyncio.create_task(self._canary.run(), name="connectivity-canary")
         self._start_targets(self.targets)
+        if self._with_streams:
+            self.streams = StreamManager(self.metrics, self.states, client, self._rng)
+            self.streams.apply(self.config)
         try:
             if stop is None:
                 await asyncio.Event().wait()
@@ -164,6 +176,9 @@ class ProbeScheduler:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             self._tasks.clear()
+            if self.streams is not None:
+                await self.streams.stop()
+                self.streams = None
             if own_client:
                 await client.aclose()
 
@@ -171,10 +186,12 @@ class ProbeScheduler:
         """Switch to ``config`` while running; must be called on the scheduler's event loop.
 
         Unchanged endpoints keep their task, state and counters; removed endpoints stop and
-        their series are removed; new or changed endpoints (re)start.
+        their series are removed; new or changed endpoints (re)start. WebSocket streams follow
+        the same rule (:meth:`exporter.streams.manager.StreamManager.apply`).
 
         Returns:
-            Counts ``{"kept", "started", "stopped"}``.
+            Endpoint counts ``{"kept", "started", "stopped"}`` and stream counts
+            ``{"streams_kept", "streams_started", "streams_stopped"}`` (0 before :meth:`run`).
         """
         new_targets = build_targets(config)
         new_keys = {(t.exchange, t.endpoint.name): (_TargetKey.of(t), t) for t in new_targets}
@@ -197,7 +214,15 @@ class ProbeScheduler:
         if self._canary is not None:
             self._canary.configure(config)
         started = self._start_targets([t for k, (_, t) in new_keys.items() if k not in self._tasks])
-        return {"kept": kept, "started": started, "stopped": stopped}
+        streams = {"kept": 0, "started": 0, "stopped": 0}
+        if self.streams is not None:
+            streams = self.streams.apply(config)
+        return {
+            "kept": kept,
+            "started": started,
+            "stopped": stopped,
+            **{f"streams_{key}": value for key, value in streams.items()},
+        }
 
     def _start_targets(self, targets: list[ProbeTarget]) -> int:
         if self._prober is None:

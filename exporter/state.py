@@ -19,6 +19,7 @@ from exporter.admission import ProbeAdmission
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import ExchangeConfig
 from exporter.resilience import CircuitBreaker, RateLimitGate
+from exporter.streams.status import StreamStatus
 
 RECENT_WINDOW_SECONDS = 300.0
 """Window of the latency percentiles in ``/status``."""
@@ -156,6 +157,7 @@ class ExchangeState:
         woken_at: monotonic time of the last wake-up of each kind.
         rate_limits: window → (used, limit or None) from the last response headers.
         endpoints: per-endpoint state by endpoint name.
+        streams: the exchange's WebSocket stream record, or None without a stream.
     """
 
     gate: RateLimitGate
@@ -168,6 +170,7 @@ class ExchangeState:
     clock_skew: float | None = None
     rate_limits: dict[str, tuple[float, float | None]] = field(default_factory=dict)
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
+    streams: StreamStatus | None = None
 
     @classmethod
     def for_config(cls, config: ExchangeConfig, clock: Clock = SYSTEM_CLOCK) -> ExchangeState:
@@ -238,12 +241,17 @@ class ExchangeState:
         return True
 
     def in_maintenance(self) -> bool:
-        """Whether any endpoint's last probe reported maintenance."""
+        """Whether any endpoint's last probe, or the stream, reported maintenance."""
+        if self.streams is not None and self.streams.maintenance:
+            return True
         return any(e.maintenance for e in self.endpoints.values())
 
     def maintenance_message(self) -> str:
         """What the exchange said of its maintenance (the first endpoint that said anything),
         or "" when none is reported."""
-        return next(
+        message = next(
             (e.maintenance_message for e in self.endpoints.values() if e.maintenance_message), ""
         )
+        if not message and self.streams is not None and self.streams.maintenance:
+            return self.streams.maintenance_message or "maintenance notice on the stream"
+        return message

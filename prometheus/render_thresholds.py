@@ -73,6 +73,11 @@ def _positive(v: float) -> bool:
     return v > 0
 
 
+def _count(v: float) -> bool:
+    """An event count an alert compares ``increase()`` with: 1, 2, 3 ..."""
+    return v >= 1 and float(v).is_integer()
+
+
 KEYS: dict[str, Key] = {
     "latency_p99_seconds": Key("ExchangeApiLatencyHigh", _positive, "a number > 0"),
     "latency_degraded_ratio": Key("ExchangeApiLatencyDegraded", lambda v: v > 1, "a number > 1"),
@@ -90,6 +95,12 @@ KEYS: dict[str, Key] = {
     "availability_objective": Key(
         "ExchangeApiAvailabilityBudgetBurn", lambda v: 0 < v < 1, "a number in (0, 1)"
     ),
+    "ws_lag_p90_seconds": Key("ExchangeWebSocketLagHigh", _positive, "a number > 0"),
+    "ws_sequence_gaps": Key("ExchangeWebSocketSequenceGaps", _count, "a whole number >= 1"),
+    "ws_checksum_mismatches": Key(
+        "ExchangeWebSocketChecksumMismatch", _count, "a whole number >= 1"
+    ),
+    "ws_reconnects": Key("ExchangeWebSocketReconnecting", _count, "a whole number >= 1"),
 }
 
 ORDERED = [

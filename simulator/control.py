@@ -25,7 +25,8 @@ path                        method   answer
                                      the running one, start this → ``{"scenario": status}``
 ``/_control/scenario``      DELETE   stop the running scenario (faults stay) →
                                      ``{"scenario": status | null}``
-``/_control/stats``         GET      request counters (:meth:`RequestStats.to_json`) plus
+``/_control/stats``         GET      request and WebSocket counters
+                                     (:meth:`RequestStats.to_json`) plus
                                      ``binance_used_weight_1m`` and ``bybit_requests_5s``
 ``/_control/stats``         DELETE   reset counters → the zeroed stats
 =========================== ======== ==========================================================

@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["API_ERROR_CODES", "FAILURE_KINDS", "endpoint_fault"]
+__all__ = [
+    "API_ERROR_CODES",
+    "FAILURE_KINDS",
+    "WS_FAULT_KINDS",
+    "WS_LAG_MS",
+    "endpoint_fault",
+    "ws_fault",
+]
 
 FAILURE_KINDS: tuple[str, ...] = (
     "http_error",
@@ -71,3 +78,50 @@ def endpoint_fault(kind: str, exchange: str, endpoint: str) -> dict[str, Any] | 
     if kind not in _SIMPLE:
         raise ValueError(f"unknown failure kind {kind!r}; known: {', '.join(FAILURE_KINDS)}")
     return {"exchange": exchange, "endpoint": endpoint, **_SIMPLE[kind]}
+
+
+WS_FAULT_KINDS: tuple[str, ...] = (
+    "ws_stall",
+    "ws_blackhole",
+    "ws_disconnect",
+    "ws_lag",
+    "ws_gap",
+    "ws_checksum",
+    "ws_reject",
+    "ws_maintenance_notice",
+)
+"""The WebSocket fault kinds (same names as :data:`simulator.faults.WS_FAULT_KINDS`): a stream
+that stays open and goes quiet, one that answers nothing, a server close, lagging data, skipped
+sequence numbers, wrong book checksums, refused subscriptions, a maintenance notice."""
+
+WS_LAG_MS = 2000
+"""``lag_ms`` of the catalogue's ``ws_lag`` body: far above any loopback delivery time."""
+
+_WS_CHECKSUM = frozenset({"okx", "kraken"})  # books with a checksum [OKX-MD, KR-CKS2]
+
+
+def ws_fault(kind: str, exchange: str) -> dict[str, Any] | None:
+    """The ``POST /_control/faults`` body that applies WebSocket fault ``kind`` (one of
+    :data:`WS_FAULT_KINDS`) to every stream of ``exchange``: ``ws_lag`` with ``lag_ms``
+    :data:`WS_LAG_MS`, ``ws_disconnect`` with close code 1001 ("going away"), the others without
+    parameters.
+
+    Returns:
+        The body, or None where the exchange has no such thing (``ws_checksum`` on Binance,
+        Bybit and Coinbase, whose books carry no checksum).
+
+    Raises:
+        ValueError: ``kind`` is not a WebSocket fault kind.
+    """
+    if kind not in WS_FAULT_KINDS:
+        raise ValueError(
+            f"unknown WebSocket fault kind {kind!r}; known: {', '.join(WS_FAULT_KINDS)}"
+        )
+    if kind == "ws_checksum" and exchange not in _WS_CHECKSUM:
+        return None
+    body: dict[str, Any] = {"exchange": exchange, "fault": kind}
+    if kind == "ws_lag":
+        body["lag_ms"] = WS_LAG_MS
+    elif kind == "ws_disconnect":
+        body["close_code"] = 1001
+    return body

@@ -42,8 +42,37 @@ fault            parameters
 ``bad_json``     none: HTTP 200, JSON content type, the normal body cut in half (invalid)
 ``huge_body``    ``size_bytes`` (int 1024–67108864, default 5242880): HTTP 200 with a valid
                  JSON order book of exactly that many bytes, streamed
-``none``         none; clears the exchange's faults (all scopes) or one endpoint's fault
+``none``         none; clears the exchange's faults (all scopes, WebSocket faults
+                 included) or one endpoint's fault
 ================ =====================================================================
+
+WebSocket faults (:data:`WS_FAULT_KINDS`) act on the exchange's simulated WebSocket streams only
+(:mod:`simulator.ws`). They are exchange-wide (``endpoint`` must be absent or null) and live in
+their own scope: setting one never replaces a REST fault, and REST faults never touch the streams
+(except an exchange-wide ``down``, which also refuses and drops WebSocket connections). At most one
+WebSocket fault holds per exchange; ``none`` clears it with the rest. ``channel`` (``ticker``,
+``trades`` or ``book``) narrows the kinds marked ‡ to one channel.
+
+========================= ============================================================
+fault                     parameters and effect
+========================= ============================================================
+``ws_stall`` ‡            none: connection open, pings/pongs and acks answered, no data
+``ws_blackhole``          none: nothing at all (no data, no pongs, no acks, no server
+                          pings), TCP stays open
+``ws_disconnect``         ``close_code`` (int 1000–1003, 1007–1013 or 3000–4999: the codes
+                          a close frame may carry): every live session is closed once with that code
+                          when the fault is set, new connections are accepted then closed at
+                          once while it holds; without ``close_code`` the TCP connection is
+                          dropped without a close frame (what clients report as 1006)
+``ws_lag`` ‡              ``lag_ms`` (required, 0–600000): data frames are delivered that
+                          much later; their event times stay the true ones
+``ws_gap`` ‡              none: the dialect skips sequence numbers (Binance ``U`` jumps)
+``ws_checksum``           none: the dialect sends wrong book checksums; only for exchanges
+                          whose books carry one (OKX, Kraken)
+``ws_reject`` ‡           none: subscriptions are refused with the documented error
+``ws_maintenance_notice`` none: the dialect's maintenance notice is sent once to every
+                          session when set and to each new session while it holds
+========================= ============================================================
 
 Common fields: ``exchange`` (required), ``fault`` (required), ``endpoint`` (optional string or
 null), ``duration_s`` (optional, > 0 and <= 86400; not allowed with ``none``). Unknown fields are
@@ -61,8 +90,12 @@ from typing import Any
 from simulator.specs import SpecError, check_fields, choice, number
 
 __all__ = [
+    "CHECKSUM_EXCHANGES",
     "EXCHANGE_KINDS",
     "FAULT_KINDS",
+    "WS_CHANNELS",
+    "WS_FAULT_KINDS",
+    "WS_SCOPE",
     "Fault",
     "FaultError",
     "FaultRegistry",
@@ -84,8 +117,30 @@ FAULT_KINDS: tuple[str, ...] = (
     "stale",
     "bad_json",
     "huge_body",
+    "ws_stall",
+    "ws_blackhole",
+    "ws_disconnect",
+    "ws_lag",
+    "ws_gap",
+    "ws_checksum",
+    "ws_reject",
+    "ws_maintenance_notice",
     "none",
 )
+
+WS_FAULT_KINDS: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k.startswith("ws_"))
+"""The WebSocket fault kinds (see the module docstring)."""
+
+WS_CHANNELS: tuple[str, ...] = ("ticker", "trades", "book")
+"""Channel names a ``channel`` field may narrow a WebSocket fault to."""
+
+WS_SCOPE = "@websocket"
+"""Registry key (in place of an endpoint name) under which an exchange's WebSocket fault is
+stored, so it never replaces nor is seen as a REST fault."""
+
+CHECKSUM_EXCHANGES: frozenset[str] = frozenset({"okx", "kraken"})
+"""Exchanges whose WebSocket books carry a checksum (OKX CRC32 top 25 [OKX-MD §Checksum],
+Kraken CRC32 top 10 [KR-CKS2]); Binance, Bybit and Coinbase books have none."""
 
 EXCHANGE_KINDS: frozenset[str] = frozenset({"rate_limited", "banned", "api_error"})
 """Kinds whose parameters and answers differ per exchange (validated by the exchange)."""
@@ -116,8 +171,20 @@ _PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "stale": ("age_s", "age_ms"),
     "bad_json": (),
     "huge_body": ("size_bytes",),
+    "ws_stall": ("channel",),
+    "ws_blackhole": (),
+    "ws_disconnect": ("close_code",),
+    "ws_lag": ("lag_ms", "channel"),
+    "ws_gap": ("channel",),
+    "ws_checksum": (),
+    "ws_reject": ("channel",),
+    "ws_maintenance_notice": (),
     "none": (),
 }
+_SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1014), *range(3000, 5000)})
+"""Close codes a close frame may carry: the defined ones except 1004–1006/1015 (reserved, never
+on the wire [RFC 6455 §7.4.1]) plus the registered (3000–3999) and private (4000–4999) ranges;
+1014–2999 are refused by clients as unknown reserved codes."""
 
 
 class FaultError(SpecError):
@@ -256,6 +323,16 @@ class FaultRegistry:
             return self.effective(exchange, endpoint)
         return fault
 
+    def websocket(self, exchange: str) -> Fault | None:
+        """The WebSocket fault (a ``ws_*`` kind) holding on ``exchange``, or ``None``. Expired
+        faults are dropped here."""
+        fault = self._faults.get((exchange, WS_SCOPE)) if self._faults else None
+        expires = fault.expires_at if fault is not None else None
+        if expires is not None and time.monotonic() >= expires:
+            self._purge_expired()
+            return None
+        return fault
+
     # -- control API ------------------------------------------------------------------------
     def apply(self, spec: Any) -> Fault | None:
         """Validate ``spec`` (decoded JSON) and set or clear a fault.
@@ -270,7 +347,8 @@ class FaultRegistry:
         if fault.kind == "none":
             self.clear(fault.exchange, fault.endpoint)
             return None
-        self._faults[(fault.exchange, fault.endpoint)] = fault
+        scope = WS_SCOPE if fault.kind in WS_FAULT_KINDS else fault.endpoint
+        self._faults[(fault.exchange, scope)] = fault
         return fault
 
     def validate(self, spec: Any) -> Fault:
@@ -295,6 +373,11 @@ class FaultRegistry:
                 f"fault: unknown fault {kind!r} (expected one of {', '.join(FAULT_KINDS)})"
             )
         endpoint = spec.get("endpoint")
+        if kind in WS_FAULT_KINDS and endpoint is not None:
+            raise FaultError(
+                f"endpoint: WebSocket faults are exchange-wide (omit endpoint or use null), "
+                f"got {endpoint!r}"
+            )
         if endpoint is not None and (
             not isinstance(endpoint, str) or endpoint not in self._endpoints[exchange]
         ):
@@ -376,6 +459,8 @@ class FaultRegistry:
             return {"skew_ms": _number(spec, "skew_ms", -_MAX_SKEW_MS, _MAX_SKEW_MS, required=True)}
         if kind == "stale":
             return _stale_params(spec)
+        if kind in WS_FAULT_KINDS:
+            return _ws_params(spec, exchange, kind)
         if kind == "huge_body":
             size = _number(
                 spec,
@@ -415,6 +500,30 @@ class FaultRegistry:
         for key, fault in list(self._faults.items()):
             if fault.expires_at is not None and now >= fault.expires_at:
                 del self._faults[key]
+
+
+def _ws_params(spec: Mapping[str, Any], exchange: str, kind: str) -> dict[str, Any]:
+    """Validate the parameters of a WebSocket fault (see the module docstring)."""
+    params: dict[str, Any] = {}
+    if kind == "ws_checksum" and exchange not in CHECKSUM_EXCHANGES:
+        raise FaultError(
+            f"fault: 'ws_checksum' needs a book checksum and {exchange}'s WebSocket books have "
+            f"none (supported: {', '.join(sorted(CHECKSUM_EXCHANGES))})"
+        )
+    if kind == "ws_disconnect" and "close_code" in spec:
+        code = _number(spec, "close_code", 1000, 4999, required=True, integer=True)
+        if code not in _SENDABLE_CLOSE_CODES:
+            raise FaultError(
+                "close_code: must be 1000–1003, 1007–1013 or 3000–4999 (other codes cannot be "
+                "sent in a close frame; omit close_code to drop the TCP connection, which "
+                f"clients report as 1006), got {spec['close_code']!r}"
+            )
+        params["close_code"] = code
+    if kind == "ws_lag":
+        params["lag_ms"] = _number(spec, "lag_ms", 0, _MAX_LATENCY_MS, required=True)
+    if "channel" in _PARAM_NAMES[kind] and "channel" in spec:
+        params["channel"] = choice(spec, "channel", WS_CHANNELS, None, error=FaultError)
+    return params
 
 
 def _stale_params(spec: Mapping[str, Any]) -> dict[str, Any]:

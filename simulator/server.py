@@ -1,7 +1,10 @@
 """The simulator's HTTP/1.1 server: asyncio streams + h11, keep-alive and pipelining.
 
 Request flow: parse with h11 → ``/_control/...`` goes to :class:`~simulator.control.ControlAPI`;
-``/<exchange>/<real path>`` is routed to that exchange. The effective fault is looked up once;
+a ``GET`` with ``Upgrade: websocket`` on a path an exchange's WebSocket dialect serves
+(:mod:`simulator.ws.dialects`: ``/binance/ws``, ``/binance/stream`` …) becomes a WebSocket
+session (:class:`~simulator.ws.hub.WsHub`: wsproto beside h11); ``/<exchange>/<real path>`` is
+routed to that exchange. The effective fault is looked up once;
 transport faults are applied here (``down``: TCP RST or a hang, before any accounting — the
 request never reached the exchange; ``latency``: an asyncio sleep that never blocks other
 connections, reported in the ``X-Simulator-Latency-Ms`` header as the time the request was
@@ -54,6 +57,8 @@ from simulator.responses import Reply, json_reply, reason_phrase
 from simulator.scenario_runner import ScenarioRunner
 from simulator.stats import RequestStats
 from simulator.timefmt import http_date_now
+from simulator.ws.dialects import find_dialect
+from simulator.ws.hub import WsHub
 
 __all__ = ["SimulatorServer", "run_in_thread", "simulator_in_thread"]
 
@@ -82,6 +87,14 @@ def _parse_query(qs: str) -> dict[str, str]:
     return out
 
 
+def _wants_websocket(request: h11.Request) -> bool:
+    """True for a request carrying ``Upgrade: websocket`` (case-insensitive)."""
+    return any(
+        name == b"upgrade" and value.strip().lower() == b"websocket"
+        for name, value in request.headers
+    )
+
+
 class SimulatorServer:
     """Exchange simulator bound to ``host:port`` (``port=0`` picks a free port).
 
@@ -99,6 +112,7 @@ class SimulatorServer:
         faults: the :class:`~simulator.faults.FaultRegistry` (loop-thread only).
         limits: the :class:`~simulator.limits.LimitRegistry` (loop-thread only).
         scenarios: the :class:`~simulator.scenario_runner.ScenarioRunner` (loop-thread only).
+        ws: the :class:`~simulator.ws.hub.WsHub` serving WebSocket upgrades (loop-thread only).
         stats: the :class:`~simulator.stats.RequestStats`.
         port: the bound TCP port, valid after :meth:`start`.
     """
@@ -137,6 +151,7 @@ class SimulatorServer:
             limits=self.limits,
             scenarios=self.scenarios,
         )
+        self.ws = WsHub(self.market, self.faults, self.stats)
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[Any]] = set()
         self._closing = False
@@ -170,6 +185,7 @@ class SimulatorServer:
         server, self._server = self._server, None
         self._closing = True
         await self.scenarios.close()
+        await self.ws.close()
         if server is not None:
             server.close()
         for _ in range(10):  # connections accepted during shutdown exit at their first step
@@ -288,6 +304,14 @@ class SimulatorServer:
             await self._send(conn, writer, reply, head)
             return True
         sub = path[slash:] if slash > 0 else "/"
+        if method == "GET" and _wants_websocket(request):
+            dialect = find_dialect(exchange.name, sub)
+            if dialect is not None:
+                query = _parse_query(qs)
+                await self.ws.serve(
+                    exchange.name, dialect, request, conn, reader, writer, sub, query
+                )
+                return False
         route = exchange.resolve(sub) if method == "GET" or head else None
         endpoint = route.endpoint if route is not None else None
         fault = self.faults.effective(exchange.name, endpoint)

@@ -20,11 +20,26 @@ class RequestStats:
     request-limit accounting (:mod:`simulator.limits`), per exchange — not those forced by
     faults — so a soak test can assert it never tripped a limit.
 
+    ``websocket`` counts, per exchange, WebSocket connections accepted (``connections``), those
+    open now (``open``, not reset), and frames received from / sent to clients (``frames_in``,
+    ``frames_out``; data, control and ping/pong frames alike). WebSocket upgrades are not
+    counted as requests.
+
     Args:
         exchanges: exchange names listed (with zeros) in ``limit_responses``.
     """
 
-    __slots__ = ("_exchanges", "_limited", "_outcomes", "_requests", "started", "total")
+    WS_KEYS: tuple[str, ...] = ("connections", "open", "frames_in", "frames_out")
+
+    __slots__ = (
+        "_exchanges",
+        "_limited",
+        "_outcomes",
+        "_requests",
+        "_ws",
+        "started",
+        "total",
+    )
 
     LIMIT_STATUSES: tuple[str, ...] = ("429", "418", "403")
 
@@ -34,8 +49,17 @@ class RequestStats:
         self._requests: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._outcomes: defaultdict[tuple[str, str], int] = defaultdict(int)
         self._limited: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self._ws: dict[str, dict[str, int]] = {}
         self.total = 0
         self.started = time.time()
+
+    def ws(self, exchange: str) -> dict[str, int]:
+        """The mutable WebSocket counters of ``exchange`` (keys :attr:`WS_KEYS`): sessions add
+        to them directly on the hot path."""
+        counters = self._ws.get(exchange)
+        if counters is None:
+            counters = self._ws[exchange] = dict.fromkeys(self.WS_KEYS, 0)
+        return counters
 
     def request(self, exchange: str, endpoint: str | None) -> None:
         """Count one request that reached ``exchange`` (``endpoint=None`` = unknown path)."""
@@ -55,13 +79,17 @@ class RequestStats:
         self._requests.clear()
         self._outcomes.clear()
         self._limited.clear()
+        for counters in self._ws.values():  # kept: live sessions hold these dicts
+            for key in ("connections", "frames_in", "frames_out"):
+                counters[key] = 0
         self.total = 0
         self.started = time.time()
 
     def to_json(self) -> dict[str, Any]:
         """``{"total": int, "since": epoch s, "requests": {exchange: {endpoint: n}},
         "outcomes": {exchange: {status|reset|hang: n}},
-        "limit_responses": {exchange: {"429": n, "418": n, "403": n}}}``."""
+        "limit_responses": {exchange: {"429": n, "418": n, "403": n}},
+        "websocket": {exchange: {"connections", "open", "frames_in", "frames_out"}}}``."""
         requests: dict[str, dict[str, int]] = {}
         for (exchange, endpoint), n in sorted(self._requests.items()):
             requests.setdefault(exchange, {})[endpoint] = n
@@ -80,4 +108,5 @@ class RequestStats:
             "requests": requests,
             "outcomes": outcomes,
             "limit_responses": limited,
+            "websocket": {ex: dict(c) for ex, c in sorted(self._ws.items())},
         }

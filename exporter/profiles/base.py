@@ -181,6 +181,18 @@ class MalformedBodyError(Exception):
     """Raised inside a profile when a body lacks a documented field; becomes ``bad_response``."""
 
 
+def split_market(market: str) -> tuple[str, str]:
+    """Split a unified ``BASE/QUOTE`` market into ``(BASE, QUOTE)``.
+
+    Raises:
+        ValueError: ``market`` is not two non-empty parts joined by one ``/``.
+    """
+    base, sep, quote = market.partition("/")
+    if not sep or not base or not quote or "/" in quote:
+        raise ValueError(f"market {market!r} is not BASE/QUOTE (e.g. BTC/USDT)")
+    return base, quote
+
+
 def dig(body: Any, *keys: str | int) -> Any:
     """Return ``body[k1][k2]...``; raise :class:`MalformedBodyError` naming the missing path."""
     current = body
@@ -242,6 +254,9 @@ class Profile(ABC):
 
     name: ClassVar[str]
     default_symbol: ClassVar[str]
+    default_market: ClassVar[str | None] = None
+    """The default market as a unified ``BASE/QUOTE`` name (ccxt spelling); None where the
+    profile cannot map unified markets (generic)."""
     default_endpoints: ClassVar[tuple[str, ...]]
     rate_limit_statuses: ClassVar[frozenset[int]] = frozenset({429})
     ban_statuses: ClassVar[frozenset[int]] = frozenset({418})
@@ -260,6 +275,20 @@ class Profile(ABC):
         """What identifies this profile's handling of ``endpoint`` (a reload restarts the probe
         loop when it changes)."""
         return self.name
+
+    @classmethod
+    def rest_symbol(cls, market: str) -> str:
+        """The exchange's REST spelling of a unified ``BASE/QUOTE`` market (``BTC/USDT`` →
+        ``BTCUSDT`` on Binance); the default has no mapping.
+
+        Raises:
+            ValueError: the profile has no symbol mapping (generic), or ``market`` is not
+                ``BASE/QUOTE``.
+        """
+        raise ValueError(
+            f"profile {cls.name!r} has no symbol mapping for unified markets; "
+            "write the symbol into the endpoints' paths instead of using markets"
+        )
 
     def error_label(self, code: str | None) -> str | None:
         """Return the ``code`` label for ``exchange_api_errors_total``: the code itself when

@@ -33,6 +33,7 @@ from exporter.profiles.base import (
     Verdict,
     as_float,
     dig,
+    split_market,
     status_verdict,
 )
 
@@ -64,6 +65,7 @@ class BinanceProfile(Profile):
 
     name: ClassVar[str] = "binance"
     default_symbol: ClassVar[str] = "BTCUSDT"
+    default_market: ClassVar[str | None] = "BTC/USDT"
     default_endpoints: ClassVar[tuple[str, ...]] = ("ping", "time", "status", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
     limits: ClassVar[tuple[LimitRule, ...]] = (
@@ -76,6 +78,16 @@ class BinanceProfile(Profile):
         # 418 without Retry-After: bans start at 2 minutes [BN-REST §IP Limits].
         Result.BANNED: 120.0,
     }
+
+    @classmethod
+    def rest_symbol(cls, market: str) -> str:
+        """Binance spells markets ``BTCUSDT`` [BN-REST §Market data endpoints].
+
+        Raises:
+            ValueError: ``market`` is not ``BASE/QUOTE``.
+        """
+        base, quote = split_market(market)
+        return base + quote
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return ping, time, status, ticker (24hr, weight 2) and orderbook (depth 5, weight 5)."""

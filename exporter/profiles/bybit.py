@@ -36,6 +36,7 @@ from exporter.profiles.base import (
     as_float,
     dig,
     parse_retry_after,
+    split_market,
     status_verdict,
 )
 
@@ -60,6 +61,7 @@ class BybitProfile(Profile):
 
     name: ClassVar[str] = "bybit"
     default_symbol: ClassVar[str] = "BTCUSDT"
+    default_market: ClassVar[str | None] = "BTC/USDT"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
     # HTTP 403 is Bybit's IP-limit answer ("access too frequent"), a ban of ≥ 10 minutes.
     ban_statuses: ClassVar[frozenset[int]] = frozenset({403, 418})
@@ -71,6 +73,16 @@ class BybitProfile(Profile):
         Result.RATE_LIMITED: 1.0,  # 10006 is a rolling per-second limit [BY-RL]
         Result.BANNED: 600.0,  # 403: "wait for at least 10 minutes" [BY-RL]
     }
+
+    @classmethod
+    def rest_symbol(cls, market: str) -> str:
+        """Bybit spells spot symbols ``BTCUSDT`` [BY-TICKERS].
+
+        Raises:
+            ValueError: ``market`` is not ``BASE/QUOTE``.
+        """
+        base, quote = split_market(market)
+        return base + quote
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return time, status, ticker and orderbook (spot category, depth 1)."""

@@ -28,6 +28,7 @@ from exporter.profiles.base import (
     Verdict,
     as_float,
     dig,
+    split_market,
 )
 
 ERROR_CODES: dict[str, ErrorKind] = {
@@ -47,6 +48,7 @@ class CoinbaseProfile(Profile):
 
     name: ClassVar[str] = "coinbase"
     default_symbol: ClassVar[str] = "BTC-USD"
+    default_market: ClassVar[str | None] = "BTC/USD"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
     limits: ClassVar[tuple[LimitRule, ...]] = (
@@ -56,6 +58,16 @@ class CoinbaseProfile(Profile):
         Result.RATE_LIMITED: 5.0,  # a lazy-fill token bucket refilling every second [CB-EX-RL]
         Result.BANNED: 120.0,  # no IP ban documented (UNVERIFIED); be conservative
     }
+
+    @classmethod
+    def rest_symbol(cls, market: str) -> str:
+        """Coinbase spells products ``BTC-USD`` [CB-TICKER].
+
+        Raises:
+            ValueError: ``market`` is not ``BASE/QUOTE``.
+        """
+        base, quote = split_market(market)
+        return f"{base}-{quote}"
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return time, ticker and orderbook (level 1: best bid/ask)."""

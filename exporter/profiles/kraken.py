@@ -33,6 +33,7 @@ from exporter.profiles.base import (
     Verdict,
     as_float,
     dig,
+    split_market,
     status_verdict,
 )
 
@@ -55,11 +56,16 @@ ERROR_CODES: dict[str, ErrorKind] = {
 }
 
 
+_KRAKEN_ASSETS: dict[str, str] = {"BTC": "XBT"}
+"""Unified asset codes Kraken's REST pairs spell differently (``XBTUSD``) [KR-TICKER]."""
+
+
 class KrakenProfile(Profile):
     """Kraken spot (``https://api.kraken.com``); pair style ``XBTUSD``."""
 
     name: ClassVar[str] = "kraken"
     default_symbol: ClassVar[str] = "XBTUSD"
+    default_market: ClassVar[str | None] = "BTC/USD"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
     limits: ClassVar[tuple[LimitRule, ...]] = (
@@ -71,6 +77,16 @@ class KrakenProfile(Profile):
         # temporary lockout: "typically a few minutes" [KR-ERRORS]
         Result.BANNED: 300.0,
     }
+
+    @classmethod
+    def rest_symbol(cls, market: str) -> str:
+        """Kraken's REST pairs use its own asset codes, ``XBT`` for bitcoin: ``XBTUSD`` [KR-TICKER].
+
+        Raises:
+            ValueError: ``market`` is not ``BASE/QUOTE``.
+        """
+        base, quote = split_market(market)
+        return _KRAKEN_ASSETS.get(base, base) + _KRAKEN_ASSETS.get(quote, quote)
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return time, status, ticker and orderbook (``count=10``: the newest of 20 levels

@@ -29,6 +29,7 @@ from exporter.profiles.base import (
     Verdict,
     as_float,
     dig,
+    split_market,
     status_verdict,
 )
 
@@ -59,6 +60,7 @@ class OkxProfile(Profile):
 
     name: ClassVar[str] = "okx"
     default_symbol: ClassVar[str] = "BTC-USDT"
+    default_market: ClassVar[str | None] = "BTC/USDT"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
     limits: ClassVar[tuple[LimitRule, ...]] = (
@@ -73,6 +75,16 @@ class OkxProfile(Profile):
         Result.RATE_LIMITED: 10.0,  # limits are per 2 s or 5 s windows [OKX-MD, OKX-STATUS]
         Result.BANNED: 120.0,  # no IP ban documented (UNVERIFIED); be conservative
     }
+
+    @classmethod
+    def rest_symbol(cls, market: str) -> str:
+        """OKX spells instruments ``BTC-USDT`` [OKX-MD].
+
+        Raises:
+            ValueError: ``market`` is not ``BASE/QUOTE``.
+        """
+        base, quote = split_market(market)
+        return f"{base}-{quote}"
 
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
         """Return time, status, ticker and orderbook (``sz=1``)."""

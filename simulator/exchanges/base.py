@@ -138,14 +138,28 @@ class RequestContext:
         """True when the effective fault is ``maintenance``."""
         return self.fault is not None and self.fault.kind == "maintenance"
 
-    def view(self) -> VenueView:
-        """Market state for this venue: current, or frozen at ``created_at - age_s`` when the
-        effective fault is ``stale`` (prices stop moving)."""
+    def view(self, market: str | None = None) -> VenueView:
+        """Market state of ``market`` (unified name; None = the venue's first, BTC) on this
+        venue: current, or frozen at ``created_at - age_s`` when the effective fault is
+        ``stale`` (prices stop moving).
+
+        Raises:
+            KeyError: the venue does not list ``market``.
+        """
         fault = self.fault
         if fault is not None and fault.kind == "stale":
             frozen = fault.created_at - fault.params["age_s"]
-            return self.market.view(self.venue.name, frozen * 1000.0)
-        return self.market.view(self.venue.name, self.now * 1000.0)
+            return self.market.view(self.venue.name, frozen * 1000.0, market)
+        return self.market.view(self.venue.name, self.now * 1000.0, market)
+
+    def market_for(self, symbol: str) -> str | None:
+        """The unified market the REST ``symbol`` names on this venue, or None if unlisted."""
+        return self.market.market_for_symbol(self.venue.name, symbol)
+
+    @property
+    def markets(self) -> tuple[str, ...]:
+        """Unified names of every market this venue lists, BTC first."""
+        return self.market.markets(self.venue.name)
 
     def int_param(self, name: str, default: int) -> int | None:
         """Query parameter ``name`` as a non-negative int; ``default`` if absent; ``None`` if it

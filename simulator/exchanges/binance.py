@@ -12,7 +12,7 @@ answers regardless of usage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from simulator.bodies import BookFrame
@@ -27,6 +27,7 @@ from simulator.exchanges.base import (
 )
 from simulator.faults import Fault
 from simulator.limits import BinanceWeightLimiter
+from simulator.market import VenueView
 from simulator.responses import Header, Reply, gateway_page, json_reply
 
 __all__ = ["API_MESSAGES", "WEIGHT_LIMIT_1M", "BinanceExchange", "depth_weight"]
@@ -35,7 +36,6 @@ WEIGHT_LIMIT_1M = 6000
 """Documented ``REQUEST_WEIGHT`` per 1 MINUTE [BN-ENUM]: the default ``weight_per_minute`` of
 :class:`~simulator.limits.BinanceWeightLimiter` (the -1003 message quotes the configured value)."""
 
-_SYMBOL = "BTCUSDT"
 _DAY_MS = 86_400_000
 
 _INVALID_SYMBOL = json_reply(400, {"code": -1121, "msg": "Invalid symbol."}).body
@@ -173,90 +173,98 @@ class BinanceExchange(Exchange):
         ``{"status": 1, "msg": "system_maintenance"}`` under ``maintenance`` [CCXT-BN]."""
         return Reply(200, _STATUS_MAINT if ctx.maintenance else _STATUS_NORMAL)
 
-    def _symbol_error(self, ctx: RequestContext, required: bool) -> Reply | None:
-        """-1102 if a required ``symbol`` is missing, -1121 if it is not BTCUSDT [BN-ERR]."""
+    def _markets(self, ctx: RequestContext, required: bool) -> Reply | list[str]:
+        """The markets a request names: ``symbol`` (any listed market's symbol, e.g. BTCUSDT,
+        ETHUSDT), or every market when it is absent and not ``required``. -1102 if a required
+        ``symbol`` is missing, -1121 if the symbol is not listed [BN-ERR]."""
         symbol = ctx.query.get("symbol")
         if symbol is None:
-            return Reply(400, _MISSING_SYMBOL) if required else None
-        return None if symbol == _SYMBOL else Reply(400, _INVALID_SYMBOL)
+            return Reply(400, _MISSING_SYMBOL) if required else list(ctx.markets)
+        market = ctx.market_for(symbol)
+        return Reply(400, _INVALID_SYMBOL) if market is None else [market]
+
+    def _per_market(self, ctx: RequestContext, build: Callable[[VenueView], Any]) -> Reply:
+        """Answer one object for ``symbol=...``, else a list with one per listed market."""
+        markets = self._markets(ctx, required=False)
+        if isinstance(markets, Reply):
+            return markets
+        bodies = [build(ctx.view(m)) for m in markets]
+        return json_reply(200, bodies[0] if "symbol" in ctx.query else bodies)
 
     def ticker_24hr(self, ctx: RequestContext) -> Reply:
         """``GET /api/v3/ticker/24hr`` FULL shape [BN-REST]: all prices/quantities are 8-decimal
         strings; ``openTime``/``closeTime`` ms (``closeTime`` = data time, lags under
         ``stale``); ``firstId``/``lastId``/``count`` ints. Without ``symbol``: a list."""
-        error = self._symbol_error(ctx, required=False)
-        if error is not None:
-            return error
-        v = ctx.view()
-        st = v.stats
-        open_ = v.scaled(st.open_24h)
-        change = v.last - open_
         close_ms = ctx.data_ms
-        body = {
-            "symbol": _SYMBOL,
-            "priceChange": v.price(change),
-            "priceChangePercent": f"{change / open_ * 100.0:.3f}",
-            "weightedAvgPrice": v.price(v.scaled(st.vwap_24h)),
-            "prevClosePrice": v.price(open_),
-            "lastPrice": v.price(v.last),
-            "lastQty": v.qty(v.last_qty),
-            "bidPrice": v.price(v.best_bid),
-            "bidQty": v.qty(v.bid_qty),
-            "askPrice": v.price(v.best_ask),
-            "askQty": v.qty(v.ask_qty),
-            "openPrice": v.price(open_),
-            "highPrice": v.price(max(v.scaled(st.high_24h), v.last)),
-            "lowPrice": v.price(min(v.scaled(st.low_24h), v.last)),
-            "volume": v.qty(v.volume_24h),
-            "quoteVolume": f"{v.volume_24h * v.scaled(st.vwap_24h):.8f}",
-            "openTime": close_ms - _DAY_MS,
-            "closeTime": close_ms,
-            "firstId": v.first_trade_id_24h,
-            "lastId": v.trade_id,
-            "count": v.trade_id - v.first_trade_id_24h + 1,
-        }
-        return json_reply(200, body if "symbol" in ctx.query else [body])
+
+        def build(v: VenueView) -> dict[str, Any]:
+            st = v.stats
+            open_ = v.scaled(st.open_24h)
+            change = v.last - open_
+            return {
+                "symbol": v.venue.symbol,
+                "priceChange": v.price(change),
+                "priceChangePercent": f"{change / open_ * 100.0:.3f}",
+                "weightedAvgPrice": v.price(v.scaled(st.vwap_24h)),
+                "prevClosePrice": v.price(open_),
+                "lastPrice": v.price(v.last),
+                "lastQty": v.qty(v.last_qty),
+                "bidPrice": v.price(v.best_bid),
+                "bidQty": v.qty(v.bid_qty),
+                "askPrice": v.price(v.best_ask),
+                "askQty": v.qty(v.ask_qty),
+                "openPrice": v.price(open_),
+                "highPrice": v.price(max(v.scaled(st.high_24h), v.last)),
+                "lowPrice": v.price(min(v.scaled(st.low_24h), v.last)),
+                "volume": v.qty(v.volume_24h),
+                "quoteVolume": f"{v.volume_24h * v.scaled(st.vwap_24h):.8f}",
+                "openTime": close_ms - _DAY_MS,
+                "closeTime": close_ms,
+                "firstId": v.first_trade_id_24h,
+                "lastId": v.trade_id,
+                "count": v.trade_id - v.first_trade_id_24h + 1,
+            }
+
+        return self._per_market(ctx, build)
 
     def ticker_price(self, ctx: RequestContext) -> Reply:
         """``GET /api/v3/ticker/price`` → ``{"symbol", "price"}`` [BN-REST]."""
-        error = self._symbol_error(ctx, required=False)
-        if error is not None:
-            return error
-        v = ctx.view()
-        body = {"symbol": _SYMBOL, "price": v.price(v.last)}
-        return json_reply(200, body if "symbol" in ctx.query else [body])
+        return self._per_market(ctx, lambda v: {"symbol": v.venue.symbol, "price": v.price(v.last)})
 
     def book_ticker(self, ctx: RequestContext) -> Reply:
         """``GET /api/v3/ticker/bookTicker`` → ``{"symbol", "bidPrice", "bidQty", "askPrice",
         "askQty"}`` strings [BN-REST]."""
-        error = self._symbol_error(ctx, required=False)
-        if error is not None:
-            return error
-        v = ctx.view()
-        body = {
-            "symbol": _SYMBOL,
-            "bidPrice": v.price(v.best_bid),
-            "bidQty": v.qty(v.bid_qty),
-            "askPrice": v.price(v.best_ask),
-            "askQty": v.qty(v.ask_qty),
-        }
-        return json_reply(200, body if "symbol" in ctx.query else [body])
+        return self._per_market(
+            ctx,
+            lambda v: {
+                "symbol": v.venue.symbol,
+                "bidPrice": v.price(v.best_bid),
+                "bidQty": v.qty(v.bid_qty),
+                "askPrice": v.price(v.best_ask),
+                "askQty": v.qty(v.ask_qty),
+            },
+        )
 
     def depth(self, ctx: RequestContext) -> Reply:
         """``GET /api/v3/depth?symbol=BTCUSDT&limit=N`` → ``{"lastUpdateId": int, "bids":
         [[price, qty], ...], "asks": ...}`` with exactly ``limit`` levels per side (default 100;
         values above 5000 are truncated to 5000 as Binance documents; 0 is treated as 1)
-        [BN-REST]. Non-numeric limit → -1100 [BN-ERR message, not in facts file]."""
-        error = self._symbol_error(ctx, required=True)
-        if error is not None:
-            return error
+        [BN-REST]. Non-numeric limit → -1100 [BN-ERR message, not in facts file].
+
+        ``lastUpdateId`` is the tick's update id + 1, which lies within ``[U;u]`` of the next
+        diff-depth event, as the sync procedure expects [BN-WS §How to manage a local order
+        book correctly]; the levels are the tick's book, which that event's changes update.
+        """
+        markets = self._markets(ctx, required=True)
+        if isinstance(markets, Reply):
+            return markets
         limit = ctx.int_param("limit", 100)
         if limit is None:
             return Reply(400, _BAD_LIMIT)
-        v = ctx.view()
+        v = ctx.view(markets[0])
         bids, asks = v.levels(limit)
         body = {
-            "lastUpdateId": v.update_id,
+            "lastUpdateId": v.update_id + 1,
             "bids": [[p, q] for p, q, _, _ in bids],
             "asks": [[p, q] for p, q, _, _ in asks],
         }
@@ -319,7 +327,9 @@ class BinanceExchange(Exchange):
     def book_frame(self, ctx: RequestContext) -> BookFrame:
         """``huge_body``: the depth shape ``{"lastUpdateId", "bids": [[price, qty]], "asks"}``
         [BN-REST], 8-decimal strings."""
-        head = b'{"lastUpdateId":%d,"bids":[' % ctx.view().update_id
+        symbol = ctx.query.get("symbol")
+        market = ctx.market_for(symbol) if symbol is not None else None
+        head = b'{"lastUpdateId":%d,"bids":[' % (ctx.view(market).update_id + 1)
         return BookFrame(head, b'],"asks":[', b"]}", '["%d.%02d000000","0.00100000"]')
 
     def _limit_msg(self) -> str:

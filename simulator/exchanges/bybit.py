@@ -36,7 +36,6 @@ IP_LIMIT = 600
 :class:`~simulator.limits.BybitIpLimiter`."""
 IP_WINDOW_S = 5
 
-_SYMBOL = "BTCUSDT"
 _CATEGORIES = ("spot", "linear", "inverse", "option")
 _MAX_BOOK = 1000  # spot limit 1–1000, default 1 [BY-OB]
 
@@ -148,9 +147,16 @@ class BybitExchange(Exchange):
         symbol = ctx.query.get("symbol")
         if symbol is None and symbol_required:
             return self._param_error(ctx, "params error: symbol is required")
-        if category != "spot" or (symbol is not None and symbol != _SYMBOL):
+        if category != "spot" or (symbol is not None and ctx.market_for(symbol) is None):
             return self._param_error(ctx, "Not supported symbols")
         return None
+
+    @staticmethod
+    def _selected(ctx: RequestContext) -> list[str]:
+        """Markets named by ``symbol`` (validated by :meth:`_check_spot`), else all listed."""
+        symbol = ctx.query.get("symbol")
+        market = ctx.market_for(symbol) if symbol is not None else None
+        return [market] if market is not None else list(ctx.markets)
 
     # -- handlers ---------------------------------------------------------------------------
     def time(self, ctx: RequestContext) -> Reply:
@@ -219,26 +225,30 @@ class BybitExchange(Exchange):
         error = self._check_spot(ctx, symbol_required=False)
         if error is not None:
             return error
-        v = ctx.view()
-        st = v.stats
-        prev = v.scaled(st.open_24h)
-        vwap = v.scaled(st.vwap_24h)
-        item = {
-            "symbol": _SYMBOL,
-            "bid1Price": v.price(v.best_bid),
-            "bid1Size": v.qty(v.bid_qty),
-            "ask1Price": v.price(v.best_ask),
-            "ask1Size": v.qty(v.ask_qty),
-            "lastPrice": v.price(v.last),
-            "prevPrice24h": v.price(prev),
-            "price24hPcnt": f"{(v.last - prev) / prev:.4f}",
-            "highPrice24h": v.price(max(v.scaled(st.high_24h), v.last)),
-            "lowPrice24h": v.price(min(v.scaled(st.low_24h), v.last)),
-            "turnover24h": f"{v.volume_24h * vwap:.8f}",
-            "volume24h": v.qty(v.volume_24h),
-            "usdIndexPrice": f"{(v.best_bid + v.best_ask) / 2.0:.8f}",
-        }
-        return self.envelope(ctx, {"category": "spot", "list": [item]})
+        items = []
+        for market in self._selected(ctx):
+            v = ctx.view(market)
+            st = v.stats
+            prev = v.scaled(st.open_24h)
+            vwap = v.scaled(st.vwap_24h)
+            items.append(
+                {
+                    "symbol": v.venue.symbol,
+                    "bid1Price": v.price(v.best_bid),
+                    "bid1Size": v.qty(v.bid_qty),
+                    "ask1Price": v.price(v.best_ask),
+                    "ask1Size": v.qty(v.ask_qty),
+                    "lastPrice": v.price(v.last),
+                    "prevPrice24h": v.price(prev),
+                    "price24hPcnt": f"{(v.last - prev) / prev:.4f}",
+                    "highPrice24h": v.price(max(v.scaled(st.high_24h), v.last)),
+                    "lowPrice24h": v.price(min(v.scaled(st.low_24h), v.last)),
+                    "turnover24h": f"{v.volume_24h * vwap:.8f}",
+                    "volume24h": v.qty(v.volume_24h),
+                    "usdIndexPrice": f"{(v.best_bid + v.best_ask) / 2.0:.8f}",
+                }
+            )
+        return self.envelope(ctx, {"category": "spot", "list": items})
 
     def orderbook(self, ctx: RequestContext) -> Reply:
         """``GET /v5/market/orderbook?category=spot&symbol=BTCUSDT&limit=N`` → ``result``
@@ -250,11 +260,11 @@ class BybitExchange(Exchange):
         limit = ctx.int_param("limit", 1)
         if limit is None or not 1 <= limit <= _MAX_BOOK:
             return self._param_error(ctx, f"params error: limit must be 1-{_MAX_BOOK}")
-        v = ctx.view()
+        v = ctx.view(self._selected(ctx)[0])
         bids, asks = v.levels(limit)
         ts = ctx.data_ms
         result = {
-            "s": _SYMBOL,
+            "s": v.venue.symbol,
             "a": [[p, q] for p, q, _, _ in asks],
             "b": [[p, q] for p, q, _, _ in bids],
             "ts": ts,
@@ -323,7 +333,7 @@ class BybitExchange(Exchange):
     def book_frame(self, ctx: RequestContext) -> BookFrame:
         """``huge_body``: the envelope of ``/v5/market/orderbook`` (``result.a`` first, then
         ``result.b``) [BY-OB]."""
-        v = ctx.view()
+        v = ctx.view(self._selected(ctx)[0] if self._check_spot(ctx, False) is None else None)
         ts = ctx.data_ms
         tail = b'],"ts":%d,"u":%d,"seq":%d,"cts":%d},"retExtInfo":{},"time":%d}' % (
             ts,
@@ -332,5 +342,5 @@ class BybitExchange(Exchange):
             ts - 5,
             ctx.server_ms,
         )
-        head = b'{"retCode":0,"retMsg":"OK","result":{"s":"BTCUSDT","a":['
+        head = b'{"retCode":0,"retMsg":"OK","result":{"s":"%s","a":[' % v.venue.symbol.encode()
         return BookFrame(head, b'],"b":[', tail, '["%d.%02d","0.5"]', bids_first=False)

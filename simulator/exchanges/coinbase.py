@@ -25,7 +25,6 @@ from simulator.timefmt import iso_ms, iso_us
 
 __all__ = ["CoinbaseExchange"]
 
-_PRODUCT = "BTC-USD"
 _LEVEL2_DEPTH = 50  # the real level-2 book is the whole aggregated book; 50 levels suffice here
 _LEVEL3_DEPTH = 50
 _NOT_FOUND = b'{"message":"NotFound"}'
@@ -58,8 +57,9 @@ class CoinbaseExchange(Exchange):
         return None
 
     @staticmethod
-    def _product_ok(ctx: RequestContext) -> bool:
-        return ctx.path.split("/")[2] == _PRODUCT
+    def _product(ctx: RequestContext) -> str | None:
+        """The unified market of the path's product id (BTC-USD, ETH-USD), or None."""
+        return ctx.market_for(ctx.path.split("/")[2])
 
     # -- handlers ---------------------------------------------------------------------------
     def time(self, ctx: RequestContext) -> Reply:
@@ -72,9 +72,10 @@ class CoinbaseExchange(Exchange):
         """``GET /products/BTC-USD/ticker`` → ``{"trade_id": int, "price", "size", "time":
         ISO-8601 µs last-trade time, "bid", "ask", "volume"}`` [CB-TICKER]. ``time`` lags by
         ``age_s`` under ``stale``."""
-        if not self._product_ok(ctx):
+        market = self._product(ctx)
+        if market is None:
             return Reply(404, _NOT_FOUND)
-        v = ctx.view()
+        v = ctx.view(market)
         trade_ms = ctx.data_ms - (v.t_ms - v.trade_ms) - 1  # strictly before data time
         micros = (v.trade_id * 7919) % 1000  # deterministic sub-ms part
         body = {
@@ -93,12 +94,13 @@ class CoinbaseExchange(Exchange):
         "asks": [...]}``; level 1/2 entries ``[price, size, num_orders]``, level 3
         ``[price, size, order_id]`` [CCXT-CBX]; default level 1. Bad level → 400
         ``{"message": "Invalid level"}`` (message UNVERIFIED)."""
-        if not self._product_ok(ctx):
+        market = self._product(ctx)
+        if market is None:
             return Reply(404, _NOT_FOUND)
         level = ctx.query.get("level", "1")
         if level not in ("1", "2", "3"):
             return json_reply(400, {"message": "Invalid level"})
-        v = ctx.view()
+        v = ctx.view(market)
         if level == "3":
             bids, asks = v.levels(_LEVEL3_DEPTH)
             tick = v.tick

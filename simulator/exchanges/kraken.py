@@ -25,13 +25,12 @@ from typing import Any
 from simulator.bodies import BookFrame
 from simulator.exchanges.base import Exchange, RequestContext, Route, reject_params
 from simulator.faults import Fault
+from simulator.market import VenueView
 from simulator.responses import Reply, json_reply
 from simulator.timefmt import iso_s, kraken_rfc1123
 
 __all__ = ["KrakenExchange"]
 
-_PAIR = "XXBTZUSD"
-_PAIR_ALIASES = frozenset({"XBTUSD", "XXBTZUSD"})
 _MAX_COUNT = 500  # count 1–500, default 100 per third-party clients (UNVERIFIED) [KR-DEPTH]
 
 _UNKNOWN_PAIR = b'{"error":["EQuery:Unknown asset pair"]}'
@@ -59,16 +58,19 @@ class KrakenExchange(Exchange):
         }
 
     @staticmethod
-    def _pair_error(ctx: RequestContext, required: bool) -> Reply | None:
-        """Check ``pair`` (comma-separated list allowed; only XBTUSD / XXBTZUSD exist).
+    def _pairs(ctx: RequestContext, required: bool) -> Reply | list[str]:
+        """The markets ``pair`` names (comma-separated list allowed; AssetPairs keys XXBTZUSD,
+        XETHZUSD and altnames XBTUSD, ETHUSD), or every market when absent and not required.
         Unknown → ``EQuery:Unknown asset pair`` [KR-SUPPORT-ERR]; missing but required →
         ``EGeneral:Invalid arguments`` [KR-REST-INTRO format]."""
         pair = ctx.query.get("pair")
         if pair is None:
-            return Reply(200, _INVALID_ARGS) if required else None
-        if all(p.strip().upper() in _PAIR_ALIASES for p in pair.split(",")):
-            return None
-        return Reply(200, _UNKNOWN_PAIR)
+            return Reply(200, _INVALID_ARGS) if required else list(ctx.markets)
+        markets = [ctx.market_for(p.strip().upper()) for p in pair.split(",")]
+        found = [m for m in markets if m is not None]
+        if len(found) != len(markets):
+            return Reply(200, _UNKNOWN_PAIR)
+        return list(dict.fromkeys(found))
 
     @staticmethod
     def _ok(result: Any) -> Reply:
@@ -98,11 +100,16 @@ class KrakenExchange(Exchange):
         """``GET /0/public/Ticker?pair=XBTUSD`` → ``result.XXBTZUSD`` with ``a``/``b`` [price,
         whole-lot vol, lot vol], ``c`` [price, lot vol], ``v``/``p``/``t``/``l``/``h`` [today,
         24 h], ``o`` today's open (midnight UTC); no timestamp field [KR-SPEC, KR-TICKER].
-        Without ``pair`` all pairs are returned (just this one)."""
-        error = self._pair_error(ctx, required=False)
-        if error is not None:
-            return error
-        v = ctx.view()
+        Without ``pair`` every listed pair is returned, keyed by its AssetPairs name."""
+        markets = self._pairs(ctx, required=False)
+        if isinstance(markets, Reply):
+            return markets
+        views = [ctx.view(market) for market in markets]
+        return self._ok({v.venue.symbol: self._ticker(v) for v in views})
+
+    @staticmethod
+    def _ticker(v: VenueView) -> dict[str, Any]:
+        """One pair's ticker object (see :meth:`ticker`)."""
         st = v.stats
         bid_lot = max(int(v.bid_qty), 1)
         ask_lot = max(int(v.ask_qty), 1)
@@ -124,27 +131,27 @@ class KrakenExchange(Exchange):
             ],
             "o": v.price(v.scaled(st.open_today)),
         }
-        return self._ok({_PAIR: info})
+        return info
 
     def depth(self, ctx: RequestContext) -> Reply:
         """``GET /0/public/Depth?pair=XBTUSD&count=N`` → ``result.XXBTZUSD`` ``{"asks": [[price,
         volume, timestamp]], "bids": ...}``; timestamp = int **seconds** when the level last
         changed (lags by ``age_s`` under ``stale``); ``count`` default 100, values above 500 are
         clamped [KR-SPEC depth.yaml, KR-DEPTH (UNVERIFIED range)]."""
-        error = self._pair_error(ctx, required=True)
-        if error is not None:
-            return error
+        markets = self._pairs(ctx, required=True)
+        if isinstance(markets, Reply):
+            return markets
         count = ctx.int_param("count", 100)
         if count is None:
             return Reply(200, b'{"error":["EGeneral:Invalid arguments:count"]}')
-        v = ctx.view()
+        v = ctx.view(markets[0])
         bids, asks = v.levels(min(max(count, 1), _MAX_COUNT))
         now_s = ctx.data_ms // 1000
         book = {
             "asks": [[p, q, now_s - age] for p, q, _, age in asks],
             "bids": [[p, q, now_s - age] for p, q, _, age in bids],
         }
-        return self._ok({_PAIR: book})
+        return self._ok({v.venue.symbol: book})
 
     # -- errors and faults ------------------------------------------------------------------
     def maintenance_reply(self, ctx: RequestContext) -> Reply | None:

@@ -29,7 +29,6 @@ from simulator.specs import choice
 
 __all__ = ["API_ERRORS", "OkxExchange"]
 
-_INST = "BTC-USDT"
 _MAX_SZ = 400  # sz max 400, default 1 [OKX-MD]
 
 _ERRORS: dict[int, tuple[str, str]] = {
@@ -108,7 +107,7 @@ class OkxExchange(Exchange):
         inst = ctx.query.get("instId")
         if not inst:
             return json_reply(400, _body("50014", "Parameter instId can not be empty."))
-        if inst != _INST:
+        if ctx.market_for(inst) is None:
             return json_reply(
                 200,
                 _body("51001", "Instrument ID, Instrument ID code, or Spread ID doesn't exist."),
@@ -154,11 +153,11 @@ class OkxExchange(Exchange):
         error = self._inst_error(ctx)
         if error is not None:
             return error
-        v = ctx.view()
+        v = ctx.view(ctx.market_for(ctx.query["instId"]))
         st = v.stats
         item = {
             "instType": "SPOT",
-            "instId": _INST,
+            "instId": v.venue.symbol,
             "last": v.price(v.last),
             "lastSz": v.qty(v.last_qty),
             "askPx": v.price(v.best_ask),
@@ -186,7 +185,7 @@ class OkxExchange(Exchange):
         sz = ctx.int_param("sz", 1)
         if sz is None or not 1 <= sz <= _MAX_SZ:
             return json_reply(400, _body("51000", "Parameter sz error"))
-        v = ctx.view()
+        v = ctx.view(ctx.market_for(ctx.query["instId"]))
         bids, asks = v.levels(sz)
         book = {
             "asks": [[p, q, "0", str(n)] for p, q, n, _ in asks],

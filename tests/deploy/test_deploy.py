@@ -812,6 +812,8 @@ def test_healthcheck_unreachable_is_unhealthy() -> None:
 # --- the README and docs -----------------------------------------------------------------------
 
 PATH_TOKEN = re.compile(r"^\.?[\w.-]+(?:/[\w.*{}-]+)*/?$")
+MARKET_TOKEN = re.compile(r"[A-Z0-9]+/[A-Z0-9]+")
+"""A unified market name (``BTC/USDT``, ``BASE/QUOTE``), not a path."""
 RUNTIME_PREFIXES = ("run/",)
 """Paths the README names that the stack creates when it runs (gitignored)."""
 USER_CREATED = ("secrets/", "routing.yml", "docker-compose.override.yml")
@@ -835,6 +837,7 @@ def _readme_repo_paths(text: str) -> set[str]:
                 and not token.startswith(("/", "$", "-", "<", "~"))
                 and PATH_TOKEN.match(token)
                 and not re.match(r"^\d", token)
+                and not MARKET_TOKEN.fullmatch(token)
             )
             if looks_like_path or re.fullmatch(
                 r"\.?[\w-]+\.(?:md|yml|yaml|toml|json|example|py)", token

@@ -174,3 +174,147 @@ def test_every_problem_is_one_line(tmp_path: Path) -> None:
     lines = str(info.value).splitlines()
     assert len(lines) == 3
     assert all(line.startswith(str(tmp_path)) for line in lines)
+
+
+# -- markets and the websocket block (issue 13) -------------------------------------------------
+
+
+@pytest.fixture
+def fake_dialects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every exchange profile streams with the fake dialect (tests/exporter/test_ws_fakes.py)."""
+    from test_ws_fakes import FakeDialect
+
+    from exporter.streams import dialects
+
+    for name in ("binance", "bybit", "okx", "coinbase", "kraken"):
+        monkeypatch.setitem(dialects.DIALECTS, name, FakeDialect)
+
+
+@pytest.mark.parametrize(
+    ("profile", "market", "symbol"),
+    [
+        ("binance", "ETH/USDT", "ETHUSDT"),
+        ("bybit", "BTC/USDT", "BTCUSDT"),
+        ("okx", "ETH/USDT", "ETH-USDT"),
+        ("coinbase", "ETH/USD", "ETH-USD"),
+        ("kraken", "BTC/USD", "XBTUSD"),
+        ("kraken", "ETH/USD", "ETHUSD"),
+    ],
+)
+def test_markets_map_to_each_profiles_rest_symbol(
+    tmp_path: Path, profile: str, market: str, symbol: str
+) -> None:
+    text = VALID.replace("profile: binance", f"profile: {profile}").replace(
+        "interval: 5s", f"interval: 60s\n    weight_budget: 0.5\n    markets: [{market}, SOL/USD]"
+    )
+    exchange = load_config(_write(tmp_path, text)).exchanges[0]
+    assert exchange.effective_symbol() == symbol
+    urls = [t.url for t in build_targets(load_config(_write(tmp_path, text)))]
+    assert any(symbol in url for url in urls)
+
+
+def test_profiles_default_market_spells_their_default_symbol() -> None:
+    from exporter.profiles import PROFILES
+
+    for name, profile in PROFILES.items():
+        if profile.default_market is not None:
+            assert profile.rest_symbol(profile.default_market) == profile.default_symbol, name
+
+
+def test_symbol_wins_over_markets_for_rest(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "interval: 5s", "interval: 5s\n    symbol: BNBBTC\n    markets: [ETH/USDT]"
+    )
+    assert load_config(_write(tmp_path, text)).exchanges[0].effective_symbol() == "BNBBTC"
+
+
+@pytest.mark.parametrize(
+    ("markets", "expected"),
+    [
+        ("[btc/usdt]", r"exchanges\[0\]\.markets: .*'btc/usdt' is not a unified market"),
+        ("[BTCUSDT]", r"'BTCUSDT' is not a unified market"),
+        ("[BTC/USDT, BTC/USDT]", r"lists BTC/USDT twice"),
+        ("[]", r"markets: .*must not be empty"),
+        ("[" + ", ".join(f"A{i}/USD" for i in range(21)) + "]", r"at most 20"),
+    ],
+)
+def test_market_errors_name_field_and_value(tmp_path: Path, markets: str, expected: str) -> None:
+    text = VALID.replace("interval: 5s", f"interval: 5s\n    markets: {markets}")
+    with pytest.raises(ConfigError, match=expected):
+        load_config(_write(tmp_path, text))
+
+
+def test_generic_profile_refuses_markets_clearly(tmp_path: Path) -> None:
+    text = """
+exchanges:
+  - name: venue
+    profile: generic
+    base_url: https://api.example.com
+    endpoints: [{name: time, path: /time}]
+    markets: [BTC/USDT]
+"""
+    with pytest.raises(ConfigError, match=r"markets: profile 'generic' has no symbol mapping"):
+        load_config(_write(tmp_path, text))
+
+
+@pytest.mark.usefixtures("fake_dialects")
+def test_websocket_block_resolves_defaults(tmp_path: Path) -> None:
+    text = VALID.replace(
+        "interval: 5s", "interval: 5s\n    markets: [BTC/USDT, ETH/USDT]\n    websocket: {}"
+    )
+    config = load_config(_write(tmp_path, text))
+    plan = config.stream_plans()["binance"]
+    assert plan.url == "ws://127.0.0.1:9"  # the dialect's default_url
+    assert [c.value for c in plan.channels] == ["ticker", "trades", "book"]
+    assert plan.markets == ("BTC/USDT", "ETH/USDT")
+    assert dict(plan.stale_after) == dict.fromkeys(plan.channels, 1.0)
+    text = VALID.replace(
+        "interval: 5s",
+        "interval: 5s\n    websocket: {url: 'wss://h:9443', channels: [book], "
+        "markets: [ETH/USDT], stale_after: {book: 250ms}}",
+    )
+    plan = load_config(_write(tmp_path, text)).stream_plans()["binance"]
+    assert (plan.url, plan.markets, plan.stale_after) == (
+        "wss://h:9443",
+        ("ETH/USDT",),
+        (("book", 0.25),),
+    )
+    http = VALID.replace("interval: 5s", "interval: 5s\n    websocket: {url: 'http://sim:8000/x'}")
+    assert load_config(_write(tmp_path, http)).stream_plans()["binance"].url == "ws://sim:8000/x"
+    off = VALID.replace("interval: 5s", "interval: 5s\n    websocket: {enabled: false}")
+    assert load_config(_write(tmp_path, off)).stream_plans() == {}
+    assert load_config(_write(tmp_path, VALID)).stream_plans() == {}
+
+
+@pytest.mark.usefixtures("fake_dialects")
+@pytest.mark.parametrize(
+    ("block", "expected"),
+    [
+        ("{channels: [ticker, candles]}", r"exchanges\[0\]\.websocket\.channels\[1\]: .*'candles'"),
+        ("{url: 'ftp://x.example'}", r"websocket\.url: must be a ws:// or wss:// URL.*ftp"),
+        ("{url: 'wss://'}", r"websocket\.url: must be a ws:// or wss:// URL with a host"),
+        ("{stale_after: {ticker: 0s}}", r"websocket\.stale_after\.ticker: .*greater than 0"),
+        ("{stale_after: {book: 5s}, channels: [ticker]}", r"websocket\.stale_after: book not sub"),
+        ("{markets: [BTC-USDT]}", r"websocket\.markets: .*'BTC-USDT' is not a unified market"),
+        ("{colour: red}", r"websocket\.colour: Extra inputs"),
+        ("{channels: []}", r"websocket\.channels: .*must not be empty"),
+    ],
+)
+def test_websocket_errors_name_file_field_value(tmp_path: Path, block: str, expected: str) -> None:
+    path = _write(tmp_path, VALID.replace("interval: 5s", f"interval: 5s\n    websocket: {block}"))
+    with pytest.raises(ConfigError, match=expected) as info:
+        load_config(path)
+    assert str(path) in str(info.value)
+
+
+def test_websocket_on_a_profile_without_a_dialect_is_an_error(tmp_path: Path) -> None:
+    text = """
+exchanges:
+  - name: venue
+    profile: generic
+    base_url: https://api.example.com
+    endpoints: [{name: time, path: /time}]
+    websocket: {url: 'wss://stream.example.com'}
+"""
+    with pytest.raises(ConfigError, match=r"websocket: profile 'generic' has no WebSocket dialect"):
+        load_config(_write(tmp_path, text))

@@ -68,7 +68,30 @@ def _exporter_metric_names() -> set[str]:
     return names
 
 
-EXPORTER_METRICS = _exporter_metric_names()
+# The WebSocket stream series of issue 13, exactly as the exporter must publish them (names and
+# labels); the stream rules, tests and dashboards are written against this contract, and
+# test_exporter_publishes_the_stream_metrics checks it against the exporter's registry.
+STREAM_METRICS: dict[str, tuple[str, ...]] = {
+    "exchange_ws_connected": ("exchange",),
+    "exchange_ws_up": ("exchange", "channel"),
+    "exchange_ws_messages_total": ("exchange", "channel"),
+    "exchange_ws_last_message_timestamp_seconds": ("exchange", "channel"),
+    "exchange_ws_message_lag_seconds_bucket": ("exchange", "channel", "le"),
+    "exchange_ws_message_lag_seconds_sum": ("exchange", "channel"),
+    "exchange_ws_message_lag_seconds_count": ("exchange", "channel"),
+    "exchange_ws_reconnects_total": ("exchange", "reason"),
+    "exchange_ws_sequence_gaps_total": ("exchange", "channel"),
+    "exchange_ws_checksum_mismatches_total": ("exchange", "channel"),
+    "exchange_ws_book_resyncs_total": ("exchange",),
+    "exchange_ws_book_crossed_total": ("exchange",),
+    "exchange_ws_subscription_errors_total": ("exchange", "channel"),
+    "exchange_ws_ping_rtt_seconds": ("exchange",),
+}
+STREAM_RECONNECT_REASONS = frozenset(
+    {"closed_by_server", "ping_timeout", "stale", "error", "resync", "scheduled", "maintenance"}
+)
+
+EXPORTER_METRICS = _exporter_metric_names() | set(STREAM_METRICS)
 # Series Prometheus itself writes that rules may use: `up` of the exporter's scrape job, and
 # ALERTS (error-rate and budget alerts stay quiet for windows holding an incident already
 # reported by another alert).
@@ -270,6 +293,41 @@ def test_prometheus_config_contract() -> None:
     for name, job in jobs.items():
         [static] = job["static_configs"]
         assert len(static["targets"]) == 1, f"job {name}: one target per component"
+
+
+def _exporter_label_names() -> dict[str, set[str]]:
+    """Series name -> label names, from the exporter's registry (families without children
+    are described by their documented label names)."""
+    labels: dict[str, set[str]] = {}
+    for family in ExporterMetrics().registry.collect():
+        for sample in family.samples:
+            labels.setdefault(sample.name, set()).update(sample.labels)
+    return labels
+
+
+def test_exporter_publishes_the_stream_metrics() -> None:
+    """The exporter's registry has every stream series the rules and dashboards use (issue 13).
+    Labels are checked where the registry already holds a child (label names of a family without
+    children are not exposed by prometheus_client)."""
+    missing = set(STREAM_METRICS) - _exporter_metric_names()
+    assert not missing, (
+        f"the exporter does not publish {sorted(missing)}: prometheus/rules/"
+        "exchange-stream-*.yml and the dashboards' WebSocket rows use them"
+    )
+    labels = _exporter_label_names()
+    for name, expected in STREAM_METRICS.items():
+        if labels.get(name):
+            assert labels[name] == set(expected), f"{name}: labels {sorted(labels[name])}"
+
+
+def test_stream_rules_use_the_documented_reconnect_reasons() -> None:
+    """`reason` values in the stream rules are the exporter's (exporter.streams.events)."""
+    from exporter.streams.events import ReconnectReason
+
+    assert {r.value for r in ReconnectReason} == STREAM_RECONNECT_REASONS
+    for path, rule in ALERT_RULES + RECORDING_RULES:
+        for value in re.findall(r'reason(?:!=|=)"([^"]*)"', rule["expr"]):
+            assert value in STREAM_RECONNECT_REASONS, f"{_rel(path)}: reason {value!r}"
 
 
 @pytest.mark.e2e
@@ -510,6 +568,11 @@ def _template_queries(rule: dict[str, Any]) -> set[str]:
         ("exchanges: {kraken: {latency_p99: 2}}", "exchanges.kraken.latency_p99: unknown"),
         ("exchanges: {kraken: {error_ratio: 5}}", "exchanges.kraken.error_ratio: expected"),
         (
+            "exchanges: {okx: {ws_reconnects: 2.5}}",
+            "exchanges.okx.ws_reconnects: expected a whole number >= 1, got 2.5",
+        ),
+        ("defaults: {ws_sequence_gaps: 0}", "defaults.ws_sequence_gaps: expected a whole number"),
+        (
             "exchanges: {okx: {clock_skew_warning_seconds: 2}}",
             "exchanges.okx: clock_skew_warning_seconds (2) must be below",
         ),
@@ -699,7 +762,13 @@ def test_alertmanager_config_contract() -> None:
     assert routes[0]["continue"] is False
     assert routes[0]["repeat_interval"] == "1m"
     assert routes[0]["group_wait"] == "0s"
-    severities = {r["matchers"][0]: r["receiver"] for r in routes[1:]}
+    # The stale-stream route: before the severity routes, same receiver as critical, no
+    # group_wait (its <= 30 s notification budget, see prometheus/thresholds.yml).
+    stream = routes[1]
+    assert stream["matchers"] == ['alertname="ExchangeWebSocketStale"', 'severity="critical"']
+    assert stream["receiver"] == SEVERITY_RECEIVERS["critical"]
+    assert (stream["group_wait"], stream["group_interval"]) == ("0s", "5s")
+    severities = {r["matchers"][0]: r["receiver"] for r in routes[2:]}
     assert severities == {f'severity="{s}"': r for s, r in SEVERITY_RECEIVERS.items()}
     assert not any(r.get("continue") for r in routes), "one receiver per alert"
 
@@ -744,6 +813,39 @@ def test_every_alert_reaches_its_severity_route(
     else:
         expected = SEVERITY_RECEIVERS.get(rule["labels"]["severity"], ROOT_RECEIVER)
     assert _routes_test(amtool, labels) == [expected]
+
+
+def _route_for(labels: dict[str, str]) -> dict[str, Any]:
+    """The child route Alertmanager picks for ``labels`` (first match; no route continues),
+    with the root's timings filled in where the child does not set them."""
+    root = AM["route"]
+    for route in root["routes"]:
+        if _matches(route.get("matchers", []), labels):
+            return {**{k: v for k, v in root.items() if k != "routes"}, **route}
+    return root
+
+
+def test_stale_stream_route_meets_its_notification_budget() -> None:
+    """ExchangeWebSocketStale is notified <= 30 s after a stream's last message with shipped
+    defaults: stale_after (<= 10 s) + scrape + evaluation + `for` + group_wait of its route,
+    leaving time for the receiver (the arithmetic in prometheus/thresholds.yml)."""
+    from exporter.durations import parse_duration
+
+    [rule] = [r for _, r in ALERT_RULES if r["alert"] == "ExchangeWebSocketStale"]
+    route = _route_for(_alert_labels(rule) | {"channel": "book"})
+    config = _load_yaml(PROM_CONFIG)["global"]
+    budget = (
+        10.0  # the exporter's largest default stale_after
+        + 1.0  # its staleness timer
+        + parse_duration(config["scrape_interval"])
+        + parse_duration(config["evaluation_interval"])
+        + parse_duration(rule["for"])
+        + parse_duration(route["group_wait"])
+    )
+    assert route["receiver"] == SEVERITY_RECEIVERS["critical"]
+    assert budget <= 26.0, f"{budget:g} s before the receiver: no time left for delivery"
+    thresholds_text = THRESHOLDS_FILE.read_text(encoding="utf-8")
+    assert "= 26 s worst case" in thresholds_text, "the arithmetic in thresholds.yml is stale"
 
 
 # --- inhibition: the static graph
@@ -843,9 +945,28 @@ def test_inhibition_hierarchy() -> None:
         "ExchangeCircuitOpen",
         "ExchangeMarketDataStale",
     }
+    streams = {
+        "ExchangeWebSocketDown",
+        "ExchangeWebSocketStale",
+        "ExchangeWebSocketLagHigh",
+        "ExchangeWebSocketSequenceGaps",
+        "ExchangeWebSocketChecksumMismatch",
+        "ExchangeWebSocketReconnecting",
+    }
+    stream_outage = {
+        "ExchangeWebSocketDown",
+        "ExchangeWebSocketStale",
+        "ExchangeWebSocketLagHigh",
+        "ExchangeWebSocketReconnecting",
+    }
+    integrity = {"ExchangeWebSocketSequenceGaps", "ExchangeWebSocketChecksumMismatch"}
     per_exchange = set(ALERT_NAMES) - GLOBAL_ALERTS
     expected = (
-        {("ExchangeApiDown", s) for s in symptoms | {"ExchangeClockSkewHigh"}}
+        {("ExchangeApiDown", s) for s in symptoms | {"ExchangeClockSkewHigh"} | stream_outage}
+        | {("ExchangeMaintenance", s) for s in streams}
+        | {("ExchangeIpBanned", s) for s in stream_outage - {"ExchangeWebSocketLagHigh"}}
+        | {("ExchangeWebSocketDown", s) for s in stream_outage - {"ExchangeWebSocketDown"}}
+        | {("ExchangeWebSocketStale", "ExchangeWebSocketReconnecting")}
         | {("ExchangeMaintenance", s) for s in symptoms | {"ExchangeApiDown"}}
         | {("ExchangeRateLimited", s) for s in symptoms | {"ExchangeApiDown"}}
         | {("ExchangeIpBanned", s) for s in symptoms | {"ExchangeApiDown", "ExchangeRateLimited"}}
@@ -853,6 +974,11 @@ def test_inhibition_hierarchy() -> None:
     )
     missing = expected - edges
     assert not missing, f"inhibitions missing: {sorted(missing)}"
+    # Data-integrity events stand on their own: only maintenance and our network mute them.
+    integrity_sources = {src for src, dst in edges if dst in integrity}
+    assert integrity_sources == {"ExchangeMaintenance", "ExchangeMonitorNetworkDown"}
+    # Nothing about a stream mutes a REST alert.
+    assert not [e for e in edges if e[0] in streams and e[1] not in streams]
     for name in GLOBAL_ALERTS:
         assert not [e for e in edges if e[1] == name], f"{name} must never be muted"
     assert not [e for e in edges if e[0] in {"ExchangeExporterDown", "Watchdog"}]

@@ -150,6 +150,49 @@ def _maintenance(exchange: str) -> Callable[[Play], bool]:
     return check
 
 
+WS_CHANNELS = ("ticker", "trades", "book")
+
+
+def _ws_stale(exchange: str, hold_s: float = 3.0) -> Callable[[Play], bool]:
+    """Connected and subscribed, yet every channel is down for lack of data, for ``hold_s``
+    seconds in a row (a healthy stream brings its first ticker within a second)."""
+    since: dict[int, float] = {}
+
+    def check(play: Play) -> bool:
+        connected = play.value("exchange_ws_connected", exchange=exchange) == 1
+        ups = [play.value("exchange_ws_up", exchange=exchange, channel=c) for c in WS_CHANNELS]
+        if not connected or any(up != 0 for up in ups):
+            since.pop(id(play), None)
+            return False
+        first = since.setdefault(id(play), time.monotonic())
+        return time.monotonic() - first >= hold_s
+
+    return check
+
+
+def _ws_gaps(exchange: str, channel: str) -> Callable[[Play], bool]:
+    def check(play: Play) -> bool:
+        gaps = play.value("exchange_ws_sequence_gaps_total", exchange=exchange, channel=channel)
+        return bool(gaps)
+
+    return check
+
+
+def _ws_lag_at_least(exchange: str, seconds: float) -> Callable[[Play], bool]:
+    """Some channel's mean message lag is at least ``seconds``."""
+
+    def check(play: Play) -> bool:
+        for channel in WS_CHANNELS:
+            labels = {"exchange": exchange, "channel": channel}
+            count = play.value("exchange_ws_message_lag_seconds_count", **labels)
+            total = play.value("exchange_ws_message_lag_seconds_sum", **labels)
+            if count and total is not None and total / count >= seconds:
+                return True
+        return False
+
+    return check
+
+
 INCIDENTS: dict[str, Callable[[Play], bool]] = {
     "binance-outage": _all_up_zero("binance"),
     "binance-weight-exhausted": _counted("binance", "rate_limited"),
@@ -159,16 +202,26 @@ INCIDENTS: dict[str, Callable[[Play], bool]] = {
     "coinbase-stale": _data_age_at_least("coinbase", 55.0),
     "kraken-latency": _latency_at_least("kraken", 0.6),  # 800 ms ± 200 ms
     "okx-maintenance": _maintenance("okx"),
+    "ws-gap": _ws_gaps("binance", "book"),
+    "ws-lag": _ws_lag_at_least("binance", 2.0),  # 3 s
+    "ws-stall": _ws_stale("binance"),
 }
 """What each shipped scenario must make the exporter report. A new scenario file needs an
 entry here (the test fails until it has one)."""
 
 
-def demo_config(monkeypatch: pytest.MonkeyPatch, server: SimulatorServer) -> ExporterConfig:
-    """The shipped demo config pointed at ``server`` (it reads SIMULATOR_URL once per load)."""
+def demo_config(
+    monkeypatch: pytest.MonkeyPatch, server: SimulatorServer, *, streams: bool = True
+) -> ExporterConfig:
+    """The shipped demo config pointed at ``server`` (it reads SIMULATOR_URL once per load);
+    ``streams=False`` drops the ``websocket:`` blocks (REST-only plays: several in-thread
+    simulators then share this process's one core without also serving 30 feeds each)."""
     monkeypatch.setenv("SIMULATOR_URL", server.url)
     config = load_config(DEMO_CONFIG)
     assert all(e.base_url.startswith(server.url) for e in config.exchanges)
+    if not streams:
+        exchanges = [e.model_copy(update={"websocket": None}) for e in config.exchanges]
+        config = config.model_copy(update={"exchanges": exchanges})
     return config
 
 
@@ -306,7 +359,7 @@ def test_bybit_ip_ban_bans_every_time(
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         servers = [stack.enter_context(simulator_in_thread()) for _ in range(BAN_LANES)]
-        configs = [demo_config(monkeypatch, server) for server in servers]
+        configs = [demo_config(monkeypatch, server, streams=False) for server in servers]
         asyncio.run(lanes(servers, configs))
     wall = time.monotonic() - started
     timings[f"scenario incidents: bybit-ip-ban x{BAN_PLAYS}, {crossed} across a window (wall)"] = (

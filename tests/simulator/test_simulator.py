@@ -143,7 +143,7 @@ def test_binance_errors(client: httpx.Client) -> None:
     assert r.status_code == 400
     assert r.json() == {"code": -1121, "msg": "Invalid symbol."}
     assert "X-MBX-USED-WEIGHT-1M" in r.headers
-    r = client.get("/binance/api/v3/depth?symbol=ETHUSDT&limit=5")
+    r = client.get("/binance/api/v3/depth?symbol=DOGEUSDT&limit=5")
     assert (r.status_code, r.json()["code"]) == (400, -1121)
     r = client.get("/binance/api/v3/depth")
     assert (r.status_code, r.json()["code"]) == (400, -1102)

@@ -1,15 +1,17 @@
 """One entry per alert: what it means, its likely causes, impact, actions, rollback, recovery.
 
-Every alert a rule in ``prometheus/rules/`` defines has exactly one entry here, and so has the
-receiver's own ``AlertingPipelineDown`` (the dead man's switch); ``docs/alerts.md`` has a section
-for each. ``tests/receiver/diagnosis/test_diagnosis_knowledge.py`` checks the three against each
-other (names, severities, scope). The exchange facts quoted per cause live in
+Every alert a rule in ``prometheus/rules/`` defines has exactly one entry here (the WebSocket
+stream alerts' in :mod:`receiver.diagnosis.knowledge.streams`, appended to :data:`ALERTS`), and so
+has the receiver's own ``AlertingPipelineDown`` (the dead man's switch); ``docs/alerts.md`` has a
+section for each. ``tests/receiver/diagnosis/test_diagnosis_knowledge.py`` checks the three
+against each other (names, severities, scope). The exchange facts quoted per cause live in
 :mod:`receiver.diagnosis.knowledge.causes`.
 """
 
 from __future__ import annotations
 
 from receiver.diagnosis.knowledge.model import Entry
+from receiver.diagnosis.knowledge.streams import STREAM_ALERTS
 
 #: Shared action: an order whose request got a 5xx or timed out may have been filled.
 RECONCILE = (
@@ -511,6 +513,7 @@ ALERTS: tuple[Entry, ...] = (
     MAINTENANCE,
     CIRCUIT,
     STALE_DATA,
+    *STREAM_ALERTS,
     EXPORTER_DOWN,
     NETWORK,
     WATCHDOG,

@@ -35,6 +35,12 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "ExchangeCircuitOpen": ("partial_outage", ("breaker", "/status")),
     "ExchangeMarketDataStale": ("data_quality", ("quoting", "clock skew")),
     "ExchangeApiAvailabilityBudgetBurn": ("partial_outage", ("Fast burn", "ticket")),
+    "ExchangeWebSocketDown": ("partial_outage", ("REST polling", "reconnects_total by reason")),
+    "ExchangeWebSocketStale": ("data_quality", ("resubscribe", "REST ticker", "stale_after")),
+    "ExchangeWebSocketLagHigh": ("latency_degradation", ("clock skew", "other exchanges")),
+    "ExchangeWebSocketSequenceGaps": ("data_quality", ("resynchronise", "gap")),
+    "ExchangeWebSocketChecksumMismatch": ("data_quality", ("fresh snapshot", "resync")),
+    "ExchangeWebSocketReconnecting": ("partial_outage", ("by reason", "back off")),
     "ExchangeExporterDown": ("monitoring", ("exporter", "Prometheus targets")),
     "ExchangeMonitorNetworkDown": ("network", ("DNS", "another host")),
     "Watchdog": ("monitoring", ("No action needed",)),
@@ -137,6 +143,35 @@ def test_every_alert_has_specific_actionable_diagnosis(alertname: str) -> None:
     assert "{" not in text  # templates filled
     if alertname not in GLOBAL:
         assert "Binance" in text
+
+
+@pytest.mark.parametrize(
+    ("alertname", "channel", "words"),
+    [
+        ("ExchangeWebSocketStale", "book", "books built from it are frozen"),
+        ("ExchangeWebSocketStale", "trades", "a lull"),
+        ("ExchangeWebSocketStale", "ticker", "best bid/ask are frozen"),
+        ("ExchangeWebSocketLagHigh", "book", "books are behind the market"),
+        ("ExchangeWebSocketSequenceGaps", "book", "discarded the local order book"),
+        ("ExchangeWebSocketChecksumMismatch", "book", "discarded the local order book"),
+    ],
+)
+def test_stream_alerts_say_what_their_channel_means(
+    alertname: str, channel: str, words: str
+) -> None:
+    """The stream alerts' `channel` label is no template value: its notes carry the meaning."""
+    with_channel = text_of(diagnose_with_rules(alert(alertname, channel=channel)))
+    assert words in with_channel
+    assert words not in text_of(diagnose_with_rules(alert(alertname)))
+
+
+def test_stream_alerts_blame_our_network_when_every_exchange_is_down() -> None:
+    """A stale or down stream while every other exchange is down too: our side, not Binance."""
+    everything_down = ctx(up={"bybit": False, "okx": False, "kraken": False})
+    for alertname in ("ExchangeWebSocketStale", "ExchangeWebSocketDown"):
+        d = diagnose_with_rules(alert(alertname, channel="book"), context=everything_down)
+        assert d.root_cause_category == "network", alertname
+        assert d.action_items[0].startswith("Check our egress first"), alertname
 
 
 def test_expected_lists_only_shipped_alerts() -> None:

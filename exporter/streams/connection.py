@@ -1,0 +1,218 @@
+"""One exchange's stream, for as long as it is configured: wait for a turn, connect, run a
+session (:mod:`exporter.streams.session`), count how it ended, back off, again.
+
+Before every connection attempt:
+
+1. the backoff delay of the previous end (:mod:`exporter.streams.backoff`);
+2. the exchange's REST rate-limit gate: no attempt while the exchange has banned the IP
+   (``ExchangeState.gate.ban_until``, set by the REST prober or a snapshot's answer);
+3. the connection-attempt limiter (:class:`exporter.streams.limits.ConnectLimiter`): never more
+   than ``weight_budget`` × the documented attempts per window (at least one).
+
+Each replaced connection counts ``exchange_ws_reconnects_total{reason}``, failed attempts
+included (reason ``error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from exporter import __version__
+from exporter.state import ExchangeState
+from exporter.streams.backoff import Backoff
+from exporter.streams.dialect import StreamDialect
+from exporter.streams.events import ReconnectReason, Subscription
+from exporter.streams.integrity import Fetch
+from exporter.streams.limits import ConnectLimiter
+from exporter.streams.metrics import StreamMetrics
+from exporter.streams.session import Cell, SessionEnd, StreamSession
+from exporter.streams.settings import StreamPlan
+from exporter.streams.status import StreamStatus
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_SECONDS = 3.0
+"""How long a closing handshake may take before the TCP connection is dropped (a blackholed
+connection never answers it)."""
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest WebSocket message accepted (a 400-level OKX or 1000-level Kraken book snapshot is
+well under it)."""
+
+BAN_RECHECK_SECONDS = 5.0
+"""While the IP is banned, how often the gate is looked at again (a ban may be extended)."""
+
+
+class StreamConnection:
+    """Runs one exchange's stream until cancelled (see the module docstring).
+
+    Args:
+        plan: the resolved stream config.
+        dialect: the exchange's dialect class (one instance per connection).
+        metrics: the ``exchange_ws_*`` metrics.
+        state: the exchange's state (rate-limit gate, clock skew, maintenance).
+        status: the stream's ``/status`` record.
+        limiter: the exchange's connection-attempt limiter (kept across restarts).
+        backoff: the exchange's reconnect backoff (kept across restarts).
+        fetch: REST snapshot fetch through the probe gate, or None.
+        on_maintenance: called when the stream's maintenance flag changes.
+        rng: jitter source.
+    """
+
+    def __init__(
+        self,
+        plan: StreamPlan,
+        dialect: type[StreamDialect],
+        metrics: StreamMetrics,
+        state: ExchangeState,
+        status: StreamStatus,
+        limiter: ConnectLimiter,
+        backoff: Backoff,
+        fetch: Fetch | None = None,
+        on_maintenance: Callable[[], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.plan = plan
+        self._dialect = dialect
+        self._metrics = metrics
+        self._state = state
+        self.status = status
+        self._limiter = limiter
+        self._backoff = backoff
+        self._fetch = fetch
+        self._on_maintenance = on_maintenance
+        self._rng = rng or random.Random()
+        self._exchange = metrics.exchange(plan.exchange)
+        self._channels = {
+            channel: metrics.channel(plan.exchange, channel) for channel in plan.channels
+        }
+        self.stopped = False
+        """Set by :meth:`stop`: no metric is written after it (the series may be gone)."""
+        self.attempts = 0
+        self.session: StreamSession | None = None
+
+    def stop(self) -> None:
+        """Set the connection's gauges to 0 and stop writing metrics (call before cancelling
+        the task; the manager may remove the series right after)."""
+        self._disconnected()
+        self.stopped = True
+
+    async def run(self) -> None:
+        """Connect, run, reconnect — until cancelled."""
+        delay = 0.0
+        try:
+            while True:
+                await self._wait_turn(delay)
+                end = await self._connect_once()
+                self._ended(end)
+                delay = self._backoff.ended(end.healthy_seconds)
+        finally:
+            self._disconnected()
+
+    async def _wait_turn(self, delay: float) -> None:
+        if delay > 0:
+            self.status.waiting = f"backoff {delay:.1f}s"
+            await asyncio.sleep(delay)
+        clock = self._state.clock
+        while True:
+            banned = self._state.gate.ban_until - clock.time()
+            if banned > 0:
+                self.status.waiting = f"IP banned until {self._state.gate.ban_until:.0f}"
+                await asyncio.sleep(min(banned, BAN_RECHECK_SECONDS))
+                continue
+            wait = self._limiter.wait()
+            if wait > 0:
+                self.status.waiting = f"connection-attempt limit: next in {wait:.1f}s"
+                await asyncio.sleep(wait)
+                continue
+            break
+        self.status.waiting = "connecting"
+        self._limiter.record()
+        self.attempts += 1
+
+    async def _connect_once(self) -> SessionEnd:
+        plan = self.plan
+        dialect = self._dialect()
+        subscriptions = [Subscription(c, m) for c in plan.channels for m in plan.markets]
+        try:
+            url = dialect.connect_url(plan.url, subscriptions)
+            ws: ClientConnection = await connect(
+                url,
+                open_timeout=plan.open_timeout,
+                ping_interval=None,  # keep-alive is the dialect's business (session.py)
+                ping_timeout=None,
+                close_timeout=CLOSE_TIMEOUT_SECONDS,
+                max_size=MAX_MESSAGE_BYTES,
+                proxy=None,
+                user_agent_header=f"exchange-watch/{__version__}",
+            )
+        except Exception as exc:  # refused, DNS, TLS, handshake, timeout: try again later
+            text = str(exc)[:200] or type(exc).__name__
+            return SessionEnd(ReconnectReason.ERROR, f"connect failed: {text}", 0.0)
+        cells = {
+            channel: Cell(self.status.channels[channel], self._channels[channel])
+            for channel in plan.channels
+        }
+        session = StreamSession(
+            ws,
+            dialect,
+            subscriptions,
+            cells,
+            self._exchange,
+            self._ping_rtt,
+            self._state,
+            self.status,
+            self._fetch,
+            self._maintenance_changed,
+            self._rng,
+            self.plan.skew_resolution,
+        )
+        self.session = session
+        try:
+            return await session.run()
+        finally:
+            self.session = None
+            self._disconnected()
+
+    def _ping_rtt(self) -> Any:
+        if self.stopped:
+            return _NullGauge()
+        return self._metrics.ping_rtt.labels(self.plan.exchange)
+
+    def _maintenance_changed(self) -> None:
+        if not self.stopped and self._on_maintenance is not None:
+            self._on_maintenance()
+
+    def _disconnected(self) -> None:
+        status = self.status
+        status.connected = False
+        status.since = None
+        for record in status.channels.values():
+            record.up = False
+        if self.stopped:
+            return
+        self._exchange.connected.set(0)
+        for children in self._channels.values():
+            children.up.set(0)
+
+    def _ended(self, end: SessionEnd) -> None:
+        now = time.time()
+        self.status.reconnects[end.reason.value] += 1
+        self.status.error(end.error, now)
+        if not self.stopped:
+            self._exchange.reconnects[end.reason].inc()
+        log.info("stream %s ended (%s): %s", self.plan.exchange, end.reason.value, end.error)
+
+
+class _NullGauge:
+    """Stands in for a gauge child once the stream is stopped."""
+
+    def set(self, value: float) -> None:
+        """Ignore ``value``."""
