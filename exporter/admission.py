@@ -130,6 +130,11 @@ class _WindowLog:
                 return max(at + self.window.span_seconds - now, _EPSILON)
         return self.window.span_seconds  # unreachable: the cap admits the heaviest request
 
+    def record(self, weight: float, now: float) -> None:
+        """Count ``weight`` sent at ``now``."""
+        self.sent.append((now, weight))
+        self.total += weight
+
 
 class ProbeAdmission:
     """Admits or holds back each request of one exchange (see the module docstring).
@@ -198,17 +203,10 @@ class ProbeAdmission:
         self._refill(bucket, now)
         if bucket.tokens < 1.0 - _EPSILON:
             return (1.0 - bucket.tokens) * bucket.interval, HoldReason.SCHEDULE
-        wait = 0.0
-        covering = [log for log in self._logs if log.window.rule.applies_to(endpoint)]
-        for log in covering:
-            log.expire(now)
-            wait = max(wait, log.wait(bucket.weight, now))
+        wait = self._spend(self._covering(endpoint), bucket.weight, now)
         if wait > 0:
             return wait, HoldReason.BUDGET
         bucket.tokens -= 1.0
-        for log in covering:
-            log.sent.append((now, bucket.weight))
-            log.total += bucket.weight
         return 0.0, None
 
     def try_admit_weight(self, endpoint: str, weight: float) -> tuple[float, HoldReason | None]:
@@ -227,7 +225,7 @@ class ProbeAdmission:
         """
         if not weight > 0:
             raise ValueError(f"request weight must be positive, got {weight!r}")
-        covering = [log for log in self._logs if log.window.rule.applies_to(endpoint)]
+        covering = self._covering(endpoint)
         for log in covering:
             if weight > log.window.cap + _EPSILON:
                 raise ValueError(
@@ -238,17 +236,27 @@ class ProbeAdmission:
         paused = self.pause.remaining()
         if paused > 0:
             return paused, HoldReason.PAUSED
-        now = self._monotonic()
+        wait = self._spend(covering, weight, self._monotonic())
+        if wait > 0:
+            return wait, HoldReason.BUDGET
+        return 0.0, None
+
+    def _covering(self, endpoint: str) -> list[_WindowLog]:
+        return [log for log in self._logs if log.window.rule.applies_to(endpoint)]
+
+    @staticmethod
+    def _spend(covering: list[_WindowLog], weight: float, now: float) -> float:
+        """Count ``weight`` in every covering window if it fits all of them (0.0), else
+        count nothing and return the seconds until it would fit."""
         wait = 0.0
         for log in covering:
             log.expire(now)
             wait = max(wait, log.wait(weight, now))
         if wait > 0:
-            return wait, HoldReason.BUDGET
+            return wait
         for log in covering:
-            log.sent.append((now, weight))
-            log.total += weight
-        return 0.0, None
+            log.record(weight, now)
+        return 0.0
 
     def usage(self) -> list[tuple[BudgetWindow, float]]:
         """Each enforced window with the weight sent in it up to now."""

@@ -36,8 +36,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import socket
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,7 +56,7 @@ from simulator.scenario_runner import ScenarioRunner
 from simulator.stats import RequestStats
 from simulator.timefmt import http_date_now
 from simulator.ws.dialects import find_dialect
-from simulator.ws.hub import WsHub
+from simulator.ws.hub import WsHub, reset_connection
 
 __all__ = ["SimulatorServer", "run_in_thread", "simulator_in_thread"]
 
@@ -69,7 +67,6 @@ INJECTED_LATENCY_HEADER = b"X-Simulator-Latency-Ms"
 header of any exchange; only present while the fault is active)."""
 
 _READ_SIZE = 65_536
-_LINGER_RST = struct.pack("ii", 1, 0)  # SO_LINGER {on, 0 s}: close() sends RST
 _REASONS: dict[int, bytes] = {s: reason_phrase(s).encode() for s in range(100, 600)}
 
 
@@ -329,7 +326,7 @@ class SimulatorServer:
             mode = fault.params["mode"]
             self.stats.outcome(exchange.name, mode)
             if mode == "reset":
-                self._reset(writer)
+                reset_connection(writer)
             else:
                 await self._hang(reader)
             return False
@@ -414,15 +411,6 @@ class SimulatorServer:
                 await writer.drain()
         writer.write(conn.send(h11.EndOfMessage()))
         await writer.drain()
-
-    @staticmethod
-    def _reset(writer: asyncio.StreamWriter) -> None:
-        """Close with SO_LINGER {1, 0}: the kernel sends a TCP RST instead of a FIN."""
-        sock = writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RST)
-        writer.transport.abort()
 
     @staticmethod
     async def _hang(reader: asyncio.StreamReader) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from simulator.bodies import BookFrame
 from simulator.exchanges.base import Exchange, RequestContext, Route, fault_int, reject_params
 from simulator.faults import Fault, FaultError
+from simulator.market import VenueView
 from simulator.responses import Header, Reply, json_reply
 from simulator.specs import choice
 
@@ -82,6 +83,30 @@ def _okx_code(value: Any) -> str | None:
 
 def _body(code: str, msg: str, data: list[Any] | None = None) -> dict[str, Any]:
     return {"code": code, "msg": msg, "data": [] if data is None else data}
+
+
+def ticker_item(v: VenueView, ts_ms: int) -> dict[str, str]:
+    """One SPOT ticker as REST ``/api/v5/market/ticker`` and the ``tickers`` channel both send
+    it: every field a string, ``ts`` = generation time in ms [OKX-MD]."""
+    st = v.stats
+    return {
+        "instType": "SPOT",
+        "instId": v.venue.symbol,
+        "last": v.price(v.last),
+        "lastSz": v.qty(v.last_qty),
+        "askPx": v.price(v.best_ask),
+        "askSz": v.qty(v.ask_qty),
+        "bidPx": v.price(v.best_bid),
+        "bidSz": v.qty(v.bid_qty),
+        "open24h": v.price(v.scaled(st.open_24h)),
+        "high24h": v.price(max(v.scaled(st.high_24h), v.last)),
+        "low24h": v.price(min(v.scaled(st.low_24h), v.last)),
+        "volCcy24h": f"{v.volume_24h * v.scaled(st.vwap_24h):.4f}",
+        "vol24h": v.qty(v.volume_24h),
+        "sodUtc0": v.price(v.scaled(st.open_today)),
+        "sodUtc8": v.price(v.scaled(st.sod_utc8)),
+        "ts": str(ts_ms),
+    }
 
 
 class OkxExchange(Exchange):
@@ -154,26 +179,7 @@ class OkxExchange(Exchange):
         if error is not None:
             return error
         v = ctx.view(ctx.market_for(ctx.query["instId"]))
-        st = v.stats
-        item = {
-            "instType": "SPOT",
-            "instId": v.venue.symbol,
-            "last": v.price(v.last),
-            "lastSz": v.qty(v.last_qty),
-            "askPx": v.price(v.best_ask),
-            "askSz": v.qty(v.ask_qty),
-            "bidPx": v.price(v.best_bid),
-            "bidSz": v.qty(v.bid_qty),
-            "open24h": v.price(v.scaled(st.open_24h)),
-            "high24h": v.price(max(v.scaled(st.high_24h), v.last)),
-            "low24h": v.price(min(v.scaled(st.low_24h), v.last)),
-            "volCcy24h": f"{v.volume_24h * v.scaled(st.vwap_24h):.4f}",
-            "vol24h": v.qty(v.volume_24h),
-            "sodUtc0": v.price(v.scaled(st.open_today)),
-            "sodUtc8": v.price(v.scaled(st.sod_utc8)),
-            "ts": str(ctx.data_ms),
-        }
-        return json_reply(200, _body("0", "", [item]))
+        return json_reply(200, _body("0", "", [ticker_item(v, ctx.data_ms)]))
 
     def books(self, ctx: RequestContext) -> Reply:
         """``GET /api/v5/market/books?instId=BTC-USDT&sz=N`` → ``data[0]`` ``{"asks": [[px, sz,

@@ -77,7 +77,7 @@ class WsHub:
         if fault is not None and fault.kind == "down":
             self.stats.outcome(exchange, fault.params["mode"])
             if fault.params["mode"] == "reset":
-                _reset(writer)
+                reset_connection(writer)
             else:
                 while await reader.read(65_536):
                     pass
@@ -155,8 +155,9 @@ class WsHub:
                 self._clock = None
 
 
-def _reset(writer: asyncio.StreamWriter) -> None:
-    """Close with SO_LINGER {1, 0}: the kernel sends a TCP RST instead of a FIN."""
+def reset_connection(writer: asyncio.StreamWriter) -> None:
+    """Close with SO_LINGER {1, 0}: the kernel sends a TCP RST instead of a FIN (the
+    simulator's ``down`` fault, for HTTP and WebSocket connections alike)."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
         with contextlib.suppress(OSError):

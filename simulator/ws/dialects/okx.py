@@ -51,6 +51,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from simulator.exchanges.okx import ticker_item
 from simulator.market import TICK_MS, Level, book_diff
 from simulator.ws.dialect import KeepAliveRule, WsDialect, WsSession
 
@@ -261,25 +262,8 @@ class Dialect(WsDialect):
         """SPOT ticker, every field a string, same values as REST ``/api/v5/market/ticker``;
         ``ts`` = generation time (ms string) [OKX-MD §Tickers channel]."""
         v = self.session.market.view(self.exchange, now_ms, market)
-        st = v.stats
-        item = {
-            "instType": "SPOT",
-            "instId": arg["instId"],
-            "last": v.price(v.last),
-            "lastSz": v.qty(v.last_qty),
-            "askPx": v.price(v.best_ask),
-            "askSz": v.qty(v.ask_qty),
-            "bidPx": v.price(v.best_bid),
-            "bidSz": v.qty(v.bid_qty),
-            "open24h": v.price(v.scaled(st.open_24h)),
-            "high24h": v.price(max(v.scaled(st.high_24h), v.last)),
-            "low24h": v.price(min(v.scaled(st.low_24h), v.last)),
-            "volCcy24h": f"{v.volume_24h * v.scaled(st.vwap_24h):.4f}",
-            "vol24h": v.qty(v.volume_24h),
-            "sodUtc0": v.price(v.scaled(st.open_today)),
-            "sodUtc8": v.price(v.scaled(st.sod_utc8)),
-            "ts": str(now_ms),
-        }
+        item = ticker_item(v, now_ms)
+        item["instId"] = arg["instId"]
         self._push({"arg": arg, "data": [item]}, "ticker")
 
     def _trades(self, arg: dict[str, str], market: str, now_ms: int) -> None:
