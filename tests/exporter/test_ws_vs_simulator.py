@@ -162,8 +162,9 @@ class Case:
 
         ``reordered``: the simulator reorders frames when the fault clears (``ws_lag``: see
         :data:`LAG_CLEAR_REORDERS`); what moves after clearing is then only noted.
-        ``may_resync``: one resync after clearing is legitimate (``ws_stall``: see
-        :data:`STALL_DROPS_SNAPSHOTS`); it is noted, not refused.
+        ``may_resync``: one resync after clearing is legitimate (``ws_stall``, and
+        ``ws_blackhole`` when a reconnect fell inside it: see :data:`STALL_DROPS_SNAPSHOTS`);
+        it is noted, not refused.
         """
         during = self.counters()
         moved = before.moved(during, forbidden)
@@ -242,7 +243,9 @@ async def blackhole(case: Case) -> None:
     )
     case.note("up 0 on every channel, connected 0")
     forbidden = GAPS + CHECKSUMS + SUB_ERRORS + CROSSED + RESYNCS + reconnects("stale")
-    await case.recover(before, forbidden)
+    # A reconnect made while the blackhole still holds loses its book snapshot exactly as in a
+    # stall (STALL_DROPS_SNAPSHOTS): whether one happens before clearing is a race.
+    await case.recover(before, forbidden, may_resync=STALL_DROPS_SNAPSHOTS)
 
 
 async def disconnect(case: Case) -> None:
