@@ -90,13 +90,14 @@ def route_group_wait(alertname: str = ALERT, config: Path = ALERTMANAGER_CONFIG)
 
 def derived_config(simulator_port: int, into: Path, demo: Path = DEMO_EXPORTER_CONFIG) -> Path:
     """The demo config with a ``websocket:`` block (only ``url``: every other setting its
-    default) per exchange on the simulator at ``simulator_port``; for when the shipped demo
-    config has none yet."""
+    default) per exchange on the simulator at ``simulator_port``, and without its API-key
+    checks; for when the shipped demo config has no streams yet."""
     data = yaml.safe_load(demo.read_text(encoding="utf-8"))
     for exchange in data["exchanges"]:
         name = exchange["name"]
         path = WS_PATHS.get(name, f"/{name}")
         exchange["websocket"] = {"url": f"ws://127.0.0.1:{simulator_port}{path}"}
+        exchange.pop("api_keys", None)  # key checks are not what this measures
     into.mkdir(parents=True, exist_ok=True)
     target = into / "exporter.ws.yml"
     target.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")

@@ -140,10 +140,12 @@ def print_urls(stack: Stack) -> None:
         ("Prometheus (graphs, alerts)", f"{urls['prometheus']}/alerts"),
         ("Alertmanager", urls["alertmanager"]),
         ("exporter metrics", f"{urls['exporter']}/metrics"),
+        ("exporter status, API keys", f"{urls['exporter']}/status"),
         ("receiver", f"{urls['receiver']}/healthz"),
     ]
     if "simulator" in urls:
         rows.append(("simulator faults", f"{urls['simulator']}/_control/faults"))
+        rows.append(("simulator API keys (revoke)", f"{urls['simulator']}/_control/keys"))
     rows += [
         ("notifications (JSONL)", str(stack.notify_file)),
         ("logs and data", str(stack.run_dir)),

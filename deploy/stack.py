@@ -34,6 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.yml"
 ALERTMANAGER_CONFIG = ROOT / "deploy" / "alertmanager.yml"
 DEMO_EXPORTER_CONFIG = ROOT / "deploy" / "exporter.demo.yml"
+DEMO_KEYS_DIR = ROOT / "deploy" / "demo-keys"
+"""The demo's API keys: files the demo exporter reads (``DEMO_KEYS_DIR``) and the simulator's
+list of them (``simulator-keys.json``, registered with ``--keys``)."""
 
 COMPONENTS = ("simulator", "exporter", "receiver", "alertmanager", "prometheus")
 """Start order (stop order is the reverse)."""
@@ -328,7 +331,10 @@ class Stack:
         base_env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         specs: dict[str, tuple[list[str], str, dict[str, str]]] = {
             "simulator": (
-                [python, "-m", "simulator.cli", "--listen", addresses.get("simulator", "")],
+                [
+                    python, "-m", "simulator.cli", "--listen", addresses.get("simulator", ""),
+                    "--keys", str(DEMO_KEYS_DIR / "simulator-keys.json"),
+                ],
                 "/_control/health",
                 {},
             ),
@@ -339,7 +345,10 @@ class Stack:
                     "--listen", addresses["exporter"],
                 ],
                 "/metrics",
-                {"SIMULATOR_URL": self.urls.get("simulator", "")},
+                {
+                    "SIMULATOR_URL": self.urls.get("simulator", ""),
+                    "DEMO_KEYS_DIR": str(DEMO_KEYS_DIR),
+                },
             ),
             "receiver": (
                 [python, "-m", "receiver.cli", "--listen", addresses["receiver"]],

@@ -12,6 +12,7 @@ Shape (``deploy/exporter.yml``)::
         endpoints: [ping, time, status, ticker, orderbook]   # optional; default: the profile's
         markets: [BTC/USDT, ETH/USDT]   # optional; unified BASE/QUOTE names (ccxt spelling)
         websocket: {}            # optional; the market-data stream (exporter.streams.settings)
+        api_keys: []             # optional; signed read-only key checks (exporter.keys.settings)
 
 ``markets`` is the documented way to name what is watched: unified ``BASE/QUOTE`` names as ccxt
 spells them (``BTC/USDT``, ``ETH/USD``; capitals and digits, unique, at most 20). Each profile
@@ -26,6 +27,10 @@ default market is used (``BTC/USDT``; ``BTC/USD`` on Coinbase and Kraken).
 The ``websocket:`` block (:class:`exporter.streams.settings.WebSocketConfig`) turns on the
 exchange's WebSocket market-data stream; its fields (url, channels, markets, stale_after,
 open_timeout, enabled) are documented in :mod:`exporter.streams.settings`.
+
+``api_keys:`` lists the exchange's API keys whose health is checked by one signed, read-only
+key-info call per interval (:class:`exporter.keys.settings.ApiKeyConfig`; secrets only from the
+environment or files). Key checks count in the exchange's ``weight_budget`` like probes.
 
 String values may use ``${VAR}`` or ``${VAR:-default}``, expanded from the environment at load
 (e.g. ``base_url: ${SIMULATOR_URL:-http://127.0.0.1:8000}/binance``).
@@ -54,6 +59,8 @@ from pydantic import (
 
 from exporter.admission import BudgetWindow, budget_windows
 from exporter.durations import parse_duration
+from exporter.keys.exchanges import KEY_ENDPOINT, key_api_class
+from exporter.keys.settings import ApiKeyConfig
 from exporter.profiles import (
     ENDPOINT_NAMES,
     PROFILES,
@@ -62,6 +69,7 @@ from exporter.profiles import (
     Profile,
     get_profile,
 )
+from exporter.profiles.base import LimitRule
 from exporter.streams.settings import (
     StreamPlan,
     WebSocketConfig,
@@ -181,6 +189,7 @@ class ExchangeConfig(BaseModel):
         markets: unified ``BASE/QUOTE`` markets (``BTC/USDT``), the documented way to name what
             is watched; None means the profile's default market.
         websocket: the market-data stream, or None for none.
+        api_keys: API keys to check (names unique); empty for none.
         weight_budget: the fraction (0–1] of each of the exchange's documented limits that the
             exporter's schedule may use; the rest belongs to the trading bots on the same IP.
         circuit: circuit-breaker settings.
@@ -198,6 +207,7 @@ class ExchangeConfig(BaseModel):
     symbol: str | None = Field(default=None, min_length=1, max_length=40)
     markets: list[str] | None = None
     websocket: WebSocketConfig | None = None
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list, max_length=50)
     weight_budget: float = Field(default=0.10, gt=0.0, le=1.0)
     circuit: CircuitConfig = CircuitConfig()
     max_body_bytes: int | None = Field(default=None, ge=1024, le=256 * 1024 * 1024)
@@ -230,6 +240,35 @@ class ExchangeConfig(BaseModel):
         profile = info.data.get("profile")
         if value is not None and profile in PROFILES:
             PROFILES[profile].rest_symbol(value[0])  # generic: no mapping, a clear ValueError
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, value: list[ApiKeyConfig], info: ValidationInfo) -> list[ApiKeyConfig]:
+        names = [key.name for key in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"key name {', '.join(twice)} is used twice")
+        profile = info.data.get("profile")
+        if not value or profile not in PROFILES:
+            return value
+        for index, key in enumerate(value):
+            where = f"[{index}] ({key.name})"
+            api = key_api_class(profile, key.credentials)  # generic: a clear ValueError
+            try:
+                api.check_credentials(key.credentials)
+                api.check_base_url(key.base_url or info.data.get("base_url") or "")
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
+            window = key.recv_window_ms()
+            if window is not None:
+                if api.max_recv_window_ms is None:
+                    raise ValueError(f"{where}: recv_window does not apply to {api.api} keys")
+                if not 1 <= window <= api.max_recv_window_ms:
+                    raise ValueError(
+                        f"{where}: recv_window {key.recv_window:g}s is outside 1ms–"
+                        f"{api.max_recv_window_ms / 1000:g}s, what {api.api} accepts"
+                    )
         return value
 
     @field_validator("endpoints")
@@ -331,10 +370,33 @@ class ExchangeConfig(BaseModel):
         specs = self.make_profile().endpoint_specs(self.effective_symbol())
         return {p.name: (p.interval, float(specs[p.name].weight)) for p in self.endpoint_plan()}
 
+    def budget_schedule(self) -> dict[str, tuple[float, float]]:
+        """:meth:`schedule` plus the key checks as one ``api_key`` entry: their combined rate
+        (interval ``1 / Σ 1/interval``) at the heaviest key call's weight."""
+        schedule = self.schedule()
+        if self.api_keys and self.profile in PROFILES:
+            rate = sum(1.0 / key.interval for key in self.api_keys)
+            weight = max(
+                key_api_class(self.profile, key.credentials).weight for key in self.api_keys
+            )
+            schedule[KEY_ENDPOINT] = (1.0 / rate, float(weight))
+        return schedule
+
+    def key_limits(self) -> tuple[LimitRule, ...]:
+        """The documented limits of the key-info calls of this exchange's keys (per key, UID
+        or profile; each once)."""
+        rules: dict[LimitRule, None] = {}
+        for key in self.api_keys:
+            for rule in key_api_class(self.profile, key.credentials).limits:
+                rules[rule] = None
+        return tuple(rules)
+
     def budget_windows(self) -> tuple[BudgetWindow, ...]:
-        """The documented limits' budget windows that the probe gate enforces."""
-        weights = {name: weight for name, (_, weight) in self.schedule().items()}
-        return budget_windows(self.make_profile().limits, self.weight_budget, weights)
+        """The documented limits' budget windows that the probe gate enforces (the key
+        checks' own limits included)."""
+        weights = {name: weight for name, (_, weight) in self.budget_schedule().items()}
+        rules = (*self.make_profile().limits, *self.key_limits())
+        return budget_windows(rules, self.weight_budget, weights)
 
     def endpoint_names(self) -> tuple[str, ...]:
         """Return the names of the endpoints to probe."""
@@ -380,7 +442,7 @@ def check_budget(exchange: ExchangeConfig) -> None:
     Raises:
         ValueError: naming the limit, the usage, the budget and the interval that would fit.
     """
-    schedule = exchange.schedule()
+    schedule = exchange.budget_schedule()
     for window in exchange.budget_windows():
         rule = window.rule
         used = window.usage(schedule) / window.scale
@@ -436,14 +498,17 @@ class ExporterConfig(BaseModel):
         return plans
 
 
-def parse_config(data: Any, source: str = "<config>") -> ExporterConfig:
-    """Validate already-loaded YAML data.
+def parse_config(
+    data: Any, source: str = "<config>", base_dir: Path | None = None
+) -> ExporterConfig:
+    """Validate already-loaded YAML data; relative secret-file paths of ``api_keys`` are taken
+    relative to ``base_dir`` (the config file's directory), else to the working directory.
 
     Raises:
         ConfigError: ``"<source>: <field path>: <problem> (value: <value>)"``.
     """
     try:
-        return ExporterConfig.model_validate(data)
+        return ExporterConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -473,7 +538,7 @@ def load_config(path: str | Path) -> ExporterConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with an 'exchanges' list at the top level")
-    return parse_config(expand_env(data, os.environ, str(path)), str(path))
+    return parse_config(expand_env(data, os.environ, str(path)), str(path), path.parent)
 
 
 def expand_env(data: Any, environ: Mapping[str, str], source: str = "<config>") -> Any:

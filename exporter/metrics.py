@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from exporter import __version__
 from exporter.admission import HoldReason
 from exporter.exposition import TextRenderer
+from exporter.keys.metrics import KeyMetrics
 from exporter.streams.metrics import StreamMetrics
 
 LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
@@ -188,6 +189,8 @@ class ExporterMetrics:
         self.build_info.info({"version": __version__})
         self.streams = StreamMetrics(r)
         """The ``exchange_ws_*`` metrics of the WebSocket streams."""
+        self.keys = KeyMetrics(r)
+        """The ``exchange_api_key_*`` metrics of the API-key checks."""
         self._renderer = TextRenderer(
             [
                 self.request_duration,
@@ -213,6 +216,7 @@ class ExporterMetrics:
                 self.schedule_lag,
                 self.build_info,
                 *self.streams.all(),
+                *self.keys.all(),
             ],
             r,
         )
@@ -254,9 +258,10 @@ class ExporterMetrics:
 
     def forget_exchange(self, exchange: str) -> None:
         """Remove every series of an exchange that is no longer configured (its endpoints'
-        and its stream's too: a last ``exchange_api_up`` 0 left behind would keep
+        and its stream's and keys' too: a last ``exchange_api_up`` 0 left behind would keep
         ExchangeApiDown firing)."""
         self.streams.forget_exchange(exchange)
+        self.keys.forget_exchange(exchange)
         for metric in (
             self.request_duration,
             self.requests,

@@ -78,11 +78,14 @@ class ExporterRuntime:
         "stale_after_seconds", "lag_seconds": {"p50", "p99", "count"}, "sequence_gaps",
         "checksum_mismatches", "subscription_errors"}}, "sequence_gaps",
         "checksum_mismatches", "book_resyncs", "book_crossed", "subscription_errors",
-        "maintenance", "maintenance_message", "last_error", "last_error_at"}}}}``; times are
+        "maintenance", "maintenance_message", "last_error", "last_error_at"},
+        "api_keys": {key: :meth:`exporter.keys.status.KeyStatus.document`}}}}``; times are
         Unix seconds, latencies seconds over the last 5 minutes, stream lag over the last
         1,024 messages of the channel; ``streams`` is None for an exchange without a stream.
         """
         intervals = {(t.exchange, t.endpoint.name): t.interval for t in self.scheduler.targets}
+        keys = self.scheduler.keys
+        key_statuses = keys.statuses if keys is not None else {}
         exchanges: dict[str, Any] = {}
         for name, state in self.scheduler.states.items():
             exchanges[name] = {
@@ -118,6 +121,9 @@ class ExporterRuntime:
                     for endpoint, ep in state.endpoints.items()
                 },
                 "streams": state.streams.document() if state.streams is not None else None,
+                "api_keys": {
+                    key: status.document() for key, status in key_statuses.get(name, {}).items()
+                },
             }
         connectivity = self.metrics.registry.get_sample_value("exchange_exporter_connectivity_up")
         return {

@@ -9,8 +9,8 @@ the exchange's rate-limit pause (paused → wait it out), its circuit breaker (o
 half-open → one trial) and the endpoint's transport backoff. Wake-ups (an outage sweep, a
 recovery: :class:`exporter.state.Wake`) bring a sleeping loop's probe forward; whatever the loop
 decides, the prober sends nothing the exchange's probe gate (:mod:`exporter.admission`) does not
-admit. The exchanges' WebSocket streams (:mod:`exporter.streams.manager`) start and stop with
-the probe loops and follow the same reloads.
+admit. The exchanges' WebSocket streams (:mod:`exporter.streams.manager`) and API-key checks
+(:mod:`exporter.keys.manager`) start and stop with the probe loops and follow the same reloads.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from exporter.canary import ConnectivityCanary
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import ExporterConfig
 from exporter.http11 import ProbeClient
+from exporter.keys.manager import KeyManager
 from exporter.metrics import ExporterMetrics
 from exporter.prober import Prober, ProbeTarget
 from exporter.profiles import Result
@@ -93,6 +94,7 @@ class ProbeScheduler:
             scheduler on a fake clock).
         streams: run the configured WebSocket streams (False: REST probes only, e.g. a test
             of the probe schedule on a virtual clock).
+        keys: run the configured API-key checks (False: none, as for ``streams``).
     """
 
     def __init__(
@@ -103,9 +105,11 @@ class ProbeScheduler:
         rng: random.Random | None = None,
         clock: Clock = SYSTEM_CLOCK,
         streams: bool = True,
+        keys: bool = True,
     ) -> None:
         self.config = config
         self._with_streams = streams
+        self._with_keys = keys
         self.metrics = metrics
         self.states: dict[str, ExchangeState] = {}
         self.targets: list[ProbeTarget] = build_targets(config)
@@ -119,6 +123,8 @@ class ProbeScheduler:
         self._canary: ConnectivityCanary | None = None
         self.streams: StreamManager | None = None
         """The WebSocket streams, while :meth:`run` runs."""
+        self.keys: KeyManager | None = None
+        """The API-key checks, while :meth:`run` runs."""
         self._sync_states(config)
 
     def _sync_states(self, config: ExporterConfig) -> None:
@@ -164,6 +170,9 @@ class ProbeScheduler:
         if self._with_streams:
             self.streams = StreamManager(self.metrics, self.states, client, self._rng)
             self.streams.apply(self.config)
+        if self._with_keys:
+            self.keys = KeyManager(self.metrics, self.states, clock=self._clock, rng=self._rng)
+            self.keys.apply(self.config)
         try:
             if stop is None:
                 await asyncio.Event().wait()
@@ -179,6 +188,9 @@ class ProbeScheduler:
             if self.streams is not None:
                 await self.streams.stop()
                 self.streams = None
+            if self.keys is not None:
+                await self.keys.stop()
+                self.keys = None
             if own_client:
                 await client.aclose()
 
@@ -190,8 +202,9 @@ class ProbeScheduler:
         the same rule (:meth:`exporter.streams.manager.StreamManager.apply`).
 
         Returns:
-            Endpoint counts ``{"kept", "started", "stopped"}`` and stream counts
-            ``{"streams_kept", "streams_started", "streams_stopped"}`` (0 before :meth:`run`).
+            Endpoint counts ``{"kept", "started", "stopped"}``, stream counts
+            ``{"streams_kept", "streams_started", "streams_stopped"}`` and key-check counts
+            ``{"keys_kept", "keys_started", "keys_stopped"}`` (0 before :meth:`run`).
         """
         new_targets = build_targets(config)
         new_keys = {(t.exchange, t.endpoint.name): (_TargetKey.of(t), t) for t in new_targets}
@@ -217,11 +230,15 @@ class ProbeScheduler:
         streams = {"kept": 0, "started": 0, "stopped": 0}
         if self.streams is not None:
             streams = self.streams.apply(config)
+        keys = {"kept": 0, "started": 0, "stopped": 0}
+        if self.keys is not None:
+            keys = self.keys.apply(config)
         return {
             "kept": kept,
             "started": started,
             "stopped": stopped,
             **{f"streams_{key}": value for key, value in streams.items()},
+            **{f"keys_{key}": value for key, value in keys.items()},
         }
 
     def _start_targets(self, targets: list[ProbeTarget]) -> int:

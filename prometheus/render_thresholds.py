@@ -13,6 +13,11 @@ probed exchange (the exchanges that have ``exchange_api_up``): the exchange's ov
 
 so an exchange added to the exporter gets the defaults without touching any rule.
 
+``defaults.api_key_invalid_for`` (DURATION_KEYS) is a Prometheus duration, not a number: a
+rule's ``for``, written into the ``for:`` line marked ``# thresholds.yml <key>`` and the
+THRESHOLDS table row marked ``(for: <key>)`` of the rule files. One rule has one ``for``, so it
+has no per-exchange overrides.
+
 ``config`` (in the spirit of a monitoring mixin's ``_config``, without jsonnet):
 
 - ``exporter_selector``, e.g. ``job="exchange-exporter"``: the label matchers that select the
@@ -39,7 +44,7 @@ import re
 import string
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -101,7 +106,25 @@ KEYS: dict[str, Key] = {
         "ExchangeWebSocketChecksumMismatch", _count, "a whole number >= 1"
     ),
     "ws_reconnects": Key("ExchangeWebSocketReconnecting", _count, "a whole number >= 1"),
+    "api_key_expiry_warning_days": Key("ExchangeApiKeyExpiringSoon", _positive, "a number > 0"),
 }
+
+
+@dataclass(frozen=True)
+class DurationKey:
+    """A rule's ``for:`` set in thresholds.yml ``defaults`` (a Prometheus duration such as
+    ``1m``). One rule has one ``for``, so it cannot be overridden per exchange. The rule marks
+    the line ``for: 1m  # thresholds.yml <key>`` and its THRESHOLDS table row ``(for: <key>)``;
+    rendering writes the value into both."""
+
+    alert: str
+
+
+DURATION_KEYS: dict[str, DurationKey] = {
+    "api_key_invalid_for": DurationKey("ExchangeApiKeyInvalid"),
+}
+
+_DURATION = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d|w|y))+")
 
 ORDERED = [
     ("rate_limit_warning_ratio", "rate_limit_critical_ratio"),
@@ -147,6 +170,8 @@ class Thresholds:
     config: Config
     defaults: dict[str, float]
     overrides: dict[str, dict[str, float]]
+    durations: dict[str, str] = field(default_factory=dict)
+    """DURATION_KEYS → their Prometheus duration (``1m``)."""
 
 
 def load(path: Path = THRESHOLDS_FILE) -> Thresholds:
@@ -163,7 +188,8 @@ def load(path: Path = THRESHOLDS_FILE) -> Thresholds:
     config = _config(data.get("config"), errors)
     raw_defaults = data.get("defaults")
     defaults = _values("defaults", raw_defaults, errors)
-    for key in KEYS:
+    durations = _durations(raw_defaults, errors)
+    for key in [*KEYS, *DURATION_KEYS]:
         if not isinstance(raw_defaults, dict) or key not in raw_defaults:
             errors.append(f"defaults.{key}: missing (every threshold needs a default)")
     raw_exchanges = data.get("exchanges") or {}
@@ -195,7 +221,7 @@ def load(path: Path = THRESHOLDS_FILE) -> Thresholds:
                 )
     if errors or config is None:
         raise ThresholdsError("\n".join(f"{path}: {e}" for e in errors))
-    return Thresholds(config, defaults, overrides)
+    return Thresholds(config, defaults, overrides, durations)
 
 
 def _config(raw: Any, errors: list[str]) -> Config | None:
@@ -265,13 +291,43 @@ def _values(scope: str, raw: Any, errors: list[str]) -> dict[str, float]:
     values: dict[str, float] = {}
     for key, value in raw.items():
         spec = KEYS.get(key)
-        if spec is None:
-            errors.append(f"{scope}.{key}: unknown threshold (known: {', '.join(KEYS)})")
+        if key in DURATION_KEYS:
+            if scope != "defaults":
+                errors.append(
+                    f"{scope}.{key}: a rule's `for` is the same for every exchange: set it "
+                    "under defaults only"
+                )
+        elif spec is None:
+            known = ", ".join([*KEYS, *DURATION_KEYS])
+            errors.append(f"{scope}.{key}: unknown threshold (known: {known})")
         elif isinstance(value, bool) or not isinstance(value, int | float) or not spec.check(value):
             errors.append(f"{scope}.{key}: expected {spec.expected}, got {value!r}")
         else:
             values[key] = value
     return values
+
+
+def _durations(raw: Any, errors: list[str]) -> dict[str, str]:
+    """The DURATION_KEYS of ``defaults``, validated as Prometheus durations above zero."""
+    durations: dict[str, str] = {}
+    if not isinstance(raw, dict):
+        return durations
+    for key in DURATION_KEYS:
+        value = raw.get(key)
+        if key not in raw:
+            continue
+        if (
+            not isinstance(value, str)
+            or not _DURATION.fullmatch(value)
+            or not re.search(r"[1-9]", value)
+        ):
+            errors.append(
+                f"defaults.{key}: expected a Prometheus duration above 0 such as 1m or 90s, "
+                f"got {value!r}"
+            )
+        else:
+            durations[key] = value
+    return durations
 
 
 # --------------------------------------------------------------------------------------------
@@ -355,6 +411,47 @@ _RUNBOOK_OR_ALERT = re.compile(
 )
 
 
+# A rule's `for:` marked with the thresholds.yml key it comes from, and its THRESHOLDS table row.
+_FOR_LINE = re.compile(
+    r"^(?P<head>[ \t]*for:[ \t]*)(?P<value>\S+)"
+    r"(?P<tail>[ \t]+#[ \t]*thresholds\.yml[ \t]+(?P<key>\w+)[ \t]*)$",
+    re.M,
+)
+_FOR_CELL = re.compile(
+    r"^(?P<head>#[ \t]*\|[^\n]*\(for:[ \t]*(?P<key>\w+)\)[^|\n]*\|[ \t]*)(?P<value>\S+)"
+    r"(?P<pad>[ \t]*)(?P<end>\|[ \t]*)$",
+    re.M,
+)
+
+
+def render_durations(text: str, durations: dict[str, str], where: str) -> str:
+    """Write thresholds.yml's DURATION_KEYS into the ``for:`` lines and THRESHOLDS table cells
+    that name them.
+
+    Raises:
+        ThresholdsError: a marker naming a key that thresholds.yml does not define.
+    """
+
+    def value_of(match: re.Match[str]) -> str:
+        if match["key"] not in durations:
+            line = text.count("\n", 0, match.start()) + 1
+            raise ThresholdsError(
+                f"{where}:{line}: `for` from thresholds.yml {match['key']!r}, which is not a "
+                f"duration key (known: {', '.join(DURATION_KEYS)})"
+            )
+        return durations[match["key"]]
+
+    def line(match: re.Match[str]) -> str:
+        return f"{match['head']}{value_of(match)}{match['tail']}"
+
+    def cell(match: re.Match[str]) -> str:
+        width = len(match["value"]) + len(match["pad"])
+        value = value_of(match)
+        return f"{match['head']}{value.ljust(max(width, len(value) + 1))}{match['end']}"
+
+    return _FOR_CELL.sub(cell, _FOR_LINE.sub(line, text))
+
+
 def replace_selector(text: str, old: str, new: str) -> str:
     """Replace the exporter selector ``old`` by ``new`` where it opens a selector's braces."""
     if old == new:
@@ -381,12 +478,20 @@ def replace_label_pairs(text: str, old: str, new: str) -> str:
     return re.sub(pattern, lambda m: m["before"] + _label_pairs(new), text)
 
 
-def render_rule_text(text: str, config: Config, old_selector: str, where: str) -> str:
+def render_rule_text(
+    text: str,
+    config: Config,
+    old_selector: str,
+    where: str,
+    durations: dict[str, str] | None = None,
+) -> str:
     """A rule or promtool test file with the exporter selector (in series selectors, and as the
-    expected labels of promtool tests) and the runbook links rendered.
+    expected labels of promtool tests), the runbook links and the ``for`` durations of
+    thresholds.yml (``durations``, see DURATION_KEYS) rendered.
 
     Raises:
-        ThresholdsError: a ``runbook_url`` that follows no alert name.
+        ThresholdsError: a ``runbook_url`` that follows no alert name, or a ``for`` marker that
+            names no duration key.
     """
     alert: str | None = None
 
@@ -401,6 +506,8 @@ def render_rule_text(text: str, config: Config, old_selector: str, where: str) -
         return f'{match["runbook"]}"{config.runbook(alert)}"'
 
     text = _RUNBOOK_OR_ALERT.sub(substitute, text)
+    if durations is not None:
+        text = render_durations(text, durations, where)
     text = replace_label_pairs(text, old_selector, config.exporter_selector)
     return replace_selector(text, old_selector, config.exporter_selector)
 
@@ -434,7 +541,8 @@ def render_all(thresholds: Thresholds, output: Path = OUTPUT_FILE) -> dict[Path,
     for path in sorted(RULES_DIR.glob("*.yml")) + sorted(UNIT_TESTS_DIR.glob("*_test.yml")):
         if path != output:
             text = path.read_text(encoding="utf-8")
-            rendered[path] = render_rule_text(text, thresholds.config, old, _rel(path))
+            durations = thresholds.durations if path.parent == RULES_DIR else None
+            rendered[path] = render_rule_text(text, thresholds.config, old, _rel(path), durations)
     for path in sorted(DASHBOARDS_DIR.glob("*.json")):
         text = path.read_text(encoding="utf-8")
         rendered[path] = render_dashboard_text(text, thresholds.config, old)

@@ -7,19 +7,23 @@ address cannot be bound.
 
 Options: ``--no-limits`` turns request-limit enforcement off (benchmarks); ``--scenario
 NAME_OR_PATH`` starts a shipped scenario (``simulator/scenarios/NAME.yml``) or a YAML file as
-soon as the server listens.
+soon as the server listens; ``--keys FILE`` registers the API keys of a JSON list (each item
+as ``POST /_control/keys`` takes it, see :mod:`simulator.keys.store`) before it listens.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from simulator.scenario import Scenario, ScenarioError, load_scenario_file
 from simulator.server import SimulatorServer
+from simulator.specs import SpecError
 
 __all__ = ["main", "parse_listen"]
 
@@ -67,6 +71,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "YAML file",
     )
     parser.add_argument(
+        "--keys",
+        metavar="FILE",
+        help="register the API keys listed in a JSON file (a list of POST /_control/keys "
+        "bodies) at boot",
+    )
+    parser.add_argument(
         "--log-level",
         default="WARNING",
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -91,6 +101,29 @@ async def _serve(server: SimulatorServer, scenario: Scenario | None) -> None:
         await server.stop()
 
 
+def load_keys(server: SimulatorServer, path: Path) -> int:
+    """Register every key of the JSON list in ``path``; return how many.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: not a JSON list, or an item is invalid (``"<file>[i]: <field>: ..."``).
+    """
+    try:
+        items = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: expected a JSON list of keys")
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ValueError(f"{path}[{index}]: expected an object")
+        try:
+            server.keys.add(item)
+        except SpecError as exc:
+            raise ValueError(f"{path}[{index}]: {exc}") from None
+    return len(items)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the simulator until SIGTERM/SIGINT.
 
@@ -112,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
             scenario = load_scenario_file(args.scenario, faults=server.faults, limits=server.limits)
         except ScenarioError as exc:
             print(f"exchange-simulator: --scenario: {exc}", file=sys.stderr)
+            return 2
+    if args.keys is not None:
+        try:
+            load_keys(server, Path(args.keys))
+        except (OSError, ValueError) as exc:
+            print(f"exchange-simulator: --keys: {exc}", file=sys.stderr)
             return 2
     try:
         asyncio.run(_serve(server, scenario))

@@ -25,6 +25,11 @@ path                        method   answer
                                      the running one, start this → ``{"scenario": status}``
 ``/_control/scenario``      DELETE   stop the running scenario (faults stay) →
                                      ``{"scenario": status | null}``
+``/_control/keys``          GET      ``{"keys": [...]}`` API keys without secrets
+                                     (:mod:`simulator.keys.store`)
+``/_control/keys``          POST     add or replace one API key → ``{"keys": [...]}``
+``/_control/keys``          DELETE   ``{"exchange", "key"}`` revokes one key; no body removes
+                                     every key → ``{"keys": [...]}``
 ``/_control/stats``         GET      request and WebSocket counters
                                      (:meth:`RequestStats.to_json`) plus
                                      ``binance_used_weight_1m`` and ``bybit_requests_5s``
@@ -43,6 +48,7 @@ from collections.abc import Callable
 from typing import Any
 
 from simulator.faults import FaultRegistry
+from simulator.keys.store import KeyStore
 from simulator.limits import LimitRegistry
 from simulator.responses import Reply, json_reply
 from simulator.scenario import load_scenario, load_scenario_file, shipped_scenarios
@@ -91,8 +97,10 @@ class ControlAPI:
         *,
         limits: LimitRegistry | None = None,
         scenarios: ScenarioRunner | None = None,
+        keys: KeyStore | None = None,
     ) -> None:
         """Bind the API to the shared registries and counters."""
+        self.keys = keys if keys is not None else KeyStore()
         self.faults = faults
         self.stats = stats
         self.limits = limits if limits is not None else LimitRegistry({})
@@ -117,6 +125,11 @@ class ControlAPI:
                 "DELETE": self._stop_scenario,
             },
             "/_control/stats": {"GET": self._get_stats, "DELETE": self._reset_stats},
+            "/_control/keys": {
+                "GET": self._list_keys,
+                "POST": self._add_key,
+                "DELETE": self._revoke_keys,
+            },
         }
 
     def handle(self, method: str, path: str, body: bytes) -> Reply:
@@ -199,6 +212,21 @@ class ControlAPI:
     def _stop_scenario(self, _body: bytes) -> Reply:
         self.scenarios.stop()
         return json_reply(200, {"scenario": self.scenarios.to_json()})
+
+    # -- keys -----------------------------------------------------------------------------
+    def _list_keys(self, _body: bytes) -> Reply:
+        return json_reply(200, {"keys": self.keys.to_json()})
+
+    def _add_key(self, body: bytes) -> Reply:
+        self.keys.add(_decode(body))
+        return self._list_keys(body)
+
+    def _revoke_keys(self, body: bytes) -> Reply:
+        if body.strip():
+            self.keys.revoke(_decode(body))
+        else:
+            self.keys.clear()
+        return self._list_keys(body)
 
     # -- stats ------------------------------------------------------------------------------
     def _get_stats(self, _body: bytes) -> Reply:

@@ -74,6 +74,13 @@ fault                     parameters and effect
                           session when set and to each new session while it holds
 ========================= ============================================================
 
+API-key faults (:data:`KEY_FAULT_KINDS`) act on the exchange's signed (private) endpoints only
+(:mod:`simulator.keys`): every correctly signed request is answered with the exchange's own
+error for that condition, as if the key had been deleted (``key_revoked``), had passed its expiry
+(``key_expired``) or were bound to other IPs (``ip_not_allowed``). They are exchange-wide
+(``endpoint`` absent or null), live in their own scope (never replacing a REST or WebSocket
+fault), and ``key`` (optional string) narrows one to a single API key.
+
 Common fields: ``exchange`` (required), ``fault`` (required), ``endpoint`` (optional string or
 null), ``duration_s`` (optional, > 0 and <= 86400; not allowed with ``none``). Unknown fields are
 rejected so typos (``latency`` instead of ``latency_ms``) do not silently do nothing.
@@ -87,12 +94,14 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.specs import SpecError, check_fields, choice, number
+from simulator.specs import SpecError, check_fields, choice, number, text
 
 __all__ = [
     "CHECKSUM_EXCHANGES",
     "EXCHANGE_KINDS",
     "FAULT_KINDS",
+    "KEY_FAULT_KINDS",
+    "KEY_SCOPE",
     "WS_CHANNELS",
     "WS_FAULT_KINDS",
     "WS_SCOPE",
@@ -125,11 +134,21 @@ FAULT_KINDS: tuple[str, ...] = (
     "ws_checksum",
     "ws_reject",
     "ws_maintenance_notice",
+    "key_revoked",
+    "key_expired",
+    "ip_not_allowed",
     "none",
 )
 
 WS_FAULT_KINDS: tuple[str, ...] = tuple(k for k in FAULT_KINDS if k.startswith("ws_"))
 """The WebSocket fault kinds (see the module docstring)."""
+
+KEY_FAULT_KINDS: tuple[str, ...] = ("key_revoked", "key_expired", "ip_not_allowed")
+"""The API-key fault kinds (see the module docstring)."""
+
+KEY_SCOPE = "@keys"
+"""Registry key under which an exchange's API-key fault is stored (its own scope, like
+:data:`WS_SCOPE`)."""
 
 WS_CHANNELS: tuple[str, ...] = ("ticker", "trades", "book")
 """Channel names a ``channel`` field may narrow a WebSocket fault to."""
@@ -179,6 +198,9 @@ _PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "ws_checksum": (),
     "ws_reject": ("channel",),
     "ws_maintenance_notice": (),
+    "key_revoked": ("key",),
+    "key_expired": ("key",),
+    "ip_not_allowed": ("key",),
     "none": (),
 }
 _SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1014), *range(3000, 5000)})
@@ -333,6 +355,16 @@ class FaultRegistry:
             return None
         return fault
 
+    def key_fault(self, exchange: str) -> Fault | None:
+        """The API-key fault (a :data:`KEY_FAULT_KINDS` kind) holding on ``exchange``, or
+        ``None``. Expired faults are dropped here."""
+        fault = self._faults.get((exchange, KEY_SCOPE)) if self._faults else None
+        expires = fault.expires_at if fault is not None else None
+        if expires is not None and time.monotonic() >= expires:
+            self._purge_expired()
+            return None
+        return fault
+
     # -- control API ------------------------------------------------------------------------
     def apply(self, spec: Any) -> Fault | None:
         """Validate ``spec`` (decoded JSON) and set or clear a fault.
@@ -347,7 +379,12 @@ class FaultRegistry:
         if fault.kind == "none":
             self.clear(fault.exchange, fault.endpoint)
             return None
-        scope = WS_SCOPE if fault.kind in WS_FAULT_KINDS else fault.endpoint
+        if fault.kind in WS_FAULT_KINDS:
+            scope: str | None = WS_SCOPE
+        elif fault.kind in KEY_FAULT_KINDS:
+            scope = KEY_SCOPE
+        else:
+            scope = fault.endpoint
         self._faults[(fault.exchange, scope)] = fault
         return fault
 
@@ -376,6 +413,11 @@ class FaultRegistry:
         if kind in WS_FAULT_KINDS and endpoint is not None:
             raise FaultError(
                 f"endpoint: WebSocket faults are exchange-wide (omit endpoint or use null), "
+                f"got {endpoint!r}"
+            )
+        if kind in KEY_FAULT_KINDS and endpoint is not None:
+            raise FaultError(
+                f"endpoint: API-key faults are exchange-wide (omit endpoint or use null), "
                 f"got {endpoint!r}"
             )
         if endpoint is not None and (
@@ -461,6 +503,9 @@ class FaultRegistry:
             return _stale_params(spec)
         if kind in WS_FAULT_KINDS:
             return _ws_params(spec, exchange, kind)
+        if kind in KEY_FAULT_KINDS:
+            key = text(spec, "key", required=False, error=FaultError)
+            return {} if key is None else {"key": key}
         if kind == "huge_body":
             size = _number(
                 spec,

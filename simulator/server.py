@@ -49,6 +49,9 @@ from simulator.control import CONTROL_PREFIX, ControlAPI
 from simulator.exchanges import build_exchanges
 from simulator.exchanges.base import Exchange, RequestContext
 from simulator.faults import FaultRegistry
+from simulator.keys.apis import build_private_apis
+from simulator.keys.request import PrivateRequest
+from simulator.keys.store import KeyStore
 from simulator.limits import LimitRegistry
 from simulator.market import Market
 from simulator.responses import Reply, json_reply, reason_phrase
@@ -129,6 +132,9 @@ class SimulatorServer:
         self._backlog = backlog
         self.market = market or Market()
         self.exchanges: dict[str, Exchange] = build_exchanges(self.market)
+        self.keys = KeyStore()
+        for name, apis in build_private_apis().items():
+            self.exchanges[name].attach_private(apis)
         self.faults = FaultRegistry(
             {name: ex.endpoints for name, ex in self.exchanges.items()},
             validators={name: ex.fault_params for name, ex in self.exchanges.items()},
@@ -147,6 +153,7 @@ class SimulatorServer:
             self._extra_stats,
             limits=self.limits,
             scenarios=self.scenarios,
+            keys=self.keys,
         )
         self.ws = WsHub(self.market, self.faults, self.stats)
         self._server: asyncio.Server | None = None
@@ -309,10 +316,17 @@ class SimulatorServer:
                     exchange.name, dialect, request, conn, reader, writer, sub, query
                 )
                 return False
-        route = exchange.resolve(sub) if method == "GET" or head else None
+        private = None
+        route = exchange.resolve_private(method, sub)
+        if route is not None:
+            private = self._private_request(request, method, path, sub, qs, body, writer)
+            private.key_fault = self.faults.key_fault(exchange.name)
+        elif method == "GET" or head:
+            route = exchange.resolve(sub)
         endpoint = route.endpoint if route is not None else None
         fault = self.faults.effective(exchange.name, endpoint)
         ctx = RequestContext(
+            private=private,
             route=route,
             path=sub,
             query=_parse_query(qs),
@@ -359,6 +373,36 @@ class SimulatorServer:
         else:
             await self._send(conn, writer, reply, head)
         return True
+
+    def _private_request(
+        self,
+        request: h11.Request,
+        method: str,
+        path: str,
+        sub: str,
+        qs: str,
+        body: bytes,
+        writer: asyncio.StreamWriter,
+    ) -> PrivateRequest:
+        """What a private endpoint sees of ``request`` (see :class:`PrivateRequest`)."""
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1")
+            for name, value in request.headers
+        }
+        peer = writer.get_extra_info("peername")
+        client_ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        return PrivateRequest(
+            method=method,
+            path=sub,
+            full_path=path,
+            raw_query=qs,
+            headers=headers,
+            body=body,
+            client_ip=client_ip,
+            host=headers.get("host", ""),
+            keys=self.keys,
+            key_fault=None,
+        )
 
     @staticmethod
     async def _send(

@@ -59,6 +59,8 @@ class FakeLLM:
         usage: ``(prompt_tokens, completion_tokens)`` reported in every reply.
         delay: seconds to wait before answering (to test timeouts).
         reject_response_format: answer 400 to requests carrying ``response_format``.
+        port: the loopback port to bind (0: any free one; a stopped fake's port to stand in
+            for it).
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class FakeLLM:
         usage: tuple[int, int] = (120, 80),
         delay: float = 0.0,
         reject_response_format: bool = False,
+        port: int = 0,
     ) -> None:
         self.model = model
         self.diagnosis = dict(diagnosis or DEFAULT_DIAGNOSIS)
@@ -125,7 +128,7 @@ class FakeLLM:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -165,6 +168,16 @@ class FakeLLM:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+
+    @property
+    def port(self) -> int:
+        """The bound loopback port."""
+        return int(self._server.server_address[1])
+
+    @property
+    def running(self) -> bool:
+        """Whether it is serving (started and not stopped)."""
+        return self._started
 
     def start(self) -> FakeLLM:
         """Start serving in a background thread."""

@@ -54,6 +54,10 @@ class Result(StrEnum):
 ENDPOINT_NAMES: tuple[str, ...] = ("ping", "time", "status", "ticker", "orderbook")
 """Probe endpoint names shared by profiles, metrics, rules and the simulator's fault API."""
 
+PUBLIC_ENDPOINTS: frozenset[str] = frozenset(ENDPOINT_NAMES)
+"""The public endpoints, for a :class:`LimitRule` that covers public calls only (key checks,
+``api_key``, go to private endpoints with limits of their own)."""
+
 
 class ErrorKind(StrEnum):
     """What an exchange's documented error code means, as a profile's code table records it.

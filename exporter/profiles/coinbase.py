@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from exporter.profiles.base import (
+    PUBLIC_ENDPOINTS,
     EndpointSpec,
     ErrorKind,
     LimitRule,
@@ -52,7 +53,7 @@ class CoinbaseProfile(Profile):
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
     limits: ClassVar[tuple[LimitRule, ...]] = (
-        LimitRule("public requests per IP", 1.0, 10, None, "[CB-EX-RL]"),
+        LimitRule("public requests per IP", 1.0, 10, PUBLIC_ENDPOINTS, "[CB-EX-RL]"),
     )
     backoff_seconds: ClassVar[Mapping[Result, float]] = {
         Result.RATE_LIMITED: 5.0,  # a lazy-fill token bucket refilling every second [CB-EX-RL]

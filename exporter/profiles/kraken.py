@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from exporter.profiles.base import (
+    PUBLIC_ENDPOINTS,
     EndpointSpec,
     ErrorKind,
     LimitRule,
@@ -69,7 +70,7 @@ class KrakenProfile(Profile):
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
     limits: ClassVar[tuple[LimitRule, ...]] = (
-        LimitRule("public requests per IP", 1.0, 1, None, "[KR-SUPPORT-RL]"),
+        LimitRule("public requests per IP", 1.0, 1, PUBLIC_ENDPOINTS, "[KR-SUPPORT-RL]"),
     )
     backoff_seconds: ClassVar[Mapping[Result, float]] = {
         # "restricted for a few seconds (or possibly longer)" [KR-SUPPORT-RL]

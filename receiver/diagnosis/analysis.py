@@ -10,6 +10,9 @@ category replaces the one found so far, support accumulates.
 * error codes, HTTP statuses and probe results counted over the window, classified by
   :mod:`receiver.diagnosis.codes` (:func:`error_codes`): their advice goes first and, for symptom
   alerts, a clearly dominant class changes the category (e.g. -1021 everywhere → clock skew);
+* for the API-key alerts, the key's earlier state and the clock skew
+  (:func:`receiver.diagnosis.keyhealth.api_key`): revoked key, IP allow-list change, clock skew,
+  wrong secret, expiry, permission change;
 * the other exchanges' state (:func:`our_network`, :func:`other_exchanges_answer`,
   :func:`failing_exchanges`): every other exchange down at once → our network;
 * the series statistics where they matter for the category found so far (z-score against the
@@ -19,107 +22,17 @@ category replaces the one found so far, support accumulates.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import cast
 
+from receiver.diagnosis.case import Case, Evidence, Finding, Findings
+from receiver.diagnosis.case import category_so_far as _category
 from receiver.diagnosis.codes import CLASS_CATEGORY
-from receiver.diagnosis.knowledge import CLASS_BY_NAME, KNOWLEDGE_BASE, Entry, fill
+from receiver.diagnosis.keyhealth import api_key
+from receiver.diagnosis.knowledge import CLASS_BY_NAME, KNOWLEDGE_BASE, fill
 from receiver.diagnosis.schema import CodeCount, Context, RootCauseCategory
 from receiver.diagnosis.stats import baseline_text, fmt_count, fmt_number, fmt_value, slope_text
-from receiver.models import Alert
 
 _EXCHANGE_SIDE = frozenset({"outage", "partial_outage"})
-
-
-@dataclass(frozen=True)
-class Case:
-    """What one diagnosis looks at.
-
-    Attributes:
-        alert: the alert.
-        entry: its knowledge entry (by name, else by keyword, else the default).
-        context: the Prometheus context, or ``None`` (only the labels are evidence then).
-        values: the template values (``exchange``, ``endpoint``, ``severity``), already cleaned.
-    """
-
-    alert: Alert
-    entry: Entry
-    context: Context | None
-    values: dict[str, str]
-
-    @property
-    def exact(self) -> bool:
-        """The alert has an entry of its own (not a keyword match or the default)."""
-        return self.alert.alertname in KNOWLEDGE_BASE
-
-    @property
-    def symptom(self) -> bool:
-        """The evidence may change the category (a symptom alert, or an alert we do not know)."""
-        return not self.exact or self.entry.symptom
-
-    def exchanges(self) -> tuple[int, int]:
-        """``(up, total)`` over the exchanges other than the alert's."""
-        if self.context is None:
-            return 0, 0
-        others = {k: v for k, v in self.context.exchanges_up.items() if k != self.context.exchange}
-        return sum(1 for up in others.values() if up), len(others)
-
-
-@dataclass(frozen=True)
-class Finding:
-    """What one kind of evidence adds.
-
-    Attributes:
-        sentences: diagnosis sentences, appended.
-        actions: action items, appended.
-        lead_sentences: diagnosis sentences put before everything found so far.
-        lead_actions: action items put before everything found so far.
-        classes: evidence classes whose advice was added (their entries' generic action with the
-            same advice is dropped, see :attr:`Entry.superseded`).
-        category: a root cause category that replaces the alert's.
-        support: the evidence confirms the alert's own category (raises the confidence).
-    """
-
-    sentences: tuple[str, ...] = ()
-    actions: tuple[str, ...] = ()
-    lead_sentences: tuple[str, ...] = ()
-    lead_actions: tuple[str, ...] = ()
-    classes: tuple[str, ...] = ()
-    category: RootCauseCategory | None = None
-    support: bool = False
-
-
-@dataclass
-class Findings:
-    """Everything found: a category override, sentences, actions (most urgent first)."""
-
-    category: RootCauseCategory | None = None
-    sentences: list[str] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
-    support: bool = False
-    classes: list[str] = field(default_factory=list)
-
-    def add(self, finding: Finding | None) -> None:
-        """Merge one finding (``None`` adds nothing)."""
-        if finding is None:
-            return
-        self.sentences[:0] = finding.lead_sentences
-        self.sentences.extend(finding.sentences)
-        self.actions[:0] = finding.lead_actions
-        self.actions.extend(finding.actions)
-        self.classes.extend(finding.classes)
-        self.support = self.support or finding.support
-        if finding.category is not None:
-            self.category = finding.category
-
-
-#: One kind of evidence: the case and the findings so far → what it adds, or ``None``.
-Evidence = Callable[[Case, Findings], Finding | None]
-
-
-def _category(case: Case, so_far: Findings) -> str:
-    return so_far.category or case.entry.category
 
 
 def _code_list(items: list[CodeCount], limit: int = 4) -> str:
@@ -431,6 +344,7 @@ def latency_alongside(case: Case, so_far: Findings) -> Finding | None:
 EVIDENCE: tuple[Evidence, ...] = (
     label_notes,
     error_codes,
+    api_key,
     our_network,
     other_exchanges_answer,
     failing_exchanges,

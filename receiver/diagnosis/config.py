@@ -14,8 +14,8 @@ the receiver's own fields. Every field is the upper-case environment variable of
                                  included (default 20)
 ``LLM_TOTAL_TIMEOUT_SECONDS``    whole LLM stage incl. waiting for a concurrency slot (default
                                  ``LLM_TIMEOUT_SECONDS`` × number of providers); rules after it
-``LLM_CACHE_SECONDS``            reuse an LLM diagnosis per (alertname, exchange, endpoint) for
-                                 this long (default 900; 0 disables)
+``LLM_CACHE_SECONDS``            reuse an LLM diagnosis per (alertname, exchange, endpoint, key,
+                                 result) for this long (default 900; 0 disables)
 ``LLM_MAX_CONCURRENCY``          LLM diagnoses in flight at once, all providers (default 2)
 ``LLM_PRICES``                   JSON ``{"model": {"input_per_1k": 0.00015,
                                  "output_per_1k": 0.0006}}``, USD per 1000 tokens

@@ -17,7 +17,8 @@ at most ``max_points`` (120) points:
 
 Instant queries at ``now`` over the same window: error codes (``exchange_api_errors_total`` by
 endpoint and code), probe results (``exchange_api_requests_total`` by endpoint and result), HTTP
-error statuses, which exchanges are up, and the alert's own expression (``g0.expr`` of
+error statuses, which exchanges are up, the API key's state for alerts with a ``key`` label
+(:mod:`receiver.diagnosis.keycontext`), and the alert's own expression (``g0.expr`` of
 ``generatorURL``, see :mod:`receiver.diagnosis.evidence`). Every result is capped (series,
 points, response bytes), label values are capped and stripped of control characters.
 
@@ -48,6 +49,8 @@ from receiver.diagnosis.evidence import (
     format_instant_result,
     prometheus_get,
 )
+from receiver.diagnosis.keycontext import KEY_QUERIES, key_state
+from receiver.diagnosis.redact import redact_text
 from receiver.diagnosis.schema import CodeCount, Context, SeriesKey, SeriesStats
 from receiver.diagnosis.stats import compute_stats, fmt_count, render_stats
 from receiver.models import Alert, parse_rfc3339
@@ -171,6 +174,8 @@ def _counts_text(counts: list[CodeCount], kind: str, limit: int = 4) -> str:
 def render_context(ctx: Context) -> tuple[str, dict[str, str]]:
     """Compact text (one line per item) and ``label → text`` fields for notifiers."""
     fields: dict[str, str] = {}
+    if ctx.key is not None and ctx.key.text:
+        fields["API key"] = ctx.key.text
     for st in ctx.series:
         fields[st.label] = st.text.removeprefix(st.label + " ")
     codes = _counts_text(ctx.counts, "error_code")
@@ -372,6 +377,14 @@ class ContextBuilder:
                 jobs[name] = self._get(
                     "/api/v1/query", {"query": template.format(sel=sel, w=window), "time": at}
                 )
+            raw_key = alert.labels.get("key") or ""
+            if raw_key and len(raw_key) <= 200:
+                key_sel = f"{sel},key={promql_string(raw_key)}"
+                for name, template in KEY_QUERIES.items():
+                    jobs[name] = self._get(
+                        "/api/v1/query",
+                        {"query": template.format(sel=key_sel, w=window), "time": at},
+                    )
         jobs["up"] = self._get("/api/v1/query", {"query": UP_QUERY, "time": at})
         expr = expr_from_generator_url(alert.generator_url) if alert.generator_url else None
         if expr is not None:
@@ -445,6 +458,12 @@ class ContextBuilder:
             else None
         )
 
+        key = (
+            key_state(_label(redact_text(alert.labels["key"])), results, _parse_vector, end)
+            if any(name in jobs for name in KEY_QUERIES)
+            else None
+        )
+
         status: Literal["ok", "partial", "failed"] = "ok"
         note: str | None = None
         if errors:
@@ -458,7 +477,7 @@ class ContextBuilder:
                     f"{len(errors)} of {len(tasks)} Prometheus queries failed "
                     f"({cap(reason, 80)}): context is partial"
                 )
-        elif exchange is not None and not series and not counts:
+        elif exchange is not None and not series and not counts and key is None:
             note = f"no data for exchange {_label(exchange)} in Prometheus over the window"
         ctx = Context(
             exchange=_label(exchange) if exchange else None,
@@ -469,6 +488,7 @@ class ContextBuilder:
             counts=counts,
             exchanges_up=exchanges_up,
             alert_value=alert_value,
+            key=key,
             note=note,
         )
         summary, fields = render_context(ctx)

@@ -9,8 +9,8 @@ For each alert :meth:`DiagnosisEngine.diagnose` returns a :class:`Diagnosis` (ne
 3. no provider configured → rules (with the context as evidence);
 4. a repeat - the same (alertname, exchange, fingerprint, startsAt) already diagnosed - reuses
    that diagnosis (an earlier rules result is recomputed with the fresh context); no LLM call;
-5. a cached LLM diagnosis for (alertname, exchange, endpoint) younger than ``LLM_CACHE_SECONDS``
-   is reused; concurrent diagnoses of the same key share one LLM call;
+5. a cached LLM diagnosis for (alertname, exchange, endpoint, key, result) younger than
+   ``LLM_CACHE_SECONDS`` is reused; concurrent diagnoses of the same key share one LLM call;
 6. otherwise the providers in order (primary, secondary), under a global concurrency cap
    (``LLM_MAX_CONCURRENCY``) and one deadline for the whole stage; the first valid answer wins;
 7. everything failed → rules, counted in ``alert_receiver_llm_fallbacks_total{reason}``.
@@ -109,8 +109,10 @@ class DiagnosisEngine:
         self._total_timeout = s.total_timeout()
         self._cache_seconds = s.llm_cache_seconds
         self._semaphore = asyncio.Semaphore(s.llm_max_concurrency)
-        self._cache: OrderedDict[tuple[str, str, str], tuple[float, Diagnosis]] = OrderedDict()
-        self._inflight: dict[tuple[str, str, str], asyncio.Future[Diagnosis | None]] = {}
+        self._cache: OrderedDict[tuple[str, str, str, str, str], tuple[float, Diagnosis]] = (
+            OrderedDict()
+        )
+        self._inflight: dict[tuple[str, str, str, str, str], asyncio.Future[Diagnosis | None]] = {}
         self._seen: OrderedDict[tuple[str, str, str, str], Diagnosis] = OrderedDict()
 
     @property
@@ -136,18 +138,25 @@ class DiagnosisEngine:
         )
 
     @staticmethod
-    def cache_key(alert: Alert) -> tuple[str, str, str]:
-        """(alertname, exchange, endpoint): alerts that share a cached LLM diagnosis."""
+    def cache_key(alert: Alert) -> tuple[str, str, str, str, str]:
+        """(alertname, exchange, endpoint, key, result): alerts sharing a cached LLM diagnosis.
+
+        ``key`` and ``result`` are the API-key alerts' labels (the key's configured name and the
+        classified answer; empty for other alerts): two keys of one exchange, or one key failing
+        in two ways, are different diagnoses.
+        """
         return (
             alert.alertname,
             alert.labels.get("exchange", ""),
             alert.labels.get("endpoint", ""),
+            alert.labels.get("key", ""),
+            alert.labels.get("result", ""),
         )
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
 
-    def _cache_get(self, key: tuple[str, str, str]) -> Diagnosis | None:
+    def _cache_get(self, key: tuple[str, str, str, str, str]) -> Diagnosis | None:
         hit = self._cache.get(key)
         if hit is None:
             return None
@@ -156,7 +165,7 @@ class DiagnosisEngine:
             return None
         return hit[1]
 
-    def _cache_put(self, key: tuple[str, str, str], value: Diagnosis) -> None:
+    def _cache_put(self, key: tuple[str, str, str, str, str], value: Diagnosis) -> None:
         if self._cache_seconds <= 0:
             return
         self._cache[key] = (self._now(), value)

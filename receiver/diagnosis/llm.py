@@ -43,6 +43,7 @@ from pydantic import SecretStr, ValidationError
 
 from receiver.diagnosis.config import ModelPrice
 from receiver.diagnosis.metrics import DiagnosisMetrics
+from receiver.diagnosis.redact import redact_mapping
 from receiver.diagnosis.schema import MAX_ACTION_ITEMS, ROOT_CAUSE_CATEGORIES, Context, Diagnosis
 from receiver.models import Alert
 from receiver.text import cap, strip_control
@@ -88,7 +89,14 @@ by every process on it; Binance 403 is a WAF block. Error codes: Binance -1003 /
 50011 are rate limits; Binance -1021 / Bybit 10002 / OKX 50102 / Kraken EAPI:Invalid nonce mean
 clock skew beyond recvWindow, fixed with NTP/chrony; Binance -2015 / Bybit 10010 / OKX 50110 mean
 an invalid key, permission or IP whitelist; OKX 50001 and Binance -1016 mean the service is
-unavailable or in maintenance; Binance -1007 and 5xx mean execution status unknown."""
+unavailable or in maintenance; Binance -1007 and 5xx mean execution status unknown.
+API-key alerts (ExchangeApiKey*): the "key" label is the key's configured name, never the key; never
+ask for or write keys, secrets or passphrases. Their "result" label is how the exchange answered the
+key check; the evidence line "API key" gives the key's earlier state. Tell apart: a key accepted
+earlier and now unknown (deleted or revoked: create a new read-only key), ip_not_allowed or Binance
+-2015 on an IP-bound key (egress IP not on the key's allow-list), rejections while the clock skew is
+over 1 s (clock skew, not a bad key: fix NTP, category clock_skew), invalid_signature (wrong
+secret), expired, permission_denied (a permission was removed)."""
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL | re.IGNORECASE)
 _ANY_FENCE = re.compile(r"```(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
@@ -126,14 +134,17 @@ def _untrusted(text: str) -> str:
 def build_alert_data(alert: Alert, limit: int = PROMPT_DATA_LIMIT) -> str:
     """Serialise the alert's status, labels and annotations as JSON capped to ``limit`` chars.
 
+    Credential-named and secret-looking values are redacted first
+    (:mod:`receiver.diagnosis.redact`): an API-key alert's ``key`` label is the key's name.
+
     Values are capped individually first (longest first) so that every key survives when
     possible; the final JSON text never exceeds ``limit`` characters.
     """
     doc: dict[str, Any] = {
         "status": alert.status,
         "startsAt": alert.starts_at,
-        "labels": {k: _untrusted(v) for k, v in alert.labels.items()},
-        "annotations": {k: _untrusted(v) for k, v in alert.annotations.items()},
+        "labels": {k: _untrusted(v) for k, v in redact_mapping(alert.labels).items()},
+        "annotations": {k: _untrusted(v) for k, v in redact_mapping(alert.annotations).items()},
     }
     per_value = limit
     text = json.dumps(doc, ensure_ascii=False)

@@ -8,9 +8,10 @@ from the alert's :class:`~receiver.diagnosis.schema.Context`) then sharpens it: 
 sentences and actions go first, and a clearly dominant cause may replace the entry's category
 and texts with those of the cause's runbook, plus the exchange's documented facts for it.
 
-Labels (``exchange``, ``endpoint``, ``severity``) and annotations (``summary``,
-``description``) are woven into the text as quoted evidence; they are untrusted, capped here and
-escaped later by each notifier. Label values are substituted into our templates, never parsed as
+Labels (``exchange``, ``endpoint``, ``severity``, an API-key alert's ``key`` name and ``result``)
+and annotations (``summary``, ``description``) are woven into the text as quoted evidence; they
+are untrusted, secret-looking words are redacted (:mod:`receiver.diagnosis.redact`), capped here
+and escaped later by each notifier. Label values are substituted into our templates, never parsed as
 templates.
 """
 
@@ -24,6 +25,7 @@ from receiver.diagnosis.knowledge import (
     fill,
     lookup_rule,
 )
+from receiver.diagnosis.redact import redact_text
 from receiver.diagnosis.schema import Context, Diagnosis, RootCauseCategory
 from receiver.models import Alert
 from receiver.text import cap, strip_control
@@ -31,7 +33,16 @@ from receiver.text import cap, strip_control
 __all__ = ["KNOWLEDGE_BASE", "diagnose_with_rules", "lookup_rule"]
 
 _EVIDENCE_LIMIT = 700
-_EVIDENCE_LABELS = ("exchange", "endpoint", "window", "severity", "instance", "code")
+_EVIDENCE_LABELS = (
+    "exchange",
+    "endpoint",
+    "window",
+    "severity",
+    "instance",
+    "code",
+    "key",
+    "result",
+)
 
 _DISPLAY_NAMES = {
     "binance": "Binance",
@@ -49,7 +60,7 @@ def _clean(value: str, limit: int) -> str:
 def _evidence(alert: Alert) -> str:
     parts: list[str] = []
     label_bits = [
-        f"{key}={_clean(alert.labels[key], 80)}"
+        f"{key}={_clean(redact_text(alert.labels[key]), 80)}"
         for key in _EVIDENCE_LABELS
         if alert.labels.get(key)
     ]
@@ -58,7 +69,7 @@ def _evidence(alert: Alert) -> str:
     for key in ("summary", "description"):
         value = alert.annotations.get(key)
         if value:
-            parts.append(f'{key}: "{_clean(value, 300)}"')
+            parts.append(f'{key}: "{_clean(redact_text(value), 300)}"')
     if not parts:
         return ""
     return cap("Evidence - " + "; ".join(parts) + ".", _EVIDENCE_LIMIT)

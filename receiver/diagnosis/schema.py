@@ -137,6 +137,53 @@ class CodeCount(BaseModel):
     cls: str = "unknown"
 
 
+class KeyState(BaseModel):
+    """State of one configured API key over the context window (API-key alerts only).
+
+    Read from the exporter's ``exchange_api_key_*`` series of the alert's ``exchange`` and
+    ``key`` labels (:mod:`receiver.diagnosis.keycontext`). Nothing here is secret: ``name`` is
+    the key's configured name (the ``key`` label), never the key itself.
+
+    Attributes:
+        name: the ``key`` label (capped, control characters stripped).
+        up: ``exchange_api_key_up`` now (1 accepted, 0 rejected), ``None`` when absent.
+        up_max: its maximum over the window (1: the key was accepted at some point).
+        checks: result → increase of ``exchange_api_key_checks_total`` over the window (only
+            results seen at least once; may be fractional, Prometheus extrapolates).
+        ip_restricted: ``exchange_api_key_ip_restricted`` now (1 bound to IPs, 0 not bound).
+        ip_restricted_min, ip_restricted_max: its minimum and maximum over the window (equal:
+            the binding did not change; ``None`` where the exchange does not say, e.g. Coinbase).
+        permissions: permission (``read``, ``trade``, ``withdraw``, ``transfer``) → 1/0 now.
+        expiry: ``exchange_api_key_expiry_timestamp_seconds`` now, Unix seconds (``None``: no
+            known expiry).
+        text: compact rendering for the context fields (≤ 300 chars).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str
+    up: float | None = None
+    up_max: float | None = None
+    checks: dict[str, float] = Field(default_factory=dict)
+    ip_restricted: float | None = None
+    ip_restricted_min: float | None = None
+    ip_restricted_max: float | None = None
+    permissions: dict[str, float] = Field(default_factory=dict)
+    expiry: float | None = None
+    text: str = ""
+
+    @property
+    def ok_before(self) -> bool:
+        """The key was accepted at some point of the window (``ok`` checks or ``up`` was 1)."""
+        return self.checks.get("ok", 0.0) >= 0.5 or (self.up_max or 0.0) >= 1
+
+    @property
+    def ip_binding_changed(self) -> bool:
+        """``exchange_api_key_ip_restricted`` took two values over the window."""
+        low, high = self.ip_restricted_min, self.ip_restricted_max
+        return low is not None and high is not None and low != high
+
+
 class Context(BaseModel):
     """Prometheus context of one firing alert, built by :mod:`receiver.diagnosis.context`.
 
@@ -148,6 +195,7 @@ class Context(BaseModel):
         counts: error codes, HTTP statuses and probe results over the window (largest first).
         exchanges_up: other exchanges → whether at least one of their endpoints is up now.
         alert_value: the alert expression's current value (``g0.expr`` of ``generatorURL``).
+        key: the API key's state, for alerts carrying a ``key`` label (else ``None``).
         note: why the context is empty or partial (Prometheus down or slow), else ``None``.
         summary: compact multi-line text for messages (≤ 1000 chars).
         fields: ordered ``label → short text`` pairs for notifiers (≤ 8, values ≤ 300 chars).
@@ -163,6 +211,7 @@ class Context(BaseModel):
     counts: list[CodeCount] = Field(default_factory=list)
     exchanges_up: dict[str, bool] = Field(default_factory=dict)
     alert_value: str | None = None
+    key: KeyState | None = None
     note: str | None = None
     summary: str = ""
     fields: dict[str, str] = Field(default_factory=dict)
@@ -174,7 +223,7 @@ class Context(BaseModel):
     @property
     def empty(self) -> bool:
         """True when no metric, count or alert value was obtained."""
-        return not (self.series or self.counts or self.exchanges_up or self.alert_value)
+        return not (self.series or self.counts or self.exchanges_up or self.alert_value or self.key)
 
 
 class Diagnosis(BaseModel):

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from simulator.bodies import BookFrame, huge_book, truncate_json
 from simulator.faults import Fault, FaultError
+from simulator.keys.base import KEY_ENDPOINT, PrivateApi
+from simulator.keys.request import PrivateRequest
 from simulator.limits import Limiter
 from simulator.market import Market, Venue, VenueView
 from simulator.responses import CT_JSON, Reply, gateway_page
@@ -87,9 +89,21 @@ class RequestContext:
         query: decoded query parameters (last value wins).
         now: real wall-clock time, epoch seconds (float).
         fault: the effective :class:`~simulator.faults.Fault`, or ``None``.
+        private: for a private (signed) route, the request as received
+            (:class:`~simulator.keys.request.PrivateRequest`), else ``None``.
     """
 
-    __slots__ = ("endpoint", "fault", "market", "now", "path", "query", "route", "venue")
+    __slots__ = (
+        "endpoint",
+        "fault",
+        "market",
+        "now",
+        "path",
+        "private",
+        "query",
+        "route",
+        "venue",
+    )
 
     def __init__(
         self,
@@ -101,6 +115,7 @@ class RequestContext:
         fault: Fault | None,
         market: Market,
         venue: Venue,
+        private: PrivateRequest | None = None,
     ) -> None:
         """Store the request facts (see class docstring)."""
         self.route = route
@@ -111,6 +126,7 @@ class RequestContext:
         self.fault = fault
         self.market = market
         self.venue = venue
+        self.private = private
 
     @property
     def server_ms(self) -> int:
@@ -196,6 +212,15 @@ class Exchange:
         self.market = market
         self.venue: Venue = market.venues[self.name]
         self.routes: dict[str, Route] = self.build_routes()
+        self.private_routes: dict[tuple[str, str], Route] = {}
+
+    def attach_private(self, apis: list[PrivateApi]) -> None:
+        """Serve the private (signed) routes of ``apis`` under the endpoint name ``api_key``."""
+        for api in apis:
+            for (method, path), weight in api.routes.items():
+                self.private_routes[(method, path)] = Route(
+                    KEY_ENDPOINT, _private_handler(api), const_weight(weight)
+                )
 
     # -- to implement -----------------------------------------------------------------------
     def build_routes(self) -> dict[str, Route]:
@@ -309,10 +334,15 @@ class Exchange:
         """Find the route for ``path`` (exact match); ``None`` if unknown."""
         return self.routes.get(path)
 
+    def resolve_private(self, method: str, path: str) -> Route | None:
+        """The private route for ``method`` and ``path``, or ``None``."""
+        return self.private_routes.get((method, path)) if self.private_routes else None
+
     @property
     def endpoints(self) -> frozenset[str]:
         """Endpoint names this exchange serves (used to validate fault scopes)."""
-        return frozenset(route.endpoint for route in self.routes.values())
+        routes = [*self.routes.values(), *self.private_routes.values()]
+        return frozenset(route.endpoint for route in routes)
 
     def respond(self, ctx: RequestContext) -> Reply:
         """Produce the reply for ``ctx``, applying the effective HTTP-level fault, then
@@ -366,3 +396,13 @@ class Exchange:
         if html:
             return gateway_page(status, self.gateway_server)
         return self.error_body(ctx, status)
+
+
+def _private_handler(api: PrivateApi) -> Handler:
+    """A route handler that passes the request as received to ``api``."""
+
+    def handle(ctx: RequestContext) -> Reply:
+        assert ctx.private is not None, "private routes are built with a PrivateRequest"
+        return api.handle(ctx.private, ctx.server_ms, ctx.now)
+
+    return handle

@@ -604,9 +604,32 @@ def test_native_runner_service_hosts_are_the_compose_services() -> None:
     assert set(SERVICES) - set(SERVICE_HOSTS) == {"grafana"}  # the native stack has no Grafana
 
 
+def secret_mounts(svc: dict[str, Any]) -> list[tuple[Path, PurePosixPath]]:
+    """(host file, container path) of the service's Docker secrets: each top-level ``secrets``
+    entry's ``file`` lands at ``/run/secrets/<name>``."""
+    declared = COMPOSE.get("secrets") or {}
+    out = []
+    for item in svc.get("secrets") or []:
+        name = item if isinstance(item, str) else item["source"]
+        target = name if isinstance(item, str) else item.get("target", name)
+        out.append(
+            ((ROOT / declared[name]["file"]).resolve(), PurePosixPath("/run/secrets") / target)
+        )
+    return out
+
+
+def test_every_secret_a_service_uses_is_declared_with_an_existing_file() -> None:
+    declared = COMPOSE.get("secrets") or {}
+    for name, svc in SERVICES.items():
+        for item in svc.get("secrets") or []:
+            secret = item if isinstance(item, str) else item["source"]
+            assert secret in declared, f"{name}: secret {secret} is not declared"
+            assert (ROOT / declared[secret]["file"]).is_file(), declared[secret]
+
+
 def _container_layout(tmp_path: Path, svc: dict[str, Any]) -> Path:
-    """Copy the service's bind mounts into tmp_path as the container sees them."""
-    for host, target in bind_mounts(svc):
+    """Copy the service's bind mounts and secrets into tmp_path as the container sees them."""
+    for host, target in [*bind_mounts(svc), *secret_mounts(svc)]:
         dest = tmp_path / target.relative_to("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         if host.is_dir():
@@ -644,6 +667,8 @@ def test_exporter_config_is_valid_as_the_container_reads_it(tmp_path: Path, name
     config = root / flag(svc, "--config").lstrip("/")
     env = {k: v for k, v in os.environ.items() if k != "SIMULATOR_URL"}
     env.update({k: v for k, v in env_of(svc).items() if v is not None})
+    if "DEMO_KEYS_DIR" in env:  # a container path: where the secrets landed in tmp_path
+        env["DEMO_KEYS_DIR"] = str(root / env["DEMO_KEYS_DIR"].lstrip("/"))
     result = run(sys.executable, "-m", "exporter.cli", "--config", str(config), "--check-config",
                  env=env)  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

@@ -5,6 +5,11 @@ The static checks need nothing but the JSON (and promtool to parse the queries);
 (marked e2e) uses the session's `stack` fixture, with the template variables filled in the way
 Grafana would (`$exchange` → binance, `$__rate_interval` → 1m, ...).
 
+The API keys rows (issue 14) query the `exchange_api_key_*` series, which exist only for
+exchanges with `api_keys:` in the exporter config the stack runs; the live check requires their
+data only then (an expiry only where a key expires, never in the shipped demo: its keys are
+IP-bound).
+
 The WebSocket rows (issue 13) query the `exchange_ws_*` series, which exist only for exchanges
 whose exporter config has a `websocket:` block. The live check reads the exporter config the
 stack runs (deploy/exporter.demo.yml): while no exchange there streams, the stream queries must
@@ -34,6 +39,7 @@ from receiver.metrics import ReceiverMetrics
 from tests.monitoring.test_rules import (
     EXPORTER_METRICS,
     EXPORTER_SELECTOR,
+    KEY_METRICS,
     KNOWN_METRICS,
     MIXIN_CONFIG,
     PROMETHEUS_BUILTINS,
@@ -134,6 +140,42 @@ def streaming_exchanges(exporter_config: Path) -> set[str]:
         if enabled:
             names.add(str(exchange.get("name")))
     return names
+
+
+def _key_metric_names(expr: str) -> set[str]:
+    """The API-key series (issue 14) a query reads."""
+    return metric_names(expr) & set(KEY_METRICS)
+
+
+# API-key series that exist only for some keys: an expiry only where something expires (an
+# IP-bound key usually has none), IP restriction only where the exchange tells (not Coinbase).
+KEY_EXPIRY_METRIC = "exchange_api_key_expiry_timestamp_seconds"
+KEY_IP_METRIC = "exchange_api_key_ip_restricted"
+EXCHANGES_WITHOUT_IP_RESTRICTION = {"coinbase"}
+
+
+def keyed_exchanges(exporter_config: Path) -> set[str]:
+    """Exchanges with at least one entry under `api_keys:` in an exporter config."""
+    config = yaml.safe_load(exporter_config.read_text(encoding="utf-8")) or {}
+    return {
+        str(exchange.get("name"))
+        for exchange in config.get("exchanges") or []
+        if isinstance(exchange, dict) and exchange.get("api_keys")
+    }
+
+
+def key_query_required(expr: str, keyed: set[str]) -> bool:
+    """Whether a panel query must return data on a stack whose checked keys belong to
+    ``keyed`` (the exchanges in view): key series need a key, an expiry needs a key that
+    expires (never required), IP restriction an exchange that tells it."""
+    names = _key_metric_names(expr)
+    if not names:
+        return True
+    if KEY_EXPIRY_METRIC in names:
+        return False
+    if KEY_IP_METRIC in names:
+        return bool(keyed - EXCHANGES_WITHOUT_IP_RESTRICTION)
+    return bool(keyed)
 
 
 def _datasource_uid() -> str:
@@ -281,6 +323,57 @@ def test_streaming_exchanges_reads_the_websocket_blocks(tmp_path: Path) -> None:
     assert shipped <= {"binance", "bybit", "okx", "coinbase", "kraken"}
 
 
+def test_keyed_exchanges_reads_the_api_keys_blocks(tmp_path: Path) -> None:
+    config = tmp_path / "exporter.yml"
+    config.write_text(
+        "exchanges:\n"
+        "  - {name: binance, profile: binance, api_keys: [{name: monitor, key_env: K, "
+        "secret_env: S}]}\n"
+        "  - {name: bybit, profile: bybit, api_keys: []}\n"
+        "  - {name: coinbase, profile: coinbase, api_keys: [{name: m, key_env: K, "
+        "private_key_file: /x}]}\n"
+        "  - {name: kraken, profile: kraken}\n"
+    )
+    assert keyed_exchanges(config) == {"binance", "coinbase"}
+    ip = f"max(exchange_api_key_ip_restricted{{{EXPORTER_SELECTOR}}})"
+    expiry = f"min(exchange_api_key_expiry_timestamp_seconds{{{EXPORTER_SELECTOR}}}) - time()"
+    up = f"max(exchange_api_key_up{{{EXPORTER_SELECTOR}}})"
+    assert key_query_required(up, {"coinbase"}) and not key_query_required(up, set())
+    assert not key_query_required(ip, {"coinbase"}) and key_query_required(ip, {"binance"})
+    assert not key_query_required(expiry, {"binance"})
+    assert key_query_required(f"max(exchange_api_up{{{EXPORTER_SELECTOR}}})", set())
+
+
+def _check_api_keys_row(dashboard: dict[str, Any]) -> None:
+    """The "API keys" row (issue 14): every key series, state per key, the expiry countdown in
+    seconds, a permissions matrix with withdraw highlighted, and the IP restriction."""
+    top = [p for p in dashboard["panels"]]
+    [row_index] = [i for i, p in enumerate(top) if p["type"] == "row" and p["title"] == "API keys"]
+    following = top[row_index + 1 :]
+    end = next((i for i, p in enumerate(following) if p["type"] == "row"), len(following))
+    row = {p["title"]: p for p in following[:end]}
+    used = set().union(*(metric_names(t["expr"]) for p in row.values() for t in p["targets"]))
+    missing = set(KEY_METRICS) - used
+    assert not missing, f"API keys row: metrics without a panel: {sorted(missing)}"
+    for panel in row.values():
+        assert panel["description"], panel["title"]
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']}: no unit"
+        for target in panel["targets"]:
+            assert "key" in target["expr"] and _key_metric_names(target["expr"]), target["expr"]
+    state = row["API key state"]
+    assert state["fieldConfig"]["defaults"]["mappings"][0]["options"]["0"]["color"] == "red"
+    assert row["API key expiry countdown"]["fieldConfig"]["defaults"]["unit"] == "s"
+    perms = row["API key permissions"]
+    [matrix] = [t for t in perms["transformations"] if t["id"] == "groupingToMatrix"]
+    assert matrix["options"]["columnField"] == "permission"
+    [withdraw] = [
+        o for o in perms["fieldConfig"]["overrides"] if o["matcher"]["options"] == "withdraw"
+    ]
+    [mappings] = [p["value"] for p in withdraw["properties"] if p["id"] == "mappings"]
+    assert mappings[0]["options"]["1"]["color"] == "red", "withdraw allowed must stand out"
+    assert "API key IP restriction" in row
+
+
 def test_overview_dashboard_content() -> None:
     dashboard = _load(OVERVIEW)
     assert dashboard["uid"] == "exchange-overview"
@@ -329,6 +422,7 @@ def test_overview_dashboard_content() -> None:
         "exchange",
         "endpoint",
     )
+    _check_api_keys_row(dashboard)
     # Firing-alert counts are 0, not "No data", when nothing fires.
     for target in panels["Firing alerts by severity"]["targets"]:
         assert target["expr"].endswith("or on () vector(0)"), target["expr"]
@@ -370,6 +464,8 @@ def test_detail_dashboard_is_templated_on_exchange() -> None:
         per_channel = {"exchange_ws_up", "exchange_ws_sequence_gaps_total"}
         assert not names & per_channel, f"{where}: shown per channel: {expr!r}"
 
+    _check_api_keys_row(dashboard)
+
     # Links both ways between the two dashboards.
     overview_links = [link["url"] for link in _load(OVERVIEW)["links"]]
     assert any("/d/exchange-detail/" in url for url in overview_links)
@@ -410,10 +506,18 @@ def test_every_panel_query_returns_data(stack: Stack, timings: dict[str, float])
         "exchange-overview": bool(streaming),
         "exchange-detail": SUBSTITUTIONS["$exchange"] in streaming,
     }
+    # Key panels need checked keys: on the overview any exchange's, on the detail dashboard
+    # binance's (see key_query_required for the series only some keys have).
+    keyed = keyed_exchanges(stack.options.exporter_config)
+    keyed_in_view = {
+        "exchange-overview": keyed,
+        "exchange-detail": keyed & {SUBSTITUTIONS["$exchange"]},
+    }
     parse_only = [
         (where, expr)
         for where, expr in queries
-        if _is_stream_query(expr) and not streams_required.get(where.split(":", 1)[0], True)
+        if (_is_stream_query(expr) and not streams_required.get(where.split(":", 1)[0], True))
+        or not key_query_required(expr, keyed_in_view.get(where.split(":", 1)[0], keyed))
     ]
     queries = [q for q in queries if q not in parse_only]
     prometheus = stack.urls["prometheus"]

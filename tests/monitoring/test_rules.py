@@ -91,7 +91,38 @@ STREAM_RECONNECT_REASONS = frozenset(
     {"closed_by_server", "ping_timeout", "stale", "error", "resync", "scheduled", "maintenance"}
 )
 
-EXPORTER_METRICS = _exporter_metric_names() | set(STREAM_METRICS)
+# The API-key health series of issue 14 (exporter/keys/metrics.py), names and labels; the key
+# rules (exchange-key-alerts.yml), their tests and the dashboards' "API keys" rows are written
+# against this contract, and test_exporter_publishes_the_key_metrics checks it against the
+# exporter's registry.
+KEY_METRICS: dict[str, tuple[str, ...]] = {
+    "exchange_api_key_up": ("exchange", "key"),
+    "exchange_api_key_checks_total": ("exchange", "key", "result"),
+    "exchange_api_key_expiry_timestamp_seconds": ("exchange", "key"),
+    "exchange_api_key_permission": ("exchange", "key", "permission"),
+    "exchange_api_key_ip_restricted": ("exchange", "key"),
+}
+# exporter.keys.model.KeyResult and Permission: the `result` and `permission` label values.
+KEY_RESULTS = frozenset(
+    {
+        "ok",
+        "invalid_key",
+        "invalid_signature",
+        "timestamp",
+        "ip_not_allowed",
+        "expired",
+        "permission_denied",
+        "rate_limited",
+        "other",
+    }
+)
+KEY_PERMISSIONS = frozenset({"read", "trade", "withdraw", "transfer"})
+# The results that are the key's own fault: ExchangeApiKeyInvalid fires on these and only these.
+KEY_AUTH_RESULTS = frozenset(
+    {"invalid_key", "invalid_signature", "ip_not_allowed", "expired", "permission_denied"}
+)
+
+EXPORTER_METRICS = _exporter_metric_names() | set(STREAM_METRICS) | set(KEY_METRICS)
 # Series Prometheus itself writes that rules may use: `up` of the exporter's scrape job, and
 # ALERTS (error-rate and budget alerts stay quiet for windows holding an incident already
 # reported by another alert).
@@ -122,8 +153,9 @@ RECEIVER_URLS = {
 }
 # Numbers an alert expression may contain: comparisons with 0/1 (up, maintenance, circuit,
 # boolean gauges), `1 - objective`, and the SRE-workbook burn-rate factors, which are part of
-# the alert's definition. Every other number comes from prometheus/thresholds.yml.
-ALLOWED_ALERT_NUMBERS = {0.0, 1.0, 14.4, 6.0}
+# the alert's definition; and 86400, seconds per day (thresholds in days compared with Unix
+# seconds). Every other number comes from prometheus/thresholds.yml.
+ALLOWED_ALERT_NUMBERS = {0.0, 1.0, 14.4, 6.0, 86400.0}
 TOOL_TIMEOUT_S = 60
 
 
@@ -328,6 +360,44 @@ def test_stream_rules_use_the_documented_reconnect_reasons() -> None:
     for path, rule in ALERT_RULES + RECORDING_RULES:
         for value in re.findall(r'reason(?:!=|=)"([^"]*)"', rule["expr"]):
             assert value in STREAM_RECONNECT_REASONS, f"{_rel(path)}: reason {value!r}"
+
+
+def test_exporter_publishes_the_key_metrics() -> None:
+    """The exporter's registry has every API-key series the key rules and dashboards use
+    (issue 14), with the documented labels where the registry already holds a child."""
+    missing = set(KEY_METRICS) - _exporter_metric_names()
+    assert not missing, (
+        f"the exporter does not publish {sorted(missing)}: prometheus/rules/"
+        "exchange-key-alerts.yml and the dashboards' API keys rows use them"
+    )
+    labels = _exporter_label_names()
+    for name, expected in KEY_METRICS.items():
+        if labels.get(name):
+            assert labels[name] == set(expected), f"{name}: labels {sorted(labels[name])}"
+
+
+def test_key_label_values_are_the_exporters() -> None:
+    """`result` and `permission` values in the key rules are exporter.keys.model's."""
+    from exporter.keys.model import KeyResult, Permission
+
+    assert {r.value for r in KeyResult} == KEY_RESULTS
+    assert {p.value for p in Permission} == KEY_PERMISSIONS
+    key_rules = [(p, r) for p, r in ALERT_RULES if "exchange_api_key_" in r["expr"]]
+    assert key_rules, "no API-key alert rules"
+    for path, rule in key_rules:
+        for values in re.findall(r'result(?:!~|=~|!=|=)"([^"]*)"', rule["expr"]):
+            assert set(values.split("|")) <= KEY_RESULTS, f"{_rel(path)}: result {values!r}"
+        for values in re.findall(r'permission(?:!~|=~|!=|=)"([^"]*)"', rule["expr"]):
+            assert set(values.split("|")) <= KEY_PERMISSIONS, f"{_rel(path)}: {values!r}"
+
+
+def test_only_auth_class_results_make_a_key_invalid() -> None:
+    """ExchangeApiKeyInvalid reads exactly the results that are the key's own fault: never
+    timestamp (our clock), rate_limited or other (the exchange or the network)."""
+    [rule] = [r for _, r in ALERT_RULES if r["alert"] == "ExchangeApiKeyInvalid"]
+    [values] = re.findall(r'result=~"([^"]*)"', rule["expr"])
+    assert set(values.split("|")) == KEY_AUTH_RESULTS
+    assert "exchange_api_key_up" in rule["expr"], "it must also require the key to be down"
 
 
 @pytest.mark.e2e
@@ -541,7 +611,10 @@ def test_threshold_rules_are_up_to_date() -> None:
 
 
 def test_every_threshold_is_used_and_every_used_threshold_exists() -> None:
-    keys = set(_load_yaml(THRESHOLDS_FILE)["defaults"])
+    # Durations (a rule's `for`, e.g. api_key_invalid_for) are rendered into the rules, not
+    # into series: see test_for_durations_from_thresholds_are_rendered_into_their_rules.
+    defaults = _load_yaml(THRESHOLDS_FILE)["defaults"]
+    keys = {k for k, v in defaults.items() if not isinstance(v, str)}
     generated = {r["record"] for p, r in RECORDING_RULES if p == THRESHOLD_RULES_FILE}
     assert generated == {f"exchange:threshold:{k}" for k in keys}
     used = {
@@ -552,6 +625,51 @@ def test_every_threshold_is_used_and_every_used_threshold_exists() -> None:
         if name.startswith("exchange:threshold:")
     }
     assert used == generated, f"unused thresholds: {sorted(generated - used)}"
+
+
+_FOR_MARKER = re.compile(r"^\s*for:\s*(\S+)\s+#\s*thresholds\.yml\s+(\w+)\s*$", re.M)
+
+
+def test_for_durations_from_thresholds_are_rendered_into_their_rules() -> None:
+    """Every duration of thresholds.yml `defaults` (a rule's `for`) is the `for` of the rule
+    line marked `# thresholds.yml <key>`, and every marker names one."""
+    defaults = _load_yaml(THRESHOLDS_FILE)["defaults"]
+    durations = {k: v for k, v in defaults.items() if isinstance(v, str)}
+    assert durations == {"api_key_invalid_for": "1m"}, "shipped durations (promtool tests use 1m)"
+    marked = {
+        key: value
+        for path in RULE_FILES
+        for value, key in _FOR_MARKER.findall(path.read_text(encoding="utf-8"))
+    }
+    assert marked == durations
+    [rule] = [r for _, r in ALERT_RULES if r["alert"] == "ExchangeApiKeyInvalid"]
+    assert rule["for"] == durations["api_key_invalid_for"]
+
+
+@pytest.mark.e2e
+def test_a_changed_for_duration_reaches_its_rule_and_table(tmp_path: Path, promtool: str) -> None:
+    """`make rules` writes thresholds.yml's api_key_invalid_for into the rule's `for:` and its
+    THRESHOLDS row, and the result is a valid rule file; the shipped files stay untouched."""
+    for part in ("prometheus", "grafana"):
+        shutil.copytree(REPO / part, tmp_path / part)
+    thresholds = tmp_path / "prometheus" / "thresholds.yml"
+    text = thresholds.read_text(encoding="utf-8")
+    assert "\n  api_key_invalid_for: 1m\n" in text
+    thresholds.write_text(text.replace("api_key_invalid_for: 1m", "api_key_invalid_for: 90s"))
+    script = tmp_path / "prometheus" / "render_thresholds.py"
+    _assert_ok(_run(sys.executable, script))
+    rules = tmp_path / "prometheus" / "rules" / "exchange-key-alerts.yml"
+    [rule] = [
+        r
+        for g in _load_yaml(rules)["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "ExchangeApiKeyInvalid"
+    ]
+    assert rule["for"] == "90s"
+    assert re.search(r"^# \| ExchangeApiKeyInvalid .*\| 90s \|$", rules.read_text(), re.M)
+    _assert_ok(_run(promtool, "check", "rules", rules))
+    _assert_ok(_run(sys.executable, script, "--check"))
+    _assert_ok(_render("--check"))
 
 
 def _template_queries(rule: dict[str, Any]) -> set[str]:
@@ -577,6 +695,19 @@ def _template_queries(rule: dict[str, Any]) -> set[str]:
             "exchanges.okx: clock_skew_warning_seconds (2) must be below",
         ),
         ("thresholds: {}", "thresholds: unknown section"),
+        (
+            "exchanges: {okx: {api_key_invalid_for: 2m}}",
+            "exchanges.okx.api_key_invalid_for: a rule's `for` is the same for every exchange",
+        ),
+        (
+            "defaults: {api_key_invalid_for: 60}",
+            "defaults.api_key_invalid_for: expected a Prometheus duration above 0",
+        ),
+        (
+            "defaults: {api_key_invalid_for: 0m}",
+            "defaults.api_key_invalid_for: expected a Prometheus duration above 0",
+        ),
+        ("defaults: {}", "defaults.api_key_invalid_for: missing"),
         ("config: {}", "config.exporter_selector: expected label matchers"),
         (
             """config: {exporter_selector: 'job=~"a|b"', runbook_url: 'http://x/{alertname}',
@@ -972,8 +1103,28 @@ def test_inhibition_hierarchy() -> None:
         | {("ExchangeIpBanned", s) for s in symptoms | {"ExchangeApiDown", "ExchangeRateLimited"}}
         | {("ExchangeMonitorNetworkDown", a) for a in per_exchange}
     )
+    keys = {
+        "ExchangeApiKeyInvalid",
+        "ExchangeApiKeyExpiringSoon",
+        "ExchangeApiKeyWithdrawEnabled",
+        "ExchangeApiKeyNoIpRestriction",
+        "ExchangeApiKeyTimestampRejected",
+    }
+    expected |= {
+        ("ExchangeClockSkewHigh", "ExchangeApiKeyTimestampRejected"),
+        ("ExchangeApiKeyInvalid", "ExchangeApiKeyExpiringSoon"),
+    }
     missing = expected - edges
     assert not missing, f"inhibitions missing: {sorted(missing)}"
+    # API keys: only our network, the measured clock skew (for timestamp rejections) and a
+    # rejected key (for its expiry warning) mute a key alert; an exchange outage never does,
+    # and a key alert mutes no other kind of alert.
+    key_edges = {e for e in edges if e[1] in keys and e[0] != "ExchangeMonitorNetworkDown"}
+    assert key_edges == {
+        ("ExchangeClockSkewHigh", "ExchangeApiKeyTimestampRejected"),
+        ("ExchangeApiKeyInvalid", "ExchangeApiKeyExpiringSoon"),
+    }, sorted(key_edges)
+    assert not [e for e in edges if e[0] in keys and e[1] not in keys]
     # Data-integrity events stand on their own: only maintenance and our network mute them.
     integrity_sources = {src for src, dst in edges if dst in integrity}
     assert integrity_sources == {"ExchangeMaintenance", "ExchangeMonitorNetworkDown"}

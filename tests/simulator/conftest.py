@@ -9,7 +9,7 @@ import pytest
 
 from simulator import SimulatorServer, run_in_thread
 
-_RESET = ("/_control/faults", "/_control/limits", "/_control/scenario")
+_RESET = ("/_control/faults", "/_control/limits", "/_control/scenario", "/_control/keys")
 
 
 @pytest.fixture(scope="module")

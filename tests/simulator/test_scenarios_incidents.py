@@ -108,6 +108,17 @@ def _counted(exchange: str, result: str) -> Callable[[Play], bool]:
     return check
 
 
+def _ip_banned(exchange: str) -> Callable[[Play], bool]:
+    """A probe counted a ban answer, or a ban pause is in force (a key check may meet the ban
+    first: it pauses the exchange and moves the ban gauge the same way)."""
+
+    def check(play: Play) -> bool:
+        until = play.value("exchange_ip_ban_until_timestamp_seconds", exchange=exchange) or 0.0
+        return play.requests(exchange, "banned") > 0 or until > time.time()
+
+    return check
+
+
 def _clock_skew(exchange: str, seconds: float, tolerance: float) -> Callable[[Play], bool]:
     def check(play: Play) -> bool:
         skew = play.value("exchange_clock_skew_seconds", exchange=exchange)
@@ -196,7 +207,7 @@ def _ws_lag_at_least(exchange: str, seconds: float) -> Callable[[Play], bool]:
 INCIDENTS: dict[str, Callable[[Play], bool]] = {
     "binance-outage": _all_up_zero("binance"),
     "binance-weight-exhausted": _counted("binance", "rate_limited"),
-    "bybit-ip-ban": _counted("bybit", "banned"),
+    "bybit-ip-ban": _ip_banned("bybit"),
     "bybit-rate-limited": _counted("bybit", "rate_limited"),
     "clock-skew": _clock_skew("binance", 1.5, 0.25),
     "coinbase-stale": _data_age_at_least("coinbase", 55.0),

@@ -2,7 +2,8 @@
 
 * :mod:`.model`: the frozen dataclasses (:class:`Entry`, :class:`Cause`, :class:`EvidenceClass`);
 * :mod:`.alerts`: one :class:`Entry` per alert (``prometheus/rules/`` and the receiver's own),
-  matching ``docs/alerts.md``;
+  matching ``docs/alerts.md`` (the stream alerts' from :mod:`.streams`, the API-key alerts' and
+  their exchange facts from :mod:`.keys`);
 * :mod:`.causes`: per root cause, the exchange facts and the runbook used when the evidence
   changes an alert's category; what to say per evidence class; keywords for unknown alerts.
 

@@ -127,6 +127,14 @@ _AUTH_FACTS: dict[str, str] = {
     ),
     "bybit": "Bybit: 10003 invalid key, 10004 bad signature, 10010 unmatched IP.",
     "okx": "OKX: 50110 IP not in whitelist, 50111 invalid key, 50113 bad signature.",
+    "kraken": (
+        "Kraken: EAPI:Invalid key for a missing, deleted or revoked key, EAPI:Invalid signature "
+        "for a bad signature, EGeneral:Permission denied for a missing permission."
+    ),
+    "coinbase": (
+        "Coinbase: HTTP 401 for a bad key and a bad signature or JWT alike; no distinct answer "
+        "for a refused IP or an expired key is documented."
+    ),
 }
 
 _MAINTENANCE_FACTS: dict[str, str] = {
