@@ -38,10 +38,11 @@ BENCHMARKS: dict[str, float] = {
     "notify": 2400,
     "soak_faults": 2700,
     "ws": 1500,
+    "market": 2700,
 }
 """Benchmark name (``benchmarks/bench_<name>.py``) → timeout in seconds, in running order."""
 
-MAX_RUNS: dict[str, int] = {"soak_faults": 1}
+MAX_RUNS: dict[str, int] = {"soak_faults": 1, "market": 1}
 """Benchmarks whose figures are long soaks already (minutes per figure): at most this many runs
 whatever ``--runs`` says (the section records the runs it took)."""
 

@@ -61,6 +61,7 @@ from exporter.admission import BudgetWindow, budget_windows
 from exporter.durations import parse_duration
 from exporter.keys.exchanges import KEY_ENDPOINT, key_api_class
 from exporter.keys.settings import ApiKeyConfig
+from exporter.market.groups import default_price_group
 from exporter.profiles import (
     ENDPOINT_NAMES,
     PROFILES,
@@ -190,6 +191,9 @@ class ExchangeConfig(BaseModel):
             is watched; None means the profile's default market.
         websocket: the market-data stream, or None for none.
         api_keys: API keys to check (names unique); empty for none.
+        price_groups: ``{market: group}`` overriding a market's default ``price_group``
+            (:func:`exporter.market.groups.default_price_group`); every market named must be
+            one the exchange watches.
         weight_budget: the fraction (0–1] of each of the exchange's documented limits that the
             exporter's schedule may use; the rest belongs to the trading bots on the same IP.
         circuit: circuit-breaker settings.
@@ -208,6 +212,7 @@ class ExchangeConfig(BaseModel):
     markets: list[str] | None = None
     websocket: WebSocketConfig | None = None
     api_keys: list[ApiKeyConfig] = Field(default_factory=list, max_length=50)
+    price_groups: dict[str, str] | None = None
     weight_budget: float = Field(default=0.10, gt=0.0, le=1.0)
     circuit: CircuitConfig = CircuitConfig()
     max_body_bytes: int | None = Field(default=None, ge=1024, le=256 * 1024 * 1024)
@@ -335,7 +340,43 @@ class ExchangeConfig(BaseModel):
         if self.websocket is not None:
             default = PROFILES[self.profile].default_market
             check_websocket(self.profile, self.websocket, self.markets, default)
+        if self.price_groups:
+            watched = self.market_groups()
+            unknown = sorted(m for m in self.price_groups if m not in watched)
+            if unknown:
+                raise ValueError(
+                    f"price_groups: {', '.join(unknown)} not watched by this exchange "
+                    f"(it watches {', '.join(watched) or 'no market'})"
+                )
+            bad = [g for g in self.price_groups.values() if not g or len(g) > 40]
+            if bad:
+                raise ValueError("price_groups: a group is 1-40 characters")
         return self
+
+    def rest_market(self) -> str | None:
+        """The unified market the REST ticker probes: the first of ``markets``, else the
+        profile's default; None when ``symbol`` names another market in the exchange's
+        spelling (its unified name is unknown) or the profile has no mapping (generic)."""
+        profile = PROFILES[self.profile]
+        market = self.markets[0] if self.markets else profile.default_market
+        if market is None:
+            return None
+        if self.symbol and self.symbol != profile.rest_symbol(market):
+            return None
+        return market
+
+    def market_groups(self) -> dict[str, str]:
+        """``{market: price_group}`` of every market the exchange watches: the REST ticker's
+        (:meth:`rest_market`) and the stream's."""
+        markets: list[str] = []
+        rest = self.rest_market()
+        if rest is not None:
+            markets.append(rest)
+        if self.websocket is not None and self.websocket.enabled:
+            default = PROFILES[self.profile].default_market
+            markets += self.websocket.markets or self.markets or ([default] if default else [])
+        overrides = self.price_groups or {}
+        return {m: overrides.get(m) or default_price_group(m) for m in dict.fromkeys(markets)}
 
     def make_profile(self) -> Profile:
         """A profile instance for this exchange (the generic one carries its endpoints)."""

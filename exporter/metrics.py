@@ -13,6 +13,7 @@ from exporter import __version__
 from exporter.admission import HoldReason
 from exporter.exposition import TextRenderer
 from exporter.keys.metrics import KeyMetrics
+from exporter.market.metrics import MarketMetrics
 from exporter.streams.metrics import StreamMetrics
 
 LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
@@ -191,6 +192,8 @@ class ExporterMetrics:
         """The ``exchange_ws_*`` metrics of the WebSocket streams."""
         self.keys = KeyMetrics(r)
         """The ``exchange_api_key_*`` metrics of the API-key checks."""
+        self.market = MarketMetrics(r)
+        """The ``exchange_market_*`` metrics and the scheduled-maintenance gauges."""
         self._renderer = TextRenderer(
             [
                 self.request_duration,
@@ -217,6 +220,7 @@ class ExporterMetrics:
                 self.build_info,
                 *self.streams.all(),
                 *self.keys.all(),
+                *self.market.all(),
             ],
             r,
         )
@@ -262,6 +266,7 @@ class ExporterMetrics:
         ExchangeApiDown firing)."""
         self.streams.forget_exchange(exchange)
         self.keys.forget_exchange(exchange)
+        self.market.forget_exchange(exchange)
         for metric in (
             self.request_duration,
             self.requests,

@@ -21,6 +21,7 @@ from exporter.http11 import (
     StaleConnectionError,
     TransportError,
 )
+from exporter.market.data import MarketData
 from exporter.metrics import ExporterMetrics
 from exporter.profiles import EndpointSpec, Profile, Result, Verdict
 from exporter.resilience import CircuitState
@@ -46,6 +47,8 @@ class ProbeTarget:
         interval: seconds between probes.
         timeout: total seconds allowed for one probe (connect + send + receive).
         max_body_bytes: larger bodies are not read and the probe is ``bad_response``.
+        market: the unified market a ticker probe reads (its quote goes to the market data),
+            or None.
     """
 
     exchange: str
@@ -55,6 +58,7 @@ class ProbeTarget:
     interval: float
     timeout: float
     max_body_bytes: int = 1024 * 1024
+    market: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +104,15 @@ class Prober:
         states: dict[str, ExchangeState],
         concurrency: asyncio.Semaphore | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        market_data: MarketData | None = None,
     ) -> None:
         self._client = client
         self._metrics = metrics
         self._states = states
         self.concurrency = concurrency
         self._clock = clock
+        self.market_data = market_data
+        """Where ticker quotes and announced maintenance go (None: nowhere)."""
 
     async def probe(self, target: ProbeTarget, due: float | None = None) -> ProbeRecord:
         """Probe ``target`` once, when its exchange's gate admits it, and record the outcome.
@@ -182,6 +189,8 @@ class Prober:
             )
             record = ProbeRecord(verdict.result, duration, status, verdict, verdict.message)
             self._record_response(target, response.headers, verdict, duration, wall_start)
+            if self.market_data is not None and verdict.result is Result.OK:
+                self._hand_off(self.market_data, target, verdict)
         if status is not None:
             self._metrics.http_responses.labels(
                 target.exchange, target.endpoint.name, str(status)
@@ -224,6 +233,27 @@ class Prober:
             banned = verdict.result is Result.BANNED
             m.backoff_until.labels(exchange).set(state.gate.block(seconds, ban=banned))
             m.ban_until.labels(exchange).set(state.gate.ban_until)
+
+    @staticmethod
+    def _hand_off(data: MarketData, target: ProbeTarget, verdict: Verdict) -> None:
+        """Give a successful probe's market facts to the market data: a ticker's quote and 24 h
+        volume (when the target names its market), a status answer's announced maintenance
+        (when the profile announces it; None clears the window)."""
+        endpoint = target.endpoint.name
+        if endpoint == "ticker" and target.market is not None and verdict.quote is not None:
+            quote = verdict.quote
+            data.quote(
+                target.exchange,
+                target.market,
+                bid=quote.bid,
+                ask=quote.ask,
+                last=quote.last,
+                source="rest",
+            )
+            if quote.volume_24h is not None:
+                data.rolling_volume(target.exchange, target.market, quote.volume_24h)
+        elif endpoint == "status" and target.profile.announces_maintenance:
+            data.scheduled_maintenance(target.exchange, verdict.scheduled_maintenance)
 
     def _record_outcome(self, target: ProbeTarget, record: ProbeRecord) -> None:
         m = self._metrics

@@ -27,6 +27,7 @@ from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import ExporterConfig
 from exporter.http11 import ProbeClient
 from exporter.keys.manager import KeyManager
+from exporter.market.data import MarketData
 from exporter.metrics import ExporterMetrics
 from exporter.prober import Prober, ProbeTarget
 from exporter.profiles import Result
@@ -54,6 +55,7 @@ def build_targets(config: ExporterConfig) -> list[ProbeTarget]:
                     interval=plan.interval,
                     timeout=plan.timeout,
                     max_body_bytes=config.body_limit(exchange),
+                    market=exchange.rest_market() if spec.name == "ticker" else None,
                 )
             )
     return targets
@@ -68,6 +70,7 @@ class _TargetKey:
     timeout: float
     max_body_bytes: int
     profile: object
+    market: str | None
 
     @classmethod
     def of(cls, target: ProbeTarget) -> _TargetKey:
@@ -79,6 +82,7 @@ class _TargetKey:
             target.timeout,
             target.max_body_bytes,
             target.profile.fingerprint(target.endpoint.name),
+            target.market,
         )
 
 
@@ -125,6 +129,8 @@ class ProbeScheduler:
         """The WebSocket streams, while :meth:`run` runs."""
         self.keys: KeyManager | None = None
         """The API-key checks, while :meth:`run` runs."""
+        self.market_data = MarketData(metrics.market, clock)
+        """Market data of every exchange (prices, volume, announced maintenance)."""
         self._sync_states(config)
 
     def _sync_states(self, config: ExporterConfig) -> None:
@@ -133,7 +139,17 @@ class ProbeScheduler:
         for name in list(self.states):
             if name not in wanted:
                 del self.states[name]
+                self.market_data.forget_exchange(name)
                 self.metrics.forget_exchange(name)
+        for name, exchange in wanted.items():
+            plan = exchange.stream_plan(config.body_limit(exchange))
+            streamed = {c.value: set(plan.markets) for c in plan.channels} if plan else {}
+            self.market_data.configure(
+                name,
+                exchange.market_groups(),
+                ticker_streamed=streamed.get("ticker", ()),
+                trades_streamed=streamed.get("trades", ()),
+            )
         for name, exchange in wanted.items():
             state = self.states.get(name)
             if state is None:
@@ -162,13 +178,17 @@ class ProbeScheduler:
         client = self._client or ProbeClient(f"exchange-watch/{__version__}")
         self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
         self._semaphore_limit = self.config.max_concurrency
-        self._prober = Prober(client, self.metrics, self.states, self._semaphore, self._clock)
+        self._prober = Prober(
+            client, self.metrics, self.states, self._semaphore, self._clock, self.market_data
+        )
         self._canary = ConnectivityCanary(client, self.metrics)
         self._canary.configure(self.config)
         canary_task = asyncio.create_task(self._canary.run(), name="connectivity-canary")
         self._start_targets(self.targets)
         if self._with_streams:
-            self.streams = StreamManager(self.metrics, self.states, client, self._rng)
+            self.streams = StreamManager(
+                self.metrics, self.states, client, self._rng, market_data=self.market_data
+            )
             self.streams.apply(self.config)
         if self._with_keys:
             self.keys = KeyManager(self.metrics, self.states, clock=self._clock, rng=self._rng)

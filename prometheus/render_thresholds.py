@@ -11,7 +11,8 @@ probed exchange (the exchanges that have ``exchange_api_up``): the exchange's ov
 
     metric > on (exchange) exchange:threshold:<key>
 
-so an exchange added to the exporter gets the defaults without touching any rule.
+so an exchange added to the exporter gets the defaults without touching any rule. Which keys
+exist and which values each accepts: prometheus/threshold_keys.py.
 
 ``defaults.api_key_invalid_for`` (DURATION_KEYS) is a Prometheus duration, not a number: a
 rule's ``for``, written into the ``for:`` line marked ``# thresholds.yml <key>`` and the
@@ -43,13 +44,15 @@ import json
 import re
 import string
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+
+# A sibling module: the script's directory is on sys.path when it runs as a script.
+from threshold_keys import DURATION, DURATION_KEYS, KEYS, ORDERED
 
 PROM_DIR = Path(__file__).resolve().parent
 REPO = PROM_DIR.parent
@@ -64,73 +67,6 @@ SECTIONS = ("config", "defaults", "exchanges")
 RUNBOOK_LINK_TITLE = "Alert runbooks"
 """The dashboards' link to the runbook index (``config.runbook_index_url``)."""
 
-
-@dataclass(frozen=True)
-class Key:
-    """One threshold: what it is for and which values are valid."""
-
-    alert: str
-    check: Callable[[float], bool]
-    expected: str
-
-
-def _positive(v: float) -> bool:
-    return v > 0
-
-
-def _count(v: float) -> bool:
-    """An event count an alert compares ``increase()`` with: 1, 2, 3 ..."""
-    return v >= 1 and float(v).is_integer()
-
-
-KEYS: dict[str, Key] = {
-    "latency_p99_seconds": Key("ExchangeApiLatencyHigh", _positive, "a number > 0"),
-    "latency_degraded_ratio": Key("ExchangeApiLatencyDegraded", lambda v: v > 1, "a number > 1"),
-    "latency_degraded_min_seconds": Key("ExchangeApiLatencyDegraded", _positive, "a number > 0"),
-    "error_ratio": Key("ExchangeApiErrorRateHigh", lambda v: 0 < v <= 1, "a number in (0, 1]"),
-    "rate_limit_warning_ratio": Key(
-        "ExchangeRateLimitNearExhaustion", lambda v: 0 < v <= 1, "a number in (0, 1]"
-    ),
-    "rate_limit_critical_ratio": Key(
-        "ExchangeRateLimitNearExhaustion", lambda v: 0 < v <= 1, "a number in (0, 1]"
-    ),
-    "clock_skew_warning_seconds": Key("ExchangeClockSkewHigh", _positive, "a number > 0"),
-    "clock_skew_critical_seconds": Key("ExchangeClockSkewHigh", _positive, "a number > 0"),
-    "market_data_age_seconds": Key("ExchangeMarketDataStale", _positive, "a number > 0"),
-    "availability_objective": Key(
-        "ExchangeApiAvailabilityBudgetBurn", lambda v: 0 < v < 1, "a number in (0, 1)"
-    ),
-    "ws_lag_p90_seconds": Key("ExchangeWebSocketLagHigh", _positive, "a number > 0"),
-    "ws_sequence_gaps": Key("ExchangeWebSocketSequenceGaps", _count, "a whole number >= 1"),
-    "ws_checksum_mismatches": Key(
-        "ExchangeWebSocketChecksumMismatch", _count, "a whole number >= 1"
-    ),
-    "ws_reconnects": Key("ExchangeWebSocketReconnecting", _count, "a whole number >= 1"),
-    "api_key_expiry_warning_days": Key("ExchangeApiKeyExpiringSoon", _positive, "a number > 0"),
-}
-
-
-@dataclass(frozen=True)
-class DurationKey:
-    """A rule's ``for:`` set in thresholds.yml ``defaults`` (a Prometheus duration such as
-    ``1m``). One rule has one ``for``, so it cannot be overridden per exchange. The rule marks
-    the line ``for: 1m  # thresholds.yml <key>`` and its THRESHOLDS table row ``(for: <key>)``;
-    rendering writes the value into both."""
-
-    alert: str
-
-
-DURATION_KEYS: dict[str, DurationKey] = {
-    "api_key_invalid_for": DurationKey("ExchangeApiKeyInvalid"),
-}
-
-_DURATION = re.compile(r"(?:[0-9]+(?:ms|s|m|h|d|w|y))+")
-
-ORDERED = [
-    ("rate_limit_warning_ratio", "rate_limit_critical_ratio"),
-    ("clock_skew_warning_seconds", "clock_skew_critical_seconds"),
-]
-"""(warning, critical) pairs: the warning threshold must be the lower one."""
 
 # A label matcher of the exporter selector. Equality only: the promtool tests' input series carry
 # the selector as their labels. No quotes, backslashes or braces in values, so that the selector
@@ -318,7 +254,7 @@ def _durations(raw: Any, errors: list[str]) -> dict[str, str]:
             continue
         if (
             not isinstance(value, str)
-            or not _DURATION.fullmatch(value)
+            or not DURATION.fullmatch(value)
             or not re.search(r"[1-9]", value)
         ):
             errors.append(

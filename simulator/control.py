@@ -30,6 +30,11 @@ path                        method   answer
 ``/_control/keys``          POST     add or replace one API key → ``{"keys": [...]}``
 ``/_control/keys``          DELETE   ``{"exchange", "key"}`` revokes one key; no body removes
                                      every key → ``{"keys": [...]}``
+``/_control/maintenance``   GET      ``{"maintenance": [{"exchange", "starts_at", "ends_at",
+                                     "state"}]}`` (:mod:`simulator.maintenance`)
+``/_control/maintenance``   POST     ``{"exchange", "starts_at", "ends_at"}`` (Unix s): announce
+                                     one window (replacing the exchange's) → the list
+``/_control/maintenance``   DELETE   clear every window (or ``{"exchange"}``'s) → the list
 ``/_control/stats``         GET      request and WebSocket counters
                                      (:meth:`RequestStats.to_json`) plus
                                      ``binance_used_weight_1m`` and ``bybit_requests_5s``
@@ -50,6 +55,7 @@ from typing import Any
 from simulator.faults import FaultRegistry
 from simulator.keys.store import KeyStore
 from simulator.limits import LimitRegistry
+from simulator.maintenance import MaintenanceSchedule
 from simulator.responses import Reply, json_reply
 from simulator.scenario import load_scenario, load_scenario_file, shipped_scenarios
 from simulator.scenario_runner import ScenarioRunner
@@ -98,8 +104,11 @@ class ControlAPI:
         limits: LimitRegistry | None = None,
         scenarios: ScenarioRunner | None = None,
         keys: KeyStore | None = None,
+        maintenance: MaintenanceSchedule | None = None,
     ) -> None:
-        """Bind the API to the shared registries and counters."""
+        """Bind the API to the shared registries and counters (``maintenance``: the announced
+        windows; default: an empty schedule of the fault registry's exchanges)."""
+        self.maintenance = maintenance or MaintenanceSchedule(faults.exchanges, faults.exchanges)
         self.keys = keys if keys is not None else KeyStore()
         self.faults = faults
         self.stats = stats
@@ -125,6 +134,11 @@ class ControlAPI:
                 "DELETE": self._stop_scenario,
             },
             "/_control/stats": {"GET": self._get_stats, "DELETE": self._reset_stats},
+            "/_control/maintenance": {
+                "GET": self._list_maintenance,
+                "POST": self._set_maintenance,
+                "DELETE": self._clear_maintenance,
+            },
             "/_control/keys": {
                 "GET": self._list_keys,
                 "POST": self._add_key,
@@ -227,6 +241,18 @@ class ControlAPI:
         else:
             self.keys.clear()
         return self._list_keys(body)
+
+    # -- maintenance ------------------------------------------------------------------------
+    def _list_maintenance(self, _body: bytes) -> Reply:
+        return json_reply(200, {"maintenance": self.maintenance.to_json(time.time())})
+
+    def _set_maintenance(self, body: bytes) -> Reply:
+        self.maintenance.set(_decode(body))
+        return self._list_maintenance(body)
+
+    def _clear_maintenance(self, body: bytes) -> Reply:
+        self.maintenance.clear(_decode(body) if body.strip() else None)
+        return self._list_maintenance(body)
 
     # -- stats ------------------------------------------------------------------------------
     def _get_stats(self, _body: bytes) -> Reply:

@@ -81,6 +81,38 @@ error for that condition, as if the key had been deleted (``key_revoked``), had 
 (``endpoint`` absent or null), live in their own scope (never replacing a REST or WebSocket
 fault), and ``key`` (optional string) narrows one to a single API key.
 
+Market faults (:data:`MARKET_FAULT_KINDS`, :mod:`simulator.market_effects`) change the market
+the exchange quotes, so REST (tickers, books, 24 h volume) and every WebSocket channel (ticker,
+trades, book) show them alike — the exporter reads prices from the stream where one runs and from
+the REST ticker elsewhere. They are exchange-wide (``endpoint`` absent or null) and each kind lives
+in its own scope (``@market:<kind>``): they compose with each other (an offset plus a crossed
+book), never replace a REST, WebSocket or API-key fault, and REST faults never hide them (a
+``stale`` fault freezes the market it shows, effects included). Setting a kind again replaces
+it; ``none`` on the exchange (or ``DELETE /_control/faults``) ends them. Each starts at the next
+100 ms tick and ends at the tick after it is cleared or expires.
+
+========================= ============================================================
+fault                     parameters and effect
+========================= ============================================================
+``price_offset``          ``bps`` (required, signed, −10000 < bps ≤ 10000), ``ramp_s``
+                          (0–86400, default 0): every price of the exchange (bid, ask,
+                          last, book levels, trade prices) × (1 + bps/10000), reached
+                          linearly over ``ramp_s`` from the offset shown when set
+``price_spike``           ``bps`` (required, same bounds), ``duration_s`` (required here):
+                          a flash move of ``bps`` reached within min(2 s, duration/10),
+                          decaying back to 0 at ``duration_s`` (when the fault ends)
+``price_freeze``          none: prices (bid, ask, last, book levels) stay those of the
+                          tick the fault started at while timestamps, trade and update
+                          ids and level quantities move on (a stuck feed or engine)
+``volume_spike``          ``ratio`` (required, > 0, ≤ 1000): traded volume × ratio —
+                          every trade's size (WebSocket trades, REST last size) and the
+                          REST rolling 24 h volume, which grows by (ratio − 1) × the
+                          normal rate while it holds and keeps that for 24 h
+``book_crossed``          none: the best ask is placed below the best bid (by the usual
+                          spread), in REST tickers and books and WebSocket tickers and
+                          books alike
+========================= ============================================================
+
 Common fields: ``exchange`` (required), ``fault`` (required), ``endpoint`` (optional string or
 null), ``duration_s`` (optional, > 0 and <= 86400; not allowed with ``none``). Unknown fields are
 rejected so typos (``latency`` instead of ``latency_ms``) do not silently do nothing.
@@ -94,7 +126,9 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.specs import SpecError, check_fields, choice, number, text
+from simulator.fault_params import FaultError, fault_number, market_params, stale_params, ws_params
+from simulator.market_effects import MARKET_FAULT_KINDS, MarketEffects
+from simulator.specs import check_fields, choice, text
 
 __all__ = [
     "CHECKSUM_EXCHANGES",
@@ -102,6 +136,8 @@ __all__ = [
     "FAULT_KINDS",
     "KEY_FAULT_KINDS",
     "KEY_SCOPE",
+    "MARKET_FAULT_KINDS",
+    "MARKET_SCOPE",
     "WS_CHANNELS",
     "WS_FAULT_KINDS",
     "WS_SCOPE",
@@ -137,6 +173,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "key_revoked",
     "key_expired",
     "ip_not_allowed",
+    *MARKET_FAULT_KINDS,
     "none",
 )
 
@@ -149,6 +186,11 @@ KEY_FAULT_KINDS: tuple[str, ...] = ("key_revoked", "key_expired", "ip_not_allowe
 KEY_SCOPE = "@keys"
 """Registry key under which an exchange's API-key fault is stored (its own scope, like
 :data:`WS_SCOPE`)."""
+
+MARKET_SCOPE = "@market:"
+"""Prefix of the registry key (in place of an endpoint name) under which a market-model fault
+is stored, followed by its kind (``@market:price_offset``): each market kind has its own scope,
+so market faults compose with each other and never replace a REST, WebSocket or API-key fault."""
 
 WS_CHANNELS: tuple[str, ...] = ("ticker", "trades", "book")
 """Channel names a ``channel`` field may narrow a WebSocket fault to."""
@@ -167,7 +209,6 @@ EXCHANGE_KINDS: frozenset[str] = frozenset({"rate_limited", "banned", "api_error
 _ALIASES: dict[str, str] = {"reset": "reset", "hang": "hang"}  # alias -> down mode
 _MAX_LATENCY_MS = 600_000
 _MAX_SKEW_MS = 86_400_000
-_MAX_AGE_S = 86_400
 _MAX_DURATION_S = 86_400
 _MAX_BODY_RATE = 1_000_000_000
 _MIN_HUGE = 1024
@@ -201,19 +242,13 @@ _PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "key_revoked": ("key",),
     "key_expired": ("key",),
     "ip_not_allowed": ("key",),
+    "price_offset": ("bps", "ramp_s"),
+    "price_spike": ("bps",),
+    "price_freeze": (),
+    "volume_spike": ("ratio",),
+    "book_crossed": (),
     "none": (),
 }
-_SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1014), *range(3000, 5000)})
-"""Close codes a close frame may carry: the defined ones except 1004–1006/1015 (reserved, never
-on the wire [RFC 6455 §7.4.1]) plus the registered (3000–3999) and private (4000–4999) ranges;
-1014–2999 are refused by clients as unknown reserved codes."""
-
-
-class FaultError(SpecError):
-    """A fault specification is invalid. ``str(err)`` names the field and the bad value, e.g.
-    ``"latency_ms: must be a number >= 0, got -5"``."""
-
-
 ParamValidator = Callable[[str, Mapping[str, Any]], dict[str, Any]]
 """``(kind, spec) -> params`` for the :data:`EXCHANGE_KINDS` of one exchange; raises
 :class:`FaultError` naming the field (see ``Exchange.fault_params``)."""
@@ -277,12 +312,6 @@ class Fault:
         return out
 
 
-def _number(spec: Mapping[str, Any], name: str, lo: float, hi: float, **kw: Any) -> Any:
-    """:func:`simulator.specs.number` raising :class:`FaultError`."""
-    msg = f"required for fault {spec.get('fault')!r}"
-    return number(spec, name, lo, hi, error=FaultError, required_msg=msg, **kw)
-
-
 class FaultRegistry:
     """Active faults keyed by ``(exchange, endpoint-or-None)``.
 
@@ -297,6 +326,8 @@ class FaultRegistry:
             code 50001 [OKX-ERR]).
         html_errors: exchanges whose every non-200 answer comes from the CDN, so ``http_error``
             defaults to ``body: "html"`` for all statuses (Kraken [KR-REST-INTRO]).
+        effects: the market's :class:`~simulator.market_effects.MarketEffects` timeline, which
+            the market-model faults drive (default: a private one nobody reads).
     """
 
     def __init__(
@@ -307,6 +338,7 @@ class FaultRegistry:
         status_capable: Collection[str] | None = None,
         json_statuses: Mapping[str, Collection[int]] | None = None,
         html_errors: Collection[str] = ("kraken",),
+        effects: MarketEffects | None = None,
     ) -> None:
         """Create an empty registry for the given exchanges (see class docstring)."""
         self._json_statuses = {ex: frozenset(v) for ex, v in (json_statuses or {}).items()}
@@ -319,6 +351,7 @@ class FaultRegistry:
             else [ex for ex, eps in self._endpoints.items() if "status" in eps]
         )
         self._faults: dict[tuple[str, str | None], Fault] = {}
+        self.effects = effects if effects is not None else MarketEffects()
 
     @property
     def exchanges(self) -> frozenset[str]:
@@ -383,6 +416,12 @@ class FaultRegistry:
             scope: str | None = WS_SCOPE
         elif fault.kind in KEY_FAULT_KINDS:
             scope = KEY_SCOPE
+        elif fault.kind in MARKET_FAULT_KINDS:
+            scope = MARKET_SCOPE + fault.kind
+            params = dict(fault.params)
+            if fault.duration_s is not None:
+                params["duration_s"] = fault.duration_s
+            self.effects.set(fault.exchange, fault.kind, params, fault.created_at, fault.duration_s)
         else:
             scope = fault.endpoint
         self._faults[(fault.exchange, scope)] = fault
@@ -420,6 +459,11 @@ class FaultRegistry:
                 f"endpoint: API-key faults are exchange-wide (omit endpoint or use null), "
                 f"got {endpoint!r}"
             )
+        if kind in MARKET_FAULT_KINDS and endpoint is not None:
+            raise FaultError(
+                f"endpoint: market faults change the exchange's whole market (REST and "
+                f"WebSocket); omit endpoint or use null, got {endpoint!r}"
+            )
         if endpoint is not None and (
             not isinstance(endpoint, str) or endpoint not in self._endpoints[exchange]
         ):
@@ -441,7 +485,7 @@ class FaultRegistry:
             kind = "down"
         duration = None
         if kind != "none":
-            duration = _number(spec, "duration_s", 0.001, _MAX_DURATION_S, required=False)
+            duration = fault_number(spec, "duration_s", 0.001, _MAX_DURATION_S, required=False)
         elif "duration_s" in spec:
             raise FaultError("duration_s: not allowed with fault 'none'")
         now = time.monotonic()
@@ -467,19 +511,21 @@ class FaultRegistry:
             return {"mode": _ALIASES[kind]}
         if kind == "latency":
             return {
-                "latency_ms": _number(spec, "latency_ms", 0, _MAX_LATENCY_MS, required=True),
-                "jitter_ms": _number(
+                "latency_ms": fault_number(spec, "latency_ms", 0, _MAX_LATENCY_MS, required=True),
+                "jitter_ms": fault_number(
                     spec, "jitter_ms", 0, _MAX_LATENCY_MS, required=False, default=0
                 ),
             }
         if kind == "slow_body":
-            rate = _number(spec, "bytes_per_second", 0, _MAX_BODY_RATE, required=False, default=64)
+            rate = fault_number(
+                spec, "bytes_per_second", 0, _MAX_BODY_RATE, required=False, default=64
+            )
             if rate == 0:
                 raise FaultError("bytes_per_second: must be > 0, got 0")
-            interval = _number(spec, "interval_ms", 10, 60_000, required=False, default=1000)
+            interval = fault_number(spec, "interval_ms", 10, 60_000, required=False, default=1000)
             return {"bytes_per_second": rate, "interval_ms": interval}
         if kind == "http_error":
-            status = int(_number(spec, "status", 400, 599, required=True, integer=True) or 0)
+            status = int(fault_number(spec, "status", 400, 599, required=True, integer=True) or 0)
             gateway = status in _GATEWAY_STATUSES or exchange in self._html_errors
             json_doc = status in self._json_statuses.get(exchange, ())
             default = "html" if gateway and not json_doc else "json"
@@ -498,16 +544,20 @@ class FaultRegistry:
                 )
             return {}
         if kind == "clock_skew":
-            return {"skew_ms": _number(spec, "skew_ms", -_MAX_SKEW_MS, _MAX_SKEW_MS, required=True)}
+            return {
+                "skew_ms": fault_number(spec, "skew_ms", -_MAX_SKEW_MS, _MAX_SKEW_MS, required=True)
+            }
         if kind == "stale":
-            return _stale_params(spec)
+            return stale_params(spec)
         if kind in WS_FAULT_KINDS:
-            return _ws_params(spec, exchange, kind)
+            return ws_params(spec, exchange, kind, CHECKSUM_EXCHANGES, WS_CHANNELS)
+        if kind in MARKET_FAULT_KINDS:
+            return market_params(spec, kind)
         if kind in KEY_FAULT_KINDS:
             key = text(spec, "key", required=False, error=FaultError)
             return {} if key is None else {"key": key}
         if kind == "huge_body":
-            size = _number(
+            size = fault_number(
                 spec,
                 "size_bytes",
                 _MIN_HUGE,
@@ -524,9 +574,11 @@ class FaultRegistry:
         the one scoped to ``(exchange, endpoint)``."""
         if exchange is None:
             self._faults.clear()
+            self.effects.end(None, time.time())
         elif endpoint is None:
             for key in [k for k in self._faults if k[0] == exchange]:
                 del self._faults[key]
+            self.effects.end(exchange, time.time())
         else:
             self._faults.pop((exchange, endpoint), None)
 
@@ -545,45 +597,3 @@ class FaultRegistry:
         for key, fault in list(self._faults.items()):
             if fault.expires_at is not None and now >= fault.expires_at:
                 del self._faults[key]
-
-
-def _ws_params(spec: Mapping[str, Any], exchange: str, kind: str) -> dict[str, Any]:
-    """Validate the parameters of a WebSocket fault (see the module docstring)."""
-    params: dict[str, Any] = {}
-    if kind == "ws_checksum" and exchange not in CHECKSUM_EXCHANGES:
-        raise FaultError(
-            f"fault: 'ws_checksum' needs a book checksum and {exchange}'s WebSocket books have "
-            f"none (supported: {', '.join(sorted(CHECKSUM_EXCHANGES))})"
-        )
-    if kind == "ws_disconnect" and "close_code" in spec:
-        code = _number(spec, "close_code", 1000, 4999, required=True, integer=True)
-        if code not in _SENDABLE_CLOSE_CODES:
-            raise FaultError(
-                "close_code: must be 1000–1003, 1007–1013 or 3000–4999 (other codes cannot be "
-                "sent in a close frame; omit close_code to drop the TCP connection, which "
-                f"clients report as 1006), got {spec['close_code']!r}"
-            )
-        params["close_code"] = code
-    if kind == "ws_lag":
-        params["lag_ms"] = _number(spec, "lag_ms", 0, _MAX_LATENCY_MS, required=True)
-    if "channel" in _PARAM_NAMES[kind] and "channel" in spec:
-        params["channel"] = choice(spec, "channel", WS_CHANNELS, None, error=FaultError)
-    return params
-
-
-def _stale_params(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """``stale``: exactly one of ``age_s`` / ``age_ms``. ``age_ms`` is kept as given and also
-    converted to ``age_s`` (what the handlers read)."""
-    if "age_ms" in spec:
-        if "age_s" in spec:
-            raise FaultError(
-                f"age_ms: give either age_s or age_ms, not both, got {spec['age_ms']!r}"
-            )
-        age_ms = _number(spec, "age_ms", 0, _MAX_AGE_S * 1000, required=True)
-        return {"age_ms": age_ms, "age_s": age_ms / 1000.0}
-    msg = "required for fault 'stale' (or give age_ms)"
-    return {
-        "age_s": number(
-            spec, "age_s", 0, _MAX_AGE_S, required=True, error=FaultError, required_msg=msg
-        )
-    }

@@ -21,6 +21,10 @@ import math
 import random
 from dataclasses import dataclass
 
+from simulator.book_diff import book_diff
+from simulator.market_effects import Effect, MarketEffects
+from simulator.market_model import volume_intensity, walk
+
 __all__ = [
     "INSTRUMENTS",
     "LEVEL_PERIOD_TICKS",
@@ -54,34 +58,28 @@ Level = tuple[str, str, int, int]
 """One book level: ``(price_str, qty_str, order_count, age_s)``. ``age_s`` (0–4) is how long ago
 the level last changed, used for Kraken's per-level timestamp [KR-SPEC depth.yaml]."""
 
-# (base, amplitude, [(weight, period_s, phase)]) of each reference price
-_REFERENCE: dict[str, tuple[float, tuple[tuple[float, float, float], ...]]] = {
-    "BTC": (
-        65_000.0,
-        ((0.0200, 21_600.0, 0.0), (0.0040, 1_013.0, 1.3), (0.0008, 61.0, 0.7), (0.00015, 7.3, 2.1)),
-    ),
-    "ETH": (
-        3_400.0,
-        ((0.0250, 19_000.0, 0.9), (0.0050, 877.0, 2.4), (0.0010, 53.0, 1.9), (0.00020, 6.1, 0.4)),
-    ),
-    "SOL": (
-        150.0,
-        ((0.0300, 17_000.0, 2.2), (0.0060, 743.0, 0.3), (0.0012, 47.0, 2.8), (0.00025, 5.3, 1.1)),
-    ),
+# (base level, slow swings [(weight, period_s, phase)], random-walk seed, walk volatility)
+_REFERENCE: dict[str, tuple[float, tuple[tuple[float, float, float], ...], int, float]] = {
+    "BTC": (65_000.0, ((0.0200, 21_600.0, 0.0),), 0xB7C, 1.0),
+    "ETH": (3_400.0, ((0.0250, 19_000.0, 0.9),), 0xE7E, 1.2),
+    "SOL": (150.0, ((0.0300, 17_000.0, 2.2),), 0x501, 1.5),
 }
 
 
 def reference_price(t: float, base: str = "BTC") -> float:
     """Reference ``base``/USD mid price at epoch second ``t`` (float, > 0).
 
-    Deterministic: the same ``t`` always yields the same price. BTC roughly 63 400–66 600,
-    ETH roughly 3 300–3 500, SOL roughly 145–155.
+    A slow multi-hour swing times a deterministic random walk
+    (:func:`simulator.market_model.walk`: 1-minute log returns of about 4 bps for BTC, 5 for
+    ETH, 6 for SOL). Deterministic: the same ``t`` always yields the same price. BTC roughly
+    62 500–67 500, ETH roughly 3 250–3 550, SOL roughly 143–157.
 
     Raises:
         KeyError: unknown ``base`` (``"BTC"``, ``"ETH"`` and ``"SOL"`` exist).
     """
-    level, terms = _REFERENCE[base]
-    return level * (1.0 + sum(w * math.sin(_TAU * t / period + ph) for w, period, ph in terms))
+    level, terms, seed, vol = _REFERENCE[base]
+    swing = sum(w * math.sin(_TAU * t / period + ph) for w, period, ph in terms)
+    return level * (1.0 + swing) * math.exp(walk(t, seed, vol))
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,7 +324,9 @@ class VenueView:
         update_id: order-book update id / sequence, increasing by 2–6 from tick to tick (so
             ``update_id + 1`` still belongs to the next tick's range).
         stats: :class:`DayStats` scaled by the venue basis (see :meth:`scaled`).
-        volume_24h / volume_today: base volume.
+        volume_24h / volume_today: base volume (a ``volume_spike`` adds its extra volume).
+        volume_mult: traded-volume multiplier at this tick (bursts × ``volume_spike`` ratio):
+            trade sizes are scaled by it.
         first_trade_id_24h: id of the first trade in the rolling 24 h window.
     """
 
@@ -352,36 +352,62 @@ class VenueView:
         "update_id",
         "venue",
         "volume_24h",
+        "volume_mult",
         "volume_today",
     )
 
     def __init__(
-        self, venue: Venue, tick: int, stats: DayStats, source: _LevelSource | None = None
+        self,
+        venue: Venue,
+        tick: int,
+        stats: DayStats,
+        source: _LevelSource | None = None,
+        effect: Effect | None = None,
+        extra_volume: float = 0.0,
     ) -> None:
         """Build the view for ``venue`` at ``tick`` from reference-price ``stats`` (``source``:
-        the market's shared level cache; a private one if omitted)."""
+        the market's shared level cache; a private one if omitted) under the market faults
+        ``effect`` (:mod:`simulator.market_effects`; None = the normal market) and an
+        ``extra_volume`` share of a day's volume in the rolling 24 h (a ``volume_spike``)."""
         self.venue = venue
         self.tick = tick
         self.t_ms = tick * TICK_MS
         self._mult = 1.0 + venue.basis_bps / 10_000.0
         self._source = source or _LevelSource(venue)
-        rng = random.Random(tick * 1_000_003 + venue.seed)
-        mid = reference_price(self.t_ms / 1000.0, venue.base)
-        mid_ticks = mid * self._mult / venue.tick_size
+        price_tick = tick
+        factor = 1.0
+        crossed = False
+        volume = volume_intensity(self.t_ms / 1000.0, venue.seed)
+        if effect is not None:
+            if effect.freeze_ms is not None:
+                price_tick = effect.freeze_ms // TICK_MS
+            factor = effect.price_factor
+            crossed = effect.crossed
+            volume *= effect.volume_factor
+        self.volume_mult = volume
+        rng = random.Random(price_tick * 1_000_003 + venue.seed)
+        mid = reference_price(price_tick * TICK_MS / 1000.0, venue.base)
+        mid_ticks = mid * self._mult * factor / venue.tick_size
         spread = 1 + rng.randrange(3)
         self._bid_t = math.floor(mid_ticks - spread / 2.0)
         self._ask_t = self._bid_t + spread
+        if crossed:  # book_crossed: the best ask below the best bid by the usual spread
+            self._ask_t = max(self._bid_t - spread, 1)
         self.best_bid = self._bid_t * venue.tick_size
         self.best_ask = self._ask_t * venue.tick_size
         self.last = self.best_ask if rng.random() < 0.5 else self.best_bid
-        self.last_qty = round(0.00001 + rng.random() ** 3 * 0.5, min(venue.qty_decimals, 6))
+        last_qty = 0.00001 + rng.random() ** 3 * 0.5
+        if price_tick != tick:  # frozen prices: sizes keep changing
+            last_qty = 0.00001 + random.Random(tick * 1_000_003 + venue.seed).random() ** 3 * 0.5
+        digits = min(venue.qty_decimals, 6)
+        self.last_qty = max(round(last_qty * volume, digits), 10.0**-digits)
         index = (self.t_ms - _EPOCH_MS) // venue.trade_interval_ms
         self.trade_id = venue.trade_id_base + index
         self.trade_ms = _EPOCH_MS + index * venue.trade_interval_ms
         self.first_trade_id_24h = self.trade_id - _DAY_S * 1000 // venue.trade_interval_ms + 1
         self.update_id = venue.update_id_base + tick * 4 + rng.randrange(3)
         self.stats = stats
-        self.volume_24h = venue.volume_24h * stats.volume_factor
+        self.volume_24h = venue.volume_24h * stats.volume_factor * max(1.0 + extra_volume, 0.01)
         self.volume_today = self.volume_24h * max(stats.day_fraction, 0.001)
         self._bids: list[Level] = []
         self._asks: list[Level] = []
@@ -437,55 +463,6 @@ class VenueView:
         self._asks = self._source.side(self._ask_t, 1, self.tick, depth)
 
 
-def book_diff(
-    prev: list[Level],
-    cur: list[Level],
-    *,
-    zero: str | None = None,
-    descending: bool | None = None,
-) -> list[tuple[str, str]]:
-    """The level changes ``(price, qty)`` that turn one book side ``prev`` into ``cur``.
-
-    Both lists are one side, best first. Levels new or changed in ``cur`` carry their new
-    quantity; levels of ``prev`` missing from ``cur`` carry a zero quantity ``zero`` (default:
-    inferred from the quantities given — ``"0.00000000"`` when every quantity has the same
-    number of decimals, as Binance prints them, else ``"0"`` as Bybit/OKX do). Changes are
-    ordered best first (``descending`` prices for bids; default: inferred from the lists,
-    ascending when they cannot tell). Applying the result to ``prev`` (qty 0 removes) and
-    truncating to ``len(cur)`` yields exactly ``cur``'s prices and quantities.
-    """
-    before = {lvl[0]: lvl[1] for lvl in prev}
-    changes: list[tuple[str, str]] = [
-        (lvl[0], lvl[1]) for lvl in cur if before.get(lvl[0]) != lvl[1]
-    ]
-    if len(before) != len(cur) or changes:
-        now = {lvl[0] for lvl in cur}
-        removed = [price for price in before if price not in now]
-        if removed:
-            if zero is None:
-                zero = _infer_zero(prev, cur)
-            changes.extend((price, zero) for price in removed)
-    if len(changes) > 1:
-        if descending is None:
-            descending = _infer_descending(prev, cur)
-        changes.sort(key=lambda change: float(change[0]), reverse=descending)
-    return changes
-
-
-def _infer_zero(prev: list[Level], cur: list[Level]) -> str:
-    decimals = {len(q.partition(".")[2]) for _, q, *_ in (*prev, *cur)}
-    if len(decimals) == 1 and (d := decimals.pop()) > 0:
-        return "0." + "0" * d
-    return "0"
-
-
-def _infer_descending(prev: list[Level], cur: list[Level]) -> bool:
-    for side in (cur, prev):
-        if len(side) >= 2:
-            return float(side[0][0]) > float(side[-1][0])
-    return False
-
-
 class Market:
     """Factory and cache of :class:`VenueView` objects; one instance is shared by all venues.
 
@@ -508,7 +485,10 @@ class Market:
             for s in (v.symbol, *v.aliases)
         }
         self._sources = {key: _LevelSource(v) for key, v in self._by_market.items()}
-        self._views: dict[tuple[str, str, int], VenueView] = {}
+        self._views: dict[tuple[str, str, int, int], VenueView] = {}
+        self.effects = MarketEffects()
+        """The market faults' timeline (:mod:`simulator.market_effects`), set through the
+        fault registry."""
         self._stats: dict[tuple[str, int], DayStats] = {}
 
     def markets(self, venue: str) -> tuple[str, ...]:
@@ -552,14 +532,18 @@ class Market:
         """
         tick = int(t_ms) // TICK_MS
         inst = self.venues[venue] if market is None else self._by_market[(venue, market)]
-        key = (venue, inst.market, tick)
+        effects = self.effects
+        key = (venue, inst.market, tick, effects.version)
         view = self._views.get(key)
         if view is None:
             if len(self._views) >= _VIEW_CACHE_MAX:
                 self._views.clear()
-            stats = self.day_stats(tick * TICK_MS / 1000.0, inst.base)
+            t_ms = tick * TICK_MS
+            stats = self.day_stats(t_ms / 1000.0, inst.base)
             source = self._sources[(venue, inst.market)]
-            view = VenueView(inst, tick, stats, source)
+            effect = effects.at(venue, t_ms)
+            extra = effects.extra_volume_24h(venue, t_ms)
+            view = VenueView(inst, tick, stats, source, effect, extra)
             self._views[key] = view
         return view
 

@@ -53,6 +53,7 @@ from simulator.keys.apis import build_private_apis
 from simulator.keys.request import PrivateRequest
 from simulator.keys.store import KeyStore
 from simulator.limits import LimitRegistry
+from simulator.maintenance import MaintenanceSchedule
 from simulator.market import Market
 from simulator.responses import Reply, json_reply, reason_phrase
 from simulator.scenario_runner import ScenarioRunner
@@ -112,6 +113,7 @@ class SimulatorServer:
         faults: the :class:`~simulator.faults.FaultRegistry` (loop-thread only).
         limits: the :class:`~simulator.limits.LimitRegistry` (loop-thread only).
         scenarios: the :class:`~simulator.scenario_runner.ScenarioRunner` (loop-thread only).
+        maintenance: the announced windows, :class:`~simulator.maintenance.MaintenanceSchedule`.
         ws: the :class:`~simulator.ws.hub.WsHub` serving WebSocket upgrades (loop-thread only).
         stats: the :class:`~simulator.stats.RequestStats`.
         port: the bound TCP port, valid after :meth:`start`.
@@ -139,6 +141,11 @@ class SimulatorServer:
             {name: ex.endpoints for name, ex in self.exchanges.items()},
             validators={name: ex.fault_params for name, ex in self.exchanges.items()},
             json_statuses={name: ex.json_gateway_statuses for name, ex in self.exchanges.items()},
+            effects=self.market.effects,
+        )
+        self.maintenance = MaintenanceSchedule(
+            tuple(self.exchanges),
+            [name for name, ex in self.exchanges.items() if "status" in ex.endpoints],
         )
         self.limits = LimitRegistry(
             {name: ex.limiter for name, ex in self.exchanges.items() if ex.limiter is not None},
@@ -154,6 +161,7 @@ class SimulatorServer:
             limits=self.limits,
             scenarios=self.scenarios,
             keys=self.keys,
+            maintenance=self.maintenance,
         )
         self.ws = WsHub(self.market, self.faults, self.stats)
         self._server: asyncio.Server | None = None
@@ -325,15 +333,19 @@ class SimulatorServer:
             route = exchange.resolve(sub)
         endpoint = route.endpoint if route is not None else None
         fault = self.faults.effective(exchange.name, endpoint)
+        now = time.time()
+        if fault is None:  # inside an announced window: as under the maintenance fault
+            fault = self.maintenance.fault_for(exchange.name, now)
         ctx = RequestContext(
             private=private,
             route=route,
             path=sub,
             query=_parse_query(qs),
-            now=time.time(),
+            now=now,
             fault=fault,
             market=self.market,
             venue=exchange.venue,
+            window=self.maintenance.window(exchange.name),
         )
         self.stats.request(exchange.name, endpoint)
         if fault is not None and fault.kind == "down":

@@ -16,10 +16,12 @@ Usage::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -202,3 +204,21 @@ class FakeLLM:
         """Recorded ``/v1/chat/completions`` requests."""
         with self._lock:
             return [r for r in self.requests if r.path.rstrip("/") == "/v1/chat/completions"]
+
+
+@contextlib.contextmanager
+def answering_late(fake_llm: FakeLLM, delay: float) -> Iterator[FakeLLM]:
+    """The session's LLM stand-in answering only after ``delay`` seconds (set it above the
+    receiver's ``LLM_TIMEOUT_SECONDS``: the receiver asks, gives up and diagnoses with its rule
+    engine, and the prompt is recorded), or, when an earlier test stopped it, a new one on its
+    port doing the same. Yields the stand-in that records this block's prompts."""
+    if fake_llm.running:
+        before = fake_llm.delay
+        fake_llm.delay = delay
+        try:
+            yield fake_llm
+        finally:
+            fake_llm.delay = before
+    else:
+        with FakeLLM(port=fake_llm.port, delay=delay) as stand_in:
+            yield stand_in

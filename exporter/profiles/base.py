@@ -149,6 +149,21 @@ class RateLimitReading:
     limit: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class TickerQuote:
+    """Market data a REST ticker body carries, in quote-currency units (volume in base units).
+
+    Attributes:
+        bid / ask / last: best bid, best ask and last trade price, None where the body has none.
+        volume_24h: rolling 24 h traded base volume, None where the body has none.
+    """
+
+    bid: float | None = None
+    ask: float | None = None
+    last: float | None = None
+    volume_24h: float | None = None
+
+
 @dataclass(slots=True)
 class Verdict:
     """What a profile concluded from one HTTP response.
@@ -168,6 +183,11 @@ class Verdict:
         data_time: epoch seconds of the market data in a ticker/order-book body (last update
             or generation time), when the exchange gives one.
         error_kind: what ``error_code`` means per the profile's code table, or None.
+        quote: a ticker body's prices and 24 h volume (:class:`TickerQuote`), or None.
+        scheduled_maintenance: from a status body that announces maintenance: the next
+            window not yet over as ``(start, end)`` Unix seconds; None when the body announces
+            none or the endpoint cannot tell. The prober publishes it only from status
+            endpoints whose profile sets :attr:`Profile.announces_maintenance`.
     """
 
     result: Result
@@ -179,6 +199,8 @@ class Verdict:
     retry_after: float | None = None
     data_time: float | None = None
     error_kind: ErrorKind | None = None
+    quote: TickerQuote | None = None
+    scheduled_maintenance: tuple[float, float] | None = None
 
 
 class MalformedBodyError(Exception):
@@ -268,6 +290,10 @@ class Profile(ABC):
     """Documented error codes → meaning; codes outside it are exported as ``other``."""
     limits: ClassVar[tuple[LimitRule, ...]] = ()
     """The documented limits the exporter's own request budget is checked against."""
+    announces_maintenance: ClassVar[bool] = False
+    """Whether the status endpoint's answer lists scheduled maintenance in a machine-readable
+    form (OKX, Bybit, Kraken): a status verdict without :attr:`Verdict.scheduled_maintenance`
+    then means nothing is announced."""
     backoff_seconds: ClassVar[Mapping[Result, float]] = {
         Result.RATE_LIMITED: 60.0,
         Result.BANNED: 120.0,

@@ -14,7 +14,11 @@ Facts (``shared/reference/exchange-api-facts.md`` §1, citing binance-spot-api-d
   "execution status UNKNOWN" [BN-REST §HTTP Return Codes].
 - Server time: ``serverTime`` in epoch milliseconds [BN-REST §Check server time]; the 24hr
   ticker's ``closeTime`` (ms) dates the market data.
-- Status: ``{"status": 0|1, "msg": "normal"|"system_maintenance"}`` [CCXT-BN fetch_status].
+- 24hr ticker (FULL): ``bidPrice``, ``askPrice``, ``lastPrice`` (quote units) and ``volume``
+  (base units, rolling 24 h) [BN-REST].
+- Status: ``{"status": 0|1, "msg": "normal"|"system_maintenance"}`` [CCXT-BN fetch_status]:
+  maintenance now or not, nothing about maintenance ahead, so the profile does not set
+  ``announces_maintenance``.
 - Usage header: ``X-MBX-USED-WEIGHT-1M`` [BN-REST §IP Limits].
 """
 
@@ -36,6 +40,7 @@ from exporter.profiles.base import (
     split_market,
     status_verdict,
 )
+from exporter.profiles.optional_fields import quote_of
 
 REQUEST_WEIGHT_PER_MINUTE = 6000
 """Binance REQUEST_WEIGHT limit per IP per minute [BN-ENUM §Rate limiters]."""
@@ -112,7 +117,8 @@ class BinanceProfile(Profile):
         return self.verdict_for_code(code, message)
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
-        """Validate the documented fields of each endpoint's body [BN-REST]."""
+        """Validate the documented fields of each endpoint's body [BN-REST]; a ticker's verdict
+        carries its quote (bid, ask, last, 24 h base volume)."""
         if endpoint == "ping":
             if body != {}:
                 return Verdict(Result.BAD_RESPONSE, message="ping body is not {}")
@@ -127,9 +133,12 @@ class BinanceProfile(Profile):
                 return status_verdict(True, str(body.get("msg", "")))
             return status_verdict(False)
         if endpoint == "ticker":
-            as_float(dig(body, "lastPrice"), "lastPrice")
+            last = dig(body, "lastPrice")
+            as_float(last, "lastPrice")
             close_ms = as_float(dig(body, "closeTime"), "closeTime")
-            return Verdict(Result.OK, data_time=close_ms / 1000.0)
+            # The quote's extras are optional: a missing or malformed one is None [BN-REST].
+            quote = quote_of(body.get("bidPrice"), body.get("askPrice"), last, body.get("volume"))
+            return Verdict(Result.OK, data_time=close_ms / 1000.0, quote=quote)
         if endpoint == "orderbook":
             if not isinstance(dig(body, "bids"), list) or not isinstance(dig(body, "asks"), list):
                 return Verdict(Result.BAD_RESPONSE, message="bids/asks are not lists")

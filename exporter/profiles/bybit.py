@@ -13,7 +13,11 @@ Facts (``shared/reference/exchange-api-facts.md`` §2, citing bybit-exchange/doc
 - Server time: ``/v5/market/time`` → ``result.timeNano`` (ns, string) [BY-TIME]; the order book
   carries ``ts`` (data generation, ms) [BY-OB].
 - Status: ``/v5/system/status`` → any ``result.list[].state == "ongoing"`` is maintenance
-  [BY-STATUS, CCXT-BY fetch_status].
+  [BY-STATUS, CCXT-BY fetch_status]. Items carry ``begin``/``end`` (ms strings) and ``state``
+  ∈ scheduled, ongoing, completed, canceled [BY-STATUS, BY-ENUM]: the scheduled and ongoing
+  ones are the announced maintenance (``announces_maintenance``).
+- Ticker ``/v5/market/tickers`` → ``result.list[0]``: ``bid1Price``, ``ask1Price``,
+  ``lastPrice`` and ``volume24h`` (base units) [BY-TICKERS].
 - Usage headers ``X-Bapi-Limit`` (limit), ``X-Bapi-Limit-Status`` (remaining) and
   ``X-Bapi-Limit-Reset-Timestamp`` (ms) [BY-RL].
 - No dedicated ping endpoint (UNVERIFIED absence in the facts file).
@@ -39,6 +43,10 @@ from exporter.profiles.base import (
     split_market,
     status_verdict,
 )
+from exporter.profiles.optional_fields import announced_window, quote_of
+
+ANNOUNCED_STATES: frozenset[str] = frozenset({"scheduled", "ongoing"})
+"""System-status states of maintenance that is not over [BY-STATUS]."""
 
 ERROR_CODES: dict[str, ErrorKind] = {
     "10000": ErrorKind.BUSY,  # Server Timeout [BY-ERR]
@@ -66,6 +74,7 @@ class BybitProfile(Profile):
     # HTTP 403 is Bybit's IP-limit answer ("access too frequent"), a ban of ≥ 10 minutes.
     ban_statuses: ClassVar[frozenset[int]] = frozenset({403, 418})
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    announces_maintenance: ClassVar[bool] = True
     limits: ClassVar[tuple[LimitRule, ...]] = (
         LimitRule("requests per IP", 5.0, 600, None, "[BY-RL]"),
     )
@@ -104,7 +113,9 @@ class BybitProfile(Profile):
         return self.verdict_for_code(code, str(body.get("retMsg", "")))
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
-        """Validate each endpoint's ``result`` fields [BY-TIME, BY-STATUS, BY-TICKERS, BY-OB]."""
+        """Validate each endpoint's ``result`` fields [BY-TIME, BY-STATUS, BY-TICKERS, BY-OB]; a
+        ticker's verdict carries its quote, a status verdict the next announced window not yet
+        over (entries in :data:`ANNOUNCED_STATES`, ``begin``/``end`` in ms)."""
         if not isinstance(body, dict) or "retCode" not in body:
             return Verdict(Result.BAD_RESPONSE, message="missing retCode")
         if endpoint == "time":
@@ -116,11 +127,20 @@ class BybitProfile(Profile):
             # A correct answer either way: an ``ongoing`` record is maintenance, a state (not
             # a failure) [BY-STATUS].
             if ongoing:
-                return status_verdict(True, str(ongoing[0].get("title", "")))
-            return status_verdict(False)
+                verdict = status_verdict(True, str(ongoing[0].get("title", "")))
+            else:
+                verdict = status_verdict(False)
+            verdict.scheduled_maintenance = announced_window(items, ANNOUNCED_STATES)
+            return verdict
         if endpoint == "ticker":
-            as_float(dig(body, "result", "list", 0, "lastPrice"), "lastPrice")
-            return Verdict(Result.OK)
+            last = dig(body, "result", "list", 0, "lastPrice")
+            as_float(last, "lastPrice")
+            ticker = body["result"]["list"][0]
+            # The quote's extras are optional: a missing or malformed one is None [BY-TICKERS].
+            quote = quote_of(
+                ticker.get("bid1Price"), ticker.get("ask1Price"), last, ticker.get("volume24h")
+            )
+            return Verdict(Result.OK, quote=quote)
         if endpoint == "orderbook":
             dig(body, "result", "a")
             dig(body, "result", "b")

@@ -9,7 +9,11 @@ Facts (``shared/reference/exchange-api-facts.md`` §4, citing docs.cdp.coinbase.
 - Limit: public endpoints 10 requests/s per IP, bursts up to 15 [CB-EX-RL].
 - Server time ``GET /time`` → ``epoch`` (decimal seconds) [CB-TIME-EX]; the ticker's ``time``
   (ISO 8601) is the last trade's time [CB-TICKER-EX].
-- No ping and no status API (status page only, UNVERIFIED), so no ``status`` endpoint.
+- Ticker ``/products/{id}/ticker`` → ``bid``, ``ask``, ``price`` (last trade) and ``volume``
+  (base units, 24 h) [CB-TICKER-EX].
+- No ping and no status API (status page only, UNVERIFIED), so no ``status`` endpoint and no
+  announced maintenance (docs/maintenance-sources.md says how a desk could read the status
+  page).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from exporter.profiles.base import (
     dig,
     split_market,
 )
+from exporter.profiles.optional_fields import quote_of
 
 ERROR_CODES: dict[str, ErrorKind] = {
     # Coinbase Exchange has no error codes of its own: the HTTP status is the code.
@@ -86,13 +91,17 @@ class CoinbaseProfile(Profile):
         return None
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
-        """Validate each endpoint's documented fields [CB-TIME-EX, CB-TICKER-EX]."""
+        """Validate each endpoint's documented fields [CB-TIME-EX, CB-TICKER-EX]; a ticker's
+        verdict carries its quote (bid, ask, last trade price, 24 h base volume)."""
         if endpoint == "time":
             epoch = as_float(dig(body, "epoch"), "epoch")
             return Verdict(Result.OK, server_time=epoch)
         if endpoint == "ticker":
-            as_float(dig(body, "price"), "price")
-            return Verdict(Result.OK, data_time=parse_iso8601(dig(body, "time")))
+            last = dig(body, "price")
+            as_float(last, "price")
+            # The quote's extras are optional: a missing or malformed one is None [CB-TICKER-EX].
+            quote = quote_of(body.get("bid"), body.get("ask"), last, body.get("volume"))
+            return Verdict(Result.OK, data_time=parse_iso8601(dig(body, "time")), quote=quote)
         if endpoint == "orderbook":
             dig(body, "bids")
             dig(body, "asks")

@@ -16,6 +16,11 @@ Facts (``shared/reference/exchange-api-facts.md`` §5, citing docs.kraken.com [K
   levels carry a timestamp in seconds [KR-SPEC depth.yaml].
 - Status ``/0/public/SystemStatus`` → ``result.status`` ∈ online, maintenance, cancel_only,
   post_only (anything but ``online`` is reported as maintenance) [KR-STATUS, KR-WS-STATUS].
+  ``result.upcoming_maintenance`` (additive, may be absent) lists scheduled events within
+  72 h [KR-STATUS]: the announced maintenance (``announces_maintenance``); its item shape is
+  UNVERIFIED (see :func:`upcoming_window`).
+- Ticker ``/0/public/Ticker`` → per pair ``b[0]`` bid, ``a[0]`` ask, ``c[0]`` last trade and
+  ``v[1]`` volume over the last 24 h (base units) [KR-TICKER, KR-SPEC].
 - No dedicated ping endpoint (UNVERIFIED absence).
 """
 
@@ -37,6 +42,35 @@ from exporter.profiles.base import (
     split_market,
     status_verdict,
 )
+from exporter.profiles.optional_fields import (
+    Window,
+    epoch_any,
+    first_of,
+    item,
+    next_window,
+    quote_of,
+)
+
+START_KEYS: tuple[str, ...] = (
+    "expected_start_utc",
+    "start",
+    "start_time",
+    "starts_at",
+    "scheduled_for",
+    "begin",
+    "start_timestamp",
+)
+"""Keys read, in order, for an ``upcoming_maintenance`` item's start (shape UNVERIFIED)."""
+
+END_KEYS: tuple[str, ...] = (
+    "expected_end_utc",
+    "end",
+    "end_time",
+    "ends_at",
+    "scheduled_until",
+    "end_timestamp",
+)
+"""Keys read, in order, for an ``upcoming_maintenance`` item's end (shape UNVERIFIED)."""
 
 ERROR_CODES: dict[str, ErrorKind] = {
     "EAPI:Rate limit exceeded": ErrorKind.RATE_LIMIT,  # [CCXT-KR, KR-ERRORS]
@@ -69,6 +103,7 @@ class KrakenProfile(Profile):
     default_market: ClassVar[str | None] = "BTC/USD"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    announces_maintenance: ClassVar[bool] = True
     limits: ClassVar[tuple[LimitRule, ...]] = (
         LimitRule("public requests per IP", 1.0, 1, PUBLIC_ENDPOINTS, "[KR-SUPPORT-RL]"),
     )
@@ -112,7 +147,9 @@ class KrakenProfile(Profile):
         return self.verdict_for_code(first, first)
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
-        """Validate each endpoint's ``result`` fields [KR-TIME, KR-STATUS, KR-SPEC]."""
+        """Validate each endpoint's ``result`` fields [KR-TIME, KR-STATUS, KR-SPEC]; a ticker's
+        verdict carries its quote, a status verdict the next announced window
+        (:func:`upcoming_window`)."""
         if not isinstance(dig(body, "error"), list):
             return Verdict(Result.BAD_RESPONSE, message="error is not a list")
         if endpoint == "time":
@@ -124,17 +161,58 @@ class KrakenProfile(Profile):
             # (not a failure) [KR-STATUS].
             state = str(dig(body, "result", "status"))
             if state != "online":
-                return status_verdict(True, f"status {state}")
-            return status_verdict(False)
+                verdict = status_verdict(True, f"status {state}")
+            else:
+                verdict = status_verdict(False)
+            verdict.scheduled_maintenance = upcoming_window(body["result"])
+            return verdict
         result = dig(body, "result")
         if not isinstance(result, dict) or not result:
             return Verdict(Result.BAD_RESPONSE, message="result has no pair")
         pair = next(iter(result.values()))
         if endpoint == "ticker":
-            as_float(dig(pair, "c", 0), "c[0]")
-            return Verdict(Result.OK)
+            last = dig(pair, "c", 0)
+            as_float(last, "c[0]")
+            # The quote's extras are optional: a missing or malformed one is None [KR-TICKER].
+            quote = quote_of(
+                item(pair.get("b"), 0), item(pair.get("a"), 0), last, item(pair.get("v"), 1)
+            )
+            return Verdict(Result.OK, quote=quote)
         if endpoint == "orderbook":
             levels = list(dig(pair, "asks")) + list(dig(pair, "bids"))
             stamps = [as_float(dig(level, 2), "level timestamp") for level in levels]
             return Verdict(Result.OK, data_time=max(stamps) if stamps else None)
         return Verdict(Result.OK)
+
+
+def upcoming_window(result: Any, now: float | None = None) -> Window | None:
+    """The next announced maintenance window not yet over, ``(start, end)`` Unix seconds, from
+    a SystemStatus ``result``'s ``upcoming_maintenance`` array.
+
+    Documented [KR-STATUS]: the array is additive (absent or empty when nothing is announced),
+    carries scheduled events within 72 hours, and drops an event once its window starts (the
+    engine's ``status`` then says maintenance). UNVERIFIED: the item shape. The most plausible
+    documented reading is the event shape of Kraken's ``MaintenanceSchedule`` endpoint
+    (``title``, ``expected_start_utc``, ``expected_end_utc`` as RFC 3339 UTC strings; outside
+    the reference facts, see docs/maintenance-sources.md [KR-MAINT-SCHED]); the parser is
+    tolerant: a start from the first of :data:`START_KEYS` and an end from the first of
+    :data:`END_KEYS` present, each an RFC 3339 string or an epoch number in seconds or
+    milliseconds. An item without a readable start is skipped; one without a readable end is
+    taken as ending when it starts (the notice is about the start). Anything unreadable gives
+    None, never a failed probe.
+
+    Args:
+        result: the body's ``result`` object.
+        now: Unix seconds; the wall clock when None.
+    """
+    items = result.get("upcoming_maintenance") if isinstance(result, dict) else None
+    if not isinstance(items, list):
+        return None
+    windows: list[Window] = []
+    for entry in items:
+        start = epoch_any(first_of(entry, START_KEYS))
+        if start is None:
+            continue
+        end = epoch_any(first_of(entry, END_KEYS))
+        windows.append((start, end if end is not None and end >= start else start))
+    return next_window(windows, now)

@@ -12,6 +12,11 @@ Facts (``shared/reference/exchange-api-facts.md`` §3, citing okx.com docs-v5 [O
 - Server time ``/api/v5/public/time`` → ``data[0].ts`` (ms, string) [OKX-TIME]; ticker and book
   carry ``ts`` (data generation, ms string) [OKX-MD].
 - Status ``/api/v5/system/status`` → any ``data[].state == "ongoing"`` is maintenance [OKX-STATUS].
+  Without a ``state`` filter it lists the ``scheduled``, ``ongoing`` and ``pre_open`` entries,
+  each with ``begin``/``end`` (ms strings) [OKX-STATUS, CCXT-OKX]: the announced maintenance
+  (``announces_maintenance``).
+- Ticker ``/api/v5/market/ticker`` → ``data[0]``: ``bidPx``, ``askPx``, ``last`` and
+  ``vol24h`` [OKX-MD] (for SPOT, base-currency units; the facts give no unit: UNVERIFIED).
 - No rate-limit usage headers documented; no ping endpoint (both UNVERIFIED absences).
 """
 
@@ -32,6 +37,10 @@ from exporter.profiles.base import (
     split_market,
     status_verdict,
 )
+from exporter.profiles.optional_fields import announced_window, quote_of
+
+ANNOUNCED_STATES: frozenset[str] = frozenset({"scheduled", "ongoing", "pre_open"})
+"""System-status states of maintenance that is not over [OKX-STATUS]."""
 
 ERROR_CODES: dict[str, ErrorKind] = {
     "50001": ErrorKind.MAINTENANCE,  # service temporarily unavailable (503) [OKX-ERR, CCXT-OKX]
@@ -63,6 +72,7 @@ class OkxProfile(Profile):
     default_market: ClassVar[str | None] = "BTC/USDT"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    announces_maintenance: ClassVar[bool] = True
     limits: ClassVar[tuple[LimitRule, ...]] = (
         LimitRule("GET /api/v5/public/time per IP", 2.0, 10, frozenset({"time"}), "[OKX-TIME]"),
         LimitRule("GET /api/v5/system/status", 5.0, 1, frozenset({"status"}), "[OKX-STATUS]"),
@@ -107,7 +117,9 @@ class OkxProfile(Profile):
         return self.verdict_for_code(code, str(body.get("msg", "")))
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
-        """Validate each endpoint's ``data`` fields [OKX-TIME, OKX-STATUS, OKX-MD]."""
+        """Validate each endpoint's ``data`` fields [OKX-TIME, OKX-STATUS, OKX-MD]; a ticker's
+        verdict carries its quote, a status verdict the next announced window not yet over
+        (entries in :data:`ANNOUNCED_STATES`, ``begin``/``end`` in ms)."""
         if endpoint == "time":
             server_ms = as_float(dig(body, "data", 0, "ts"), "data[0].ts")
             return Verdict(Result.OK, server_time=server_ms / 1000.0)
@@ -118,12 +130,19 @@ class OkxProfile(Profile):
             # a failure) [OKX-STATUS]. Market data failing meanwhile (503 ``50001``) stays
             # ``maintenance`` via the code table.
             if ongoing:
-                return status_verdict(True, str(ongoing[0].get("title", "")))
-            return status_verdict(False)
+                verdict = status_verdict(True, str(ongoing[0].get("title", "")))
+            else:
+                verdict = status_verdict(False)
+            verdict.scheduled_maintenance = announced_window(items, ANNOUNCED_STATES)
+            return verdict
         if endpoint == "ticker":
-            as_float(dig(body, "data", 0, "last"), "data[0].last")
+            last = dig(body, "data", 0, "last")
+            as_float(last, "data[0].last")
             generated_ms = as_float(dig(body, "data", 0, "ts"), "data[0].ts")
-            return Verdict(Result.OK, data_time=generated_ms / 1000.0)
+            ticker = body["data"][0]
+            # The quote's extras are optional: a missing or malformed one is None [OKX-MD].
+            quote = quote_of(ticker.get("bidPx"), ticker.get("askPx"), last, ticker.get("vol24h"))
+            return Verdict(Result.OK, data_time=generated_ms / 1000.0, quote=quote)
         if endpoint == "orderbook":
             dig(body, "data", 0, "asks")
             dig(body, "data", 0, "bids")

@@ -25,6 +25,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 
 from exporter import __version__
+from exporter.market.data import MarketData
 from exporter.state import ExchangeState
 from exporter.streams.backoff import Backoff
 from exporter.streams.dialect import StreamDialect
@@ -64,6 +65,7 @@ class StreamConnection:
         fetch: REST snapshot fetch through the probe gate, or None.
         on_maintenance: called when the stream's maintenance flag changes.
         rng: jitter source.
+        market_data: where the sessions write ticker prices and trade volume (None: nowhere).
     """
 
     def __init__(
@@ -78,8 +80,10 @@ class StreamConnection:
         fetch: Fetch | None = None,
         on_maintenance: Callable[[], None] | None = None,
         rng: random.Random | None = None,
+        market_data: MarketData | None = None,
     ) -> None:
         self.plan = plan
+        self._market_data = market_data
         self._dialect = dialect
         self._metrics = metrics
         self._state = state
@@ -173,6 +177,8 @@ class StreamConnection:
             self._maintenance_changed,
             self._rng,
             self.plan.skew_resolution,
+            market_data=self._market_data,
+            exchange_name=plan.exchange,
         )
         self.session = session
         try:

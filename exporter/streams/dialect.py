@@ -117,6 +117,9 @@ class StreamDialect(ABC):
         max_subscriptions_per_request: args per subscribe request (Bybit spot 10).
         default_stale_after: seconds of silence per channel before the channel is stale,
             from the channel's documented cadence.
+        ticker_quotes: the ticker carries best bid/ask (``Data.bid``/``ask``). False (Bybit
+            spot): the session takes a market's bid/ask from its local book instead, where the
+            book and the ticker are both subscribed.
     """
 
     exchange: ClassVar[str]
@@ -129,6 +132,7 @@ class StreamDialect(ABC):
     max_client_messages_per_second: ClassVar[float | None] = None
     max_subscriptions_per_request: ClassVar[int] = 100
     default_stale_after: ClassVar[Mapping[Channel, float]]
+    ticker_quotes: ClassVar[bool] = True
 
     @abstractmethod
     def symbol(self, market: str) -> str:

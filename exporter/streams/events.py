@@ -2,8 +2,9 @@
 
 A dialect (:class:`exporter.streams.dialect.StreamDialect`) turns the exchange's own wire text
 into these exchange-neutral events; the core (:mod:`exporter.streams.connection`) turns events
-into metrics, resyncs and reconnects. Times are Unix seconds (float); prices and quantities stay
-the exchange's strings until a book needs them as numbers (checksums use the strings).
+into metrics, resyncs and reconnects. Times are Unix seconds (float); book prices and quantities
+stay the exchange's strings until a book needs them as numbers (checksums use the strings);
+ticker and trade prices and sizes are floats (:class:`Data`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,15 @@ class Data:
             dialect can check outside the book (e.g. Kraken ``trade_id``); 0 = none.
         messages: how many exchange messages this event stands for (1; a batched frame may
             carry several).
+        bid / ask: best bid and ask (quote-currency units) where a ticker message carries them,
+            else None.
+        last: last traded price (quote-currency units): a ticker's last price, or the price of
+            the last trade (in the message's order) of a trades message; None where absent.
+        volume: summed base-currency size of the trades in a trades message (0.0 otherwise,
+            and for trades that are history, e.g. a subscribe-time snapshot).
+
+    Prices and volume are read from the already-parsed message; a missing, malformed,
+    non-positive or non-finite number leaves its field None (volume: adds nothing).
     """
 
     channel: Channel
@@ -90,6 +100,10 @@ class Data:
     book: BookMessage | None = None
     gap: int = 0
     messages: int = 1
+    bid: float | None = None
+    ask: float | None = None
+    last: float | None = None
+    volume: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

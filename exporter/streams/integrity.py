@@ -6,7 +6,8 @@
   resynchronise (``exchange_ws_book_resyncs_total``): the dialect's ``resubscribe_messages``
   where the exchange resends a snapshot on resubscribe, else a reconnect (reason ``resync``).
 - After each applied message, a crossed book (best bid ≥ best ask) counts
-  ``exchange_ws_book_crossed_total`` once per crossing episode (until it uncrosses or resyncs).
+  ``exchange_ws_book_crossed_total`` once per crossing episode (until it uncrosses or resyncs),
+  and the best bid and ask go to ``on_best`` when one is given.
 - ``needs_snapshot`` (Binance) → fetch the dialect's ``snapshot_request`` over REST through the
   probe gate (:mod:`exporter.streams.snapshot`) and feed ``apply_snapshot``; at most one fetch
   per market in flight, spaced by :data:`SNAPSHOT_MIN_SPACING_SECONDS`.
@@ -66,6 +67,8 @@ class BookKeeper:
         send: queues frames on the connection (resubscribe).
         end: ends the connection with a reason and error text (reconnect to resync).
         fetch: REST snapshot fetch through the probe gate, or None where not available.
+        on_best: called ``(market, best bid, best ask)`` (None for an empty side) after every
+            applied message, or None.
     """
 
     def __init__(
@@ -78,8 +81,10 @@ class BookKeeper:
         send: Callable[[list[str]], None],
         end: Callable[[ReconnectReason, str], None],
         fetch: Fetch | None,
+        on_best: Callable[[str, float | None, float | None], None] | None = None,
     ) -> None:
         self._dialect = dialect
+        self._on_best = on_best
         self.books: dict[str, BookSync] = {market: dialect.new_book(market) for market in markets}
         self._crossed: dict[str, bool] = dict.fromkeys(markets, False)
         self._book = book
@@ -116,6 +121,8 @@ class BookKeeper:
             if self._unsynced:
                 self._unsynced.pop(market, None)
             bid, ask = book.best()
+            if self._on_best is not None:
+                self._on_best(market, bid, ask)
             crossed = bid is not None and ask is not None and bid >= ask
             if crossed != self._crossed[market]:
                 self._crossed[market] = crossed

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from exporter.admission import HoldReason
 from exporter.config import ExporterConfig
 from exporter.http11 import ProbeClient
+from exporter.market.data import MarketData
 from exporter.metrics import ExporterMetrics
 from exporter.profiles import Profile
 from exporter.state import ExchangeState
@@ -46,6 +47,7 @@ class StreamManager:
             its rate-limit gate, probe gate and clock skew).
         client: the HTTP client for REST book snapshots (None: books needing one never sync).
         rng: jitter source.
+        market_data: where the streams' ticker prices and trade volume go (None: nowhere).
     """
 
     def __init__(
@@ -54,7 +56,9 @@ class StreamManager:
         states: dict[str, ExchangeState],
         client: ProbeClient | None,
         rng: random.Random | None = None,
+        market_data: MarketData | None = None,
     ) -> None:
+        self.market_data = market_data
         self._metrics = metrics
         self._states = states
         self._client = client
@@ -140,6 +144,7 @@ class StreamManager:
             fetch=fetcher,
             on_maintenance=functools.partial(self._maintenance, name),
             rng=self._rng,
+            market_data=self.market_data,
         )
         task = asyncio.create_task(connection.run(), name=f"stream-{name}")
         self._streams[name] = _Stream(plan, connection, task, limiter, backoff)

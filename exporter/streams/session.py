@@ -18,6 +18,14 @@ so a dead link is told from a stalled feed), and ends the connection when:
 - a ``Notice(SHUTDOWN)`` arrived (reason ``maintenance``), or a book needs a reconnect to
   resync (reason ``resync``).
 
+Market data (:class:`~exporter.market.data.MarketData`, when given): a data event's prices go
+to ``quote(…, source="stream")`` when it carries any, its traded volume to ``trade`` when above
+0. A trade's price is taken as the last price only for a market whose ticker this connection
+does not subscribe (the ticker's own last price is the one reported otherwise: one source per
+gauge). Where the dialect's ticker has no best bid/ask (``ticker_quotes`` False: Bybit spot),
+a market's bid and ask come from its local book after every applied book message, for markets
+whose ticker and book are both subscribed.
+
 Per message the reader does one ``time.time()``, one dict lookup and pre-bound metric calls:
 the labelled children are bound once per connection (:class:`Cell`).
 """
@@ -35,6 +43,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from exporter.market.data import MarketData
 from exporter.state import ExchangeState
 from exporter.streams.dialect import KeepAlive, StreamDialect
 from exporter.streams.events import (
@@ -123,6 +132,8 @@ class StreamSession:
         rng: jitter source.
         skew_resolution: a measured clock skew smaller than this (the exchange's server-time
             resolution) is noise, and lag is not corrected by it.
+        market_data: where prices and traded volume go (None: nowhere).
+        exchange_name: the configured exchange name, the ``exchange`` of ``market_data``.
     """
 
     def __init__(
@@ -139,8 +150,15 @@ class StreamSession:
         on_maintenance: Any,
         rng: random.Random,
         skew_resolution: float = 0.001,
+        market_data: MarketData | None = None,
+        exchange_name: str = "",
     ) -> None:
         self._ws = ws
+        self._market_data = market_data
+        self._exchange_name = exchange_name
+        self._ticker_markets = frozenset(
+            s.market for s in subscriptions if s.channel is Channel.TICKER
+        )
         self._skew_floor = skew_resolution
         self._dialect = dialect
         self._subscriptions = list(subscriptions)
@@ -192,6 +210,11 @@ class StreamSession:
                 self.send_later,
                 self.end,
                 fetch,
+                on_best=(
+                    self._book_quote
+                    if market_data is not None and not dialect.ticker_quotes
+                    else None
+                ),
             )
 
     # -- ending ---------------------------------------------------------------------------
@@ -280,6 +303,10 @@ class StreamSession:
         books = self._books
         now_fn = time.time
         floor = self._skew_floor
+        market_data = self._market_data
+        name = self._exchange_name
+        ticker_markets = self._ticker_markets
+        trades = Channel.TRADES
         while True:
             frame = await recv()
             now = now_fn()
@@ -319,6 +346,23 @@ class StreamSession:
                 if event.book is not None and books is not None:
                     books.apply(event.market, event.book)
                 self.received_data = True
+                if market_data is not None:
+                    market = event.market
+                    volume = event.volume
+                    if volume > 0.0:
+                        market_data.trade(name, market, volume)
+                    bid, ask, last = event.bid, event.ask, event.last
+                    if last is not None and event.channel is trades and market in ticker_markets:
+                        last = None  # the ticker reports this market's last price
+                    if bid is not None or ask is not None or last is not None:
+                        market_data.quote(
+                            name, market, bid=bid, ask=ask, last=last, source="stream"
+                        )
+
+    def _book_quote(self, market: str, bid: float | None, ask: float | None) -> None:
+        """Best bid/ask of a freshly applied local book, for dialects whose ticker has none."""
+        if self._market_data is not None and market in self._ticker_markets:
+            self._market_data.quote(self._exchange_name, market, bid=bid, ask=ask, source="stream")
 
     # -- events other than data -----------------------------------------------------------
 

@@ -13,6 +13,9 @@ category replaces the one found so far, support accumulates.
 * for the API-key alerts, the key's earlier state and the clock skew
   (:func:`receiver.diagnosis.keyhealth.api_key`): revoked key, IP allow-list change, clock skew,
   wrong secret, expiry, permission change;
+* for the market-integrity alerts, their market context (:func:`receiver.diagnosis.markethealth.
+  market`): stale or stuck venue, local basis, wrong mapping, venue-only spike or market-wide
+  move, the rate-limit window's time to the limit, the announced maintenance window;
 * the other exchanges' state (:func:`our_network`, :func:`other_exchanges_answer`,
   :func:`failing_exchanges`): every other exchange down at once → our network;
 * the series statistics where they matter for the category found so far (z-score against the
@@ -29,6 +32,7 @@ from receiver.diagnosis.case import category_so_far as _category
 from receiver.diagnosis.codes import CLASS_CATEGORY
 from receiver.diagnosis.keyhealth import api_key
 from receiver.diagnosis.knowledge import CLASS_BY_NAME, KNOWLEDGE_BASE, fill
+from receiver.diagnosis.markethealth import market
 from receiver.diagnosis.schema import CodeCount, Context, RootCauseCategory
 from receiver.diagnosis.stats import baseline_text, fmt_count, fmt_number, fmt_value, slope_text
 
@@ -345,6 +349,7 @@ EVIDENCE: tuple[Evidence, ...] = (
     label_notes,
     error_codes,
     api_key,
+    market,
     our_network,
     other_exchanges_answer,
     failing_exchanges,

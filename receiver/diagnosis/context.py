@@ -18,7 +18,9 @@ at most ``max_points`` (120) points:
 Instant queries at ``now`` over the same window: error codes (``exchange_api_errors_total`` by
 endpoint and code), probe results (``exchange_api_requests_total`` by endpoint and result), HTTP
 error statuses, which exchanges are up, the API key's state for alerts with a ``key`` label
-(:mod:`receiver.diagnosis.keycontext`), and the alert's own expression (``g0.expr`` of
+(:mod:`receiver.diagnosis.keycontext`), the market context of the market-integrity alerts
+(:mod:`receiver.diagnosis.marketcontext`: the price group's quotes, the rate-limit window, the
+announced maintenance), and the alert's own expression (``g0.expr`` of
 ``generatorURL``, see :mod:`receiver.diagnosis.evidence`). Every result is capped (series,
 points, response bytes), label values are capped and stripped of control characters.
 
@@ -50,6 +52,7 @@ from receiver.diagnosis.evidence import (
     prometheus_get,
 )
 from receiver.diagnosis.keycontext import KEY_QUERIES, key_state
+from receiver.diagnosis.marketcontext import MARKET_QUERY_NAMES, market_queries, market_state
 from receiver.diagnosis.redact import redact_text
 from receiver.diagnosis.schema import CodeCount, Context, SeriesKey, SeriesStats
 from receiver.diagnosis.stats import compute_stats, fmt_count, render_stats
@@ -176,6 +179,8 @@ def render_context(ctx: Context) -> tuple[str, dict[str, str]]:
     fields: dict[str, str] = {}
     if ctx.key is not None and ctx.key.text:
         fields["API key"] = ctx.key.text
+    if ctx.market is not None and ctx.market.text:
+        fields["market"] = ctx.market.text
     for st in ctx.series:
         fields[st.label] = st.text.removeprefix(st.label + " ")
     codes = _counts_text(ctx.counts, "error_code")
@@ -385,6 +390,8 @@ class ContextBuilder:
                         "/api/v1/query",
                         {"query": template.format(sel=key_sel, w=window), "time": at},
                     )
+            for name, query in market_queries(alert.alertname, alert.labels, promql_string).items():
+                jobs[name] = self._get("/api/v1/query", {"query": query, "time": at})
         jobs["up"] = self._get("/api/v1/query", {"query": UP_QUERY, "time": at})
         expr = expr_from_generator_url(alert.generator_url) if alert.generator_url else None
         if expr is not None:
@@ -464,6 +471,12 @@ class ContextBuilder:
             else None
         )
 
+        market = (
+            market_state(alert.labels, results, _parse_vector, end, _label)
+            if any(name in jobs for name in MARKET_QUERY_NAMES)
+            else None
+        )
+
         status: Literal["ok", "partial", "failed"] = "ok"
         note: str | None = None
         if errors:
@@ -477,7 +490,7 @@ class ContextBuilder:
                     f"{len(errors)} of {len(tasks)} Prometheus queries failed "
                     f"({cap(reason, 80)}): context is partial"
                 )
-        elif exchange is not None and not series and not counts and key is None:
+        elif exchange is not None and not series and not counts and key is None and not market:
             note = f"no data for exchange {_label(exchange)} in Prometheus over the window"
         ctx = Context(
             exchange=_label(exchange) if exchange else None,
@@ -489,6 +502,7 @@ class ContextBuilder:
             exchanges_up=exchanges_up,
             alert_value=alert_value,
             key=key,
+            market=market,
             note=note,
         )
         summary, fields = render_context(ctx)

@@ -36,6 +36,8 @@ _EVIDENCE_LIMIT = 700
 _EVIDENCE_LABELS = (
     "exchange",
     "endpoint",
+    "market",
+    "price_group",
     "window",
     "severity",
     "instance",

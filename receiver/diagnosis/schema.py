@@ -184,6 +184,81 @@ class KeyState(BaseModel):
         return low is not None and high is not None and low != high
 
 
+class VenueQuote(BaseModel):
+    """One market's quote in the market context of a market-integrity alert.
+
+    Attributes:
+        exchange: the venue (``exchange`` label); market: unified ``BASE/QUOTE``;
+            price_group: the comparable-markets group (all capped Prometheus label values).
+        bid, ask: best bid and ask now, quote-currency units (``None``: absent).
+        mid_before: the mid five minutes earlier (``None``: absent).
+        age: seconds since the quote's last update (``None``: unknown).
+        volume_ratio: traded-volume rate over 5 m divided by its 1 h rate (``None``: unknown).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    exchange: str = ""
+    market: str = ""
+    price_group: str = ""
+    bid: float | None = None
+    ask: float | None = None
+    mid_before: float | None = None
+    age: float | None = None
+    volume_ratio: float | None = None
+
+    @property
+    def mid(self) -> float | None:
+        """``(bid + ask) / 2`` when both are positive, else ``None``."""
+        if self.bid is None or self.ask is None or self.bid <= 0 or self.ask <= 0:
+            return None
+        return (self.bid + self.ask) / 2
+
+
+class MarketState(BaseModel):
+    """Market context of one market-integrity alert (:mod:`receiver.diagnosis.marketcontext`).
+
+    Attributes:
+        exchange, market, price_group, window: the alert's labels (capped; ``""`` absent).
+        quotes: every venue's quote of the alert's price group (the alert's venue included).
+        venue: the alert venue's quotes of every price group it quotes.
+        medians: price group → median mid of the other venues (quote-currency units).
+        used, limit: the venue's reported rate-limit usage and limit of ``window`` now.
+        slope_per_second: ``deriv`` of the usage over 5 m (weight per second).
+        maintenance_start, maintenance_end: the announced window, Unix seconds.
+        at: Unix seconds the instant queries were evaluated at.
+        text: compact rendering for the context fields (≤ 300 chars).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    exchange: str = ""
+    market: str = ""
+    price_group: str = ""
+    window: str = ""
+    quotes: list[VenueQuote] = Field(default_factory=list)
+    venue: list[VenueQuote] = Field(default_factory=list)
+    medians: dict[str, float] = Field(default_factory=dict)
+    used: float | None = None
+    limit: float | None = None
+    slope_per_second: float | None = None
+    maintenance_start: float | None = None
+    maintenance_end: float | None = None
+    at: float = 0.0
+    text: str = ""
+
+    def own(self) -> VenueQuote | None:
+        """The alert's own quote (its exchange and market) in :attr:`quotes`."""
+        for quote in self.quotes:
+            if quote.exchange == self.exchange and (not self.market or quote.market == self.market):
+                return quote
+        return None
+
+    def others(self) -> list[VenueQuote]:
+        """The other venues' quotes of the price group."""
+        return [q for q in self.quotes if q.exchange != self.exchange]
+
+
 class Context(BaseModel):
     """Prometheus context of one firing alert, built by :mod:`receiver.diagnosis.context`.
 
@@ -196,6 +271,7 @@ class Context(BaseModel):
         exchanges_up: other exchanges → whether at least one of their endpoints is up now.
         alert_value: the alert expression's current value (``g0.expr`` of ``generatorURL``).
         key: the API key's state, for alerts carrying a ``key`` label (else ``None``).
+        market: the market context of a market-integrity alert (else ``None``).
         note: why the context is empty or partial (Prometheus down or slow), else ``None``.
         summary: compact multi-line text for messages (≤ 1000 chars).
         fields: ordered ``label → short text`` pairs for notifiers (≤ 8, values ≤ 300 chars).
@@ -212,6 +288,7 @@ class Context(BaseModel):
     exchanges_up: dict[str, bool] = Field(default_factory=dict)
     alert_value: str | None = None
     key: KeyState | None = None
+    market: MarketState | None = None
     note: str | None = None
     summary: str = ""
     fields: dict[str, str] = Field(default_factory=dict)
@@ -223,7 +300,14 @@ class Context(BaseModel):
     @property
     def empty(self) -> bool:
         """True when no metric, count or alert value was obtained."""
-        return not (self.series or self.counts or self.exchanges_up or self.alert_value or self.key)
+        return not (
+            self.series
+            or self.counts
+            or self.exchanges_up
+            or self.alert_value
+            or self.key
+            or self.market
+        )
 
 
 class Diagnosis(BaseModel):

@@ -16,6 +16,7 @@ from simulator.faults import Fault, FaultError
 from simulator.keys.base import KEY_ENDPOINT, PrivateApi
 from simulator.keys.request import PrivateRequest
 from simulator.limits import Limiter
+from simulator.maintenance import Window
 from simulator.market import Market, Venue, VenueView
 from simulator.responses import CT_JSON, Reply, gateway_page
 from simulator.specs import check_fields, number, text
@@ -91,6 +92,9 @@ class RequestContext:
         fault: the effective :class:`~simulator.faults.Fault`, or ``None``.
         private: for a private (signed) route, the request as received
             (:class:`~simulator.keys.request.PrivateRequest`), else ``None``.
+        window: the maintenance :class:`~simulator.maintenance.Window` announced for this
+            exchange (any state), or ``None``; inside it :attr:`fault` is a ``maintenance``
+            fault (when no REST fault is set).
     """
 
     __slots__ = (
@@ -103,6 +107,7 @@ class RequestContext:
         "query",
         "route",
         "venue",
+        "window",
     )
 
     def __init__(
@@ -116,8 +121,10 @@ class RequestContext:
         market: Market,
         venue: Venue,
         private: PrivateRequest | None = None,
+        window: Window | None = None,
     ) -> None:
         """Store the request facts (see class docstring)."""
+        self.window = window
         self.route = route
         self.endpoint = route.endpoint if route is not None else None
         self.path = path
@@ -151,8 +158,14 @@ class RequestContext:
 
     @property
     def maintenance(self) -> bool:
-        """True when the effective fault is ``maintenance``."""
+        """True when the effective fault is ``maintenance`` (set, or an ongoing announced
+        window)."""
         return self.fault is not None and self.fault.kind == "maintenance"
+
+    def scheduled_window(self) -> Window | None:
+        """The announced maintenance window if it has not started yet at :attr:`now`."""
+        window = self.window
+        return window if window is not None and self.now < window.starts_at else None
 
     def view(self, market: str | None = None) -> VenueView:
         """Market state of ``market`` (unified name; None = the venue's first, BTC) on this

@@ -170,9 +170,11 @@ class BybitExchange(Exchange):
         """``GET /v5/system/status`` → ``result.list`` of maintenance records [BY-STATUS].
 
         Normally one ``completed`` record from yesterday (clients must check ``state``, as
-        ccxt does: any ``ongoing`` item = maintenance); under ``maintenance`` an ``ongoing``
-        record is listed first. ``begin``/``end`` are ms strings; ``retMsg`` is ``""`` as in the
-        doc example.
+        ccxt does: any ``ongoing`` item = maintenance); under ``maintenance`` (the fault, or
+        inside a window announced with ``/_control/maintenance``) an ``ongoing`` record is
+        listed first; an announced window is listed ``scheduled`` before it and ``completed``
+        after it (states per [BY-STATUS]). ``begin``/``end`` are ms strings; ``retMsg`` is
+        ``""`` as in the doc example.
         """
         now_ms = ctx.server_ms
         day_start = now_ms - now_ms % 86_400_000
@@ -185,6 +187,20 @@ class BybitExchange(Exchange):
                 day_start - 5_400_000,
             )
         ]
+        window = ctx.window
+        if window is not None and not ctx.maintenance:  # scheduled, or over: completed
+            state = "scheduled" if ctx.now < window.starts_at else "completed"
+            if state == "scheduled" or ctx.now >= window.ends_at:
+                items.insert(
+                    0,
+                    self._item(
+                        "7c1d3e52-0000-4000-8000-00000000a11c",
+                        "System maintenance",
+                        state,
+                        int(window.starts_at * 1000),
+                        int(window.ends_at * 1000),
+                    ),
+                )
         if ctx.maintenance:
             assert ctx.fault is not None
             begin = int(ctx.fault.created_at * 1000)

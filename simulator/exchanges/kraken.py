@@ -25,6 +25,7 @@ from typing import Any
 from simulator.bodies import BookFrame
 from simulator.exchanges.base import Exchange, RequestContext, Route, reject_params
 from simulator.faults import Fault
+from simulator.maintenance import KRAKEN_NOTICE_S
 from simulator.market import VenueView
 from simulator.responses import Reply, json_reply
 from simulator.timefmt import iso_s, kraken_rfc1123
@@ -86,12 +87,30 @@ class KrakenExchange(Exchange):
     def status(self, ctx: RequestContext) -> Reply:
         """``GET /0/public/SystemStatus`` → ``result`` ``{"status": "online" | "maintenance",
         "timestamp": ISO-8601 s (server time), "upcoming_maintenance": [], "emergency": []}``
-        [KR-STATUS]."""
+        [KR-STATUS]. ``status`` is ``maintenance`` under the fault or inside an announced window
+        (``/_control/maintenance``); before the window, while it starts within 72 h, it is
+        listed in ``upcoming_maintenance`` ("scheduled events that are within 72 hours ...
+        removed once its maintenance window starts" [KR-STATUS]). The fields of an
+        ``upcoming_maintenance`` item are not in the facts file (**UNVERIFIED**): the simulator
+        sends ``{"title", "start_time", "end_time"}`` with ISO-8601 second times (as
+        ``timestamp``) plus ``start_timestamp``/``end_timestamp`` epoch seconds."""
+        upcoming: list[dict[str, Any]] = []
+        window = ctx.scheduled_window()
+        if window is not None and window.starts_at - ctx.now <= KRAKEN_NOTICE_S:
+            upcoming.append(
+                {
+                    "title": "Scheduled maintenance",
+                    "start_time": iso_s(window.starts_at),
+                    "end_time": iso_s(window.ends_at),
+                    "start_timestamp": int(window.starts_at),
+                    "end_timestamp": int(window.ends_at),
+                }
+            )
         return self._ok(
             {
                 "status": "maintenance" if ctx.maintenance else "online",
                 "timestamp": iso_s(ctx.server_ms / 1000.0),
-                "upcoming_maintenance": [],
+                "upcoming_maintenance": upcoming,
                 "emergency": [],
             }
         )

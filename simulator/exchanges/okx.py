@@ -109,6 +109,24 @@ def ticker_item(v: VenueView, ts_ms: int) -> dict[str, str]:
     }
 
 
+def _status_record(state: str, begin_ms: int, end_ms: int) -> dict[str, str]:
+    """One ``/api/v5/system/status`` record (the documented fields, all strings)
+    [OKX-STATUS]."""
+    return {
+        "begin": str(begin_ms),
+        "end": str(end_ms),
+        "href": "",
+        "preOpenBegin": "",
+        "scheDesc": "",
+        "serviceType": "5",
+        "state": state,
+        "maintType": "1",
+        "env": "1",
+        "system": "unified",
+        "title": "Trading system maintenance",
+    }
+
+
 class OkxExchange(Exchange):
     """Simulated OKX v5 public REST API (see module docstring for sources)."""
 
@@ -146,30 +164,22 @@ class OkxExchange(Exchange):
 
     def status(self, ctx: RequestContext) -> Reply:
         """``GET /api/v5/system/status[?state=...]`` → ``data: []`` normally; under
-        ``maintenance`` one ``ongoing`` record with ``begin``/``end`` ms strings,
-        ``serviceType`` "5" (trading service), ``maintType`` "1" [OKX-STATUS]. A ``state``
-        filter other than ``ongoing`` hides it."""
+        ``maintenance`` (the fault, or inside a window announced with
+        ``/_control/maintenance``) one ``ongoing`` record; before an announced window one
+        ``scheduled`` record. ``begin``/``end`` are ms strings, ``serviceType`` "5" (trading
+        service), ``maintType`` "1" (scheduled) [OKX-STATUS]. A ``state`` filter other than the
+        record's hides it (the default filter shows scheduled, ongoing and pre_open)."""
         data: list[dict[str, str]] = []
         state = ctx.query.get("state")
         if ctx.maintenance and state in (None, "", "ongoing"):
             assert ctx.fault is not None
             begin = int(ctx.fault.created_at * 1000)
             end = begin + int((ctx.fault.duration_s or 3600) * 1000)
-            data.append(
-                {
-                    "begin": str(begin),
-                    "end": str(end),
-                    "href": "",
-                    "preOpenBegin": "",
-                    "scheDesc": "",
-                    "serviceType": "5",
-                    "state": "ongoing",
-                    "maintType": "1",
-                    "env": "1",
-                    "system": "unified",
-                    "title": "Trading system maintenance",
-                }
-            )
+            data.append(_status_record("ongoing", begin, end))
+        window = ctx.scheduled_window()
+        if window is not None and state in (None, "", "scheduled"):
+            begin = int(window.starts_at * 1000)
+            data.append(_status_record("scheduled", begin, int(window.ends_at * 1000)))
         return json_reply(200, _body("0", "", data))
 
     def ticker(self, ctx: RequestContext) -> Reply:

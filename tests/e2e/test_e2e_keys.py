@@ -19,25 +19,21 @@ Acceptance (issue 14):
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
 from deploy.stack import DEMO_KEYS_DIR, Stack
+from testsupport.e2e import notifications, query, wait
 from testsupport.fake_chat import FakeChat
-from testsupport.fake_llm import FakeLLM, LLMRequest
+from testsupport.fake_llm import FakeLLM, LLMRequest, answering_late
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 
 ALERT = "ExchangeApiKeyInvalid"
 EXCHANGE = "binance"
@@ -47,45 +43,8 @@ LLM_DELAY_S = 8.0
 on the LLM and diagnoses with its rule engine."""
 
 
-def _wait(predicate: Callable[[], T], timeout: float, what: str, stack: Stack) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {n}\n{stack.log_tail(n)}" for n in ("exporter", "receiver"))
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n{logs}")
-        time.sleep(0.5)
-
-
-def _query(stack: Stack, promql: str) -> list[dict[str, Any]]:
-    response = httpx.get(
-        f"{stack.urls['prometheus']}/api/v1/query", params={"query": promql}, timeout=5
-    )
-    response.raise_for_status()
-    result: list[dict[str, Any]] = response.json()["data"]["result"]
-    return result
-
-
-def _parse_time(value: str) -> float:
-    value = re.sub(r"(\.\d{6})\d+", r"\1", value).replace("Z", "+00:00")
-    return datetime.fromisoformat(value).timestamp()
-
-
-def _notifications(stack: Stack, since: float) -> list[dict[str, Any]]:
-    if not stack.notify_file.exists():
-        return []
-    lines = stack.notify_file.read_text().splitlines()
-    return [
-        n
-        for n in (json.loads(line) for line in lines if line.strip())
-        if n["alertname"] == ALERT and _parse_time(n["starts_at"]) >= since
-    ]
-
-
 def _keys_up(stack: Stack) -> set[str]:
-    return {r["metric"]["exchange"] for r in _query(stack, "exchange_api_key_up == 1")}
+    return {r["metric"]["exchange"] for r in query(stack, "exchange_api_key_up == 1")}
 
 
 def demo_secrets() -> dict[str, str]:
@@ -112,27 +71,11 @@ def _demo_key(exchange: str) -> dict[str, Any]:
     return entry
 
 
-@contextlib.contextmanager
-def slow_llm(fake_llm: FakeLLM) -> Iterator[FakeLLM]:
-    """The session's LLM stand-in answering after :data:`LLM_DELAY_S`, or, when an earlier test
-    stopped it, a new one on its port."""
-    if fake_llm.running:
-        before = fake_llm.delay
-        fake_llm.delay = LLM_DELAY_S
-        try:
-            yield fake_llm
-        finally:
-            fake_llm.delay = before
-    else:
-        with FakeLLM(port=fake_llm.port, delay=LLM_DELAY_S) as stand_in:
-            yield stand_in
-
-
 def test_revoked_key_pages_invalid_with_root_cause_auth_and_no_secret_leaks(
     stack: Stack, fake_chat: FakeChat, fake_llm: FakeLLM, timings: dict[str, float]
 ) -> None:
-    _wait(lambda: _keys_up(stack) >= set(EXCHANGES), 120, "every demo key accepted", stack)
-    with slow_llm(fake_llm) as llm:
+    wait(lambda: _keys_up(stack) >= set(EXCHANGES), 120, "every demo key accepted", stack)
+    with answering_late(fake_llm, LLM_DELAY_S) as llm:
         _revoke_and_restore(stack, timings)
         prompts = [r.body for r in llm.chat_requests() if ALERT in json.dumps(r.body)]
     assert prompts, f"the LLM was never asked about {ALERT}"
@@ -151,8 +94,8 @@ def _revoke_and_restore(stack: Stack, timings: dict[str, float]) -> None:
     )
     assert response.status_code == 200, response.text
     try:
-        firing = _wait(
-            lambda: [n for n in _notifications(stack, revoked) if n["status"] == "firing"],
+        firing = wait(
+            lambda: [n for n in notifications(stack, ALERT, revoked) if n["status"] == "firing"],
             180,
             f"the {ALERT} notification",
             stack,
@@ -169,8 +112,8 @@ def _revoke_and_restore(stack: Stack, timings: dict[str, float]) -> None:
     finally:
         httpx.post(f"{simulator}/_control/keys", json=key, timeout=5).raise_for_status()
     restored = time.time()
-    _wait(
-        lambda: [n for n in _notifications(stack, revoked) if n["status"] == "resolved"],
+    wait(
+        lambda: [n for n in notifications(stack, ALERT, revoked) if n["status"] == "resolved"],
         180,
         f"the resolved {ALERT} notification",
         stack,

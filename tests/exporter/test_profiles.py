@@ -488,3 +488,33 @@ def test_every_profile_has_limits_and_backoffs() -> None:
         assert (
             profile.backoff_seconds[Result.BANNED] >= profile.backoff_seconds[Result.RATE_LIMITED]
         )
+
+
+@pytest.mark.parametrize(
+    ("profile", "body", "last"),
+    [
+        (p, b, last)
+        for (p, e, b), last in zip(
+            [c for c in OK_CASES if c[1] == "ticker"],
+            [4.000002, 20533.13, 9999.99, 6268.48, 3537.5],
+            strict=True,
+        )
+    ],
+)
+def test_ticker_verdicts_carry_a_quote(profile: str, body: Any, last: float) -> None:
+    """Every ticker verdict carries its quote; fields the body lacks are None (the quotes
+    themselves are covered by tests/exporter/test_market_rest.py)."""
+    verdict = classify(profile, "ticker", body)
+    assert verdict.quote is not None and verdict.quote.last == pytest.approx(last)
+    assert verdict.quote.bid is None and verdict.quote.volume_24h is None
+
+
+@pytest.mark.parametrize(
+    ("profile", "body"), [(p, b) for p, b, _ in STATUS_IN_MAINTENANCE] + STATUS_NORMAL
+)
+def test_status_verdicts_of_past_windows_announce_nothing(profile: str, body: Any) -> None:
+    """The documented times are long past, so no window is announced; an announcing profile
+    reads them, the others (Binance) never announce."""
+    verdict = classify(profile, "status", body)
+    assert verdict.scheduled_maintenance is None
+    assert get_profile(profile).announces_maintenance is (profile != "binance")

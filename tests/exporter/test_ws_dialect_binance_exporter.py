@@ -153,12 +153,11 @@ def test_documented_and_observed_errors() -> None:
 
 def test_trade_ticker_depth_payloads_combined_and_raw() -> None:
     d = dialect()
-    assert d.parse(wrapped("bnbbtc@trade", TRADE)) == [
-        Data(Channel.TRADES, "BNB/BTC", 1672515782.136)
-    ]
-    assert d.parse(json.dumps(TRADE)) == [Data(Channel.TRADES, "BNB/BTC", 1672515782.136)]
+    trade = Data(Channel.TRADES, "BNB/BTC", 1672515782.136, last=0.001, volume=100.0)
+    assert d.parse(wrapped("bnbbtc@trade", TRADE)) == [trade]
+    assert d.parse(json.dumps(TRADE)) == [trade]
     assert d.parse(wrapped("bnbbtc@ticker", TICKER)) == [
-        Data(Channel.TICKER, "BNB/BTC", 1672515782.136)
+        Data(Channel.TICKER, "BNB/BTC", 1672515782.136, bid=0.0024, ask=0.0026, last=0.0025)
     ]
     (event,) = d.parse(wrapped("bnbbtc@depth@100ms", DEPTH))
     assert event == Data(
@@ -173,6 +172,30 @@ def test_trade_ticker_depth_payloads_combined_and_raw() -> None:
             last_id=160,
         ),
     )
+
+
+def test_market_data_from_documented_ticker_and_trade() -> None:
+    # 24hrTicker b/a/c; trade p/q [BN-WS §Individual Symbol Ticker Streams, §Trade Streams].
+    d = dialect()
+    (ticker,) = d.parse(wrapped("bnbbtc@ticker", TICKER))
+    assert (ticker.bid, ticker.ask, ticker.last, ticker.volume) == (0.0024, 0.0026, 0.0025, 0.0)
+    (trade,) = d.parse(wrapped("bnbbtc@trade", TRADE))
+    assert (trade.bid, trade.ask, trade.last, trade.volume) == (None, None, 0.001, 100.0)
+
+
+@pytest.mark.parametrize("bad", [None, "", "abc", "0", "0.00000000", "-1", "NaN", "inf", True, []])
+def test_missing_or_malformed_numbers_leave_market_fields_empty(bad: object) -> None:
+    d = dialect()
+    ticker = {k: v for k, v in TICKER.items() if k not in "bac"}
+    if bad is not None:
+        ticker.update(b=bad, a=bad, c=bad)
+    (event,) = d.parse(wrapped("bnbbtc@ticker", ticker))
+    assert isinstance(event, Data) and event.channel is Channel.TICKER
+    assert (event.bid, event.ask, event.last, event.volume) == (None, None, None, 0.0)
+    trade = dict(TRADE, p=bad, q=bad)
+    (event,) = d.parse(wrapped("bnbbtc@trade", trade))
+    assert isinstance(event, Data) and event.event_time == 1672515782.136
+    assert (event.last, event.volume) == (None, 0.0)
 
 
 def test_server_shutdown_raw_and_combined() -> None:

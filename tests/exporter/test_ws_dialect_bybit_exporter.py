@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from exporter.streams.dialect import BookVerdict, KeepAlive
 from exporter.streams.dialects.bybit import BybitBook, BybitDialect
 from exporter.streams.events import (
@@ -173,10 +175,16 @@ def test_pongs_spot_and_option_forms() -> None:
 
 def test_data_messages_and_ts_number_or_string() -> None:
     d = dialect()
-    assert d.parse(json.dumps(TICKER)) == [Data(Channel.TICKER, "BTC/USDT", 1673853746.003)]
-    assert d.parse(json.dumps(TRADE)) == [Data(Channel.TRADES, "BTC/USDT", 1672304486.868)]
+    assert d.parse(json.dumps(TICKER)) == [
+        Data(Channel.TICKER, "BTC/USDT", 1673853746.003, last=21109.77)
+    ]
+    assert d.parse(json.dumps(TRADE)) == [
+        Data(Channel.TRADES, "BTC/USDT", 1672304486.868, last=16578.5, volume=0.001)
+    ]
     quoted = dict(TICKER, ts="1772694601512")
-    assert d.parse(json.dumps(quoted)) == [Data(Channel.TICKER, "BTC/USDT", 1772694601.512)]
+    assert d.parse(json.dumps(quoted)) == [
+        Data(Channel.TICKER, "BTC/USDT", 1772694601.512, last=21109.77)
+    ]
     (event,) = d.parse(json.dumps(BOOK_DELTA))
     assert event == Data(
         Channel.BOOK,
@@ -277,3 +285,35 @@ def test_contiguous_u_rule_is_on_by_default() -> None:
     assert book.apply(msg(True, 20, 110, [("90", "1")], [])) is BookVerdict.OK
     assert book.apply(msg(False, 1, 111, [("80", "1")], [])) is BookVerdict.RESET
     assert book.apply(msg(False, 2, 112, [], [])) is BookVerdict.OK
+
+
+def test_market_data_from_documented_ticker_and_trades() -> None:
+    # Spot ticker: lastPrice only, no best bid/ask [BY-TICKER]; trades p/v [BY-TRADE].
+    d = dialect()
+    assert BybitDialect.ticker_quotes is False
+    (ticker,) = d.parse(json.dumps(TICKER))
+    assert (ticker.bid, ticker.ask, ticker.last, ticker.volume) == (None, None, 21109.77, 0.0)
+    second = dict(TRADE["data"][0], v="0.25", p="16579.00")  # type: ignore[index]
+    batch = dict(TRADE, data=[TRADE["data"][0], second])  # type: ignore[index]
+    (trade,) = d.parse(json.dumps(batch))
+    assert trade.last == 16579.0  # the last trade of the message
+    assert trade.volume == pytest.approx(0.251)
+    (book,) = d.parse(json.dumps(BOOK_DELTA))
+    assert (book.bid, book.ask, book.last, book.volume) == (None, None, None, 0.0)
+
+
+def test_malformed_market_numbers_leave_fields_empty() -> None:
+    d = dialect()
+    (ticker,) = d.parse(json.dumps(dict(TICKER, data={"symbol": "BTCUSDT", "lastPrice": "x"})))
+    assert isinstance(ticker, Data) and ticker.last is None
+    (ticker,) = d.parse(json.dumps(dict(TICKER, data=["not", "a", "dict"])))
+    assert isinstance(ticker, Data) and ticker.last is None
+    good = TRADE["data"][0]  # type: ignore[index]
+    bad = [dict(good, v="", p="16577"), "junk", dict(good, v="-3", p="?"), dict(good, v="2")]
+    (trade,) = d.parse(json.dumps(dict(TRADE, data=bad)))
+    assert (trade.last, trade.volume) == (16578.5, 2.0)
+    bad = [dict(good, v="1", p="16577"), dict(good, v="nan", p="0")]
+    (trade,) = d.parse(json.dumps(dict(TRADE, data=bad)))
+    assert (trade.last, trade.volume) == (16577.0, 1.0)
+    (trade,) = d.parse(json.dumps(dict(TRADE, data={"not": "a list"})))
+    assert isinstance(trade, Data) and (trade.last, trade.volume) == (None, 0.0)

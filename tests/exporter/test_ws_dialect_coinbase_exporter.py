@@ -166,8 +166,19 @@ def test_errors_answer_the_oldest_request_whole() -> None:
 
 def test_data_messages_and_rfc3339_times() -> None:
     d = dialect()
-    assert d.parse(json.dumps(TICKER)) == [Data(Channel.TICKER, "BTC/USD", 1677901040.799258)]
-    assert d.parse(json.dumps(MATCH)) == [Data(Channel.TRADES, "BTC/USD", 1415348367.028459)]
+    assert d.parse(json.dumps(TICKER)) == [
+        Data(
+            Channel.TICKER,
+            "BTC/USD",
+            1677901040.799258,
+            bid=22345.67,
+            ask=22349.68,
+            last=22345.67,
+        )
+    ]
+    assert d.parse(json.dumps(MATCH)) == [
+        Data(Channel.TRADES, "BTC/USD", 1415348367.028459, last=400.23, volume=5.23512)
+    ]
     assert d.parse(json.dumps(HEARTBEAT)) == [Heartbeat(1415348368.464459)]
     (snap,) = d.parse(json.dumps(SNAPSHOT))
     assert snap == Data(
@@ -191,6 +202,29 @@ def test_data_messages_and_rfc3339_times() -> None:
     )
     assert isinstance(d.parse(json.dumps({"type": "match", "product_id": "BTC-USD"}))[0], Malformed)
     assert isinstance(d.parse("]")[0], Malformed)
+
+
+def test_market_data_from_documented_ticker_and_match() -> None:
+    # ticker best_bid/best_ask/price; match price/size [CB-EX-CH].
+    d = dialect()
+    (ticker,) = d.parse(json.dumps(TICKER))
+    assert (ticker.bid, ticker.ask, ticker.last, ticker.volume) == (22345.67, 22349.68, 22345.67, 0)
+    (trade,) = d.parse(json.dumps(MATCH))
+    assert (trade.bid, trade.ask, trade.last, trade.volume) == (None, None, 400.23, 5.23512)
+    # last_match (on subscribe) is history: its price is the last one, its size is not new volume.
+    (history,) = d.parse(json.dumps(dict(MATCH, type="last_match", trade_id=11)))
+    assert isinstance(history, Data) and (history.last, history.volume) == (400.23, 0.0)
+
+
+def test_malformed_ticker_and_match_numbers_leave_fields_empty() -> None:
+    d = dialect()
+    (ticker,) = d.parse(json.dumps(dict(TICKER, best_bid=None, best_ask="", price="1e999")))
+    assert isinstance(ticker, Data) and (ticker.bid, ticker.ask, ticker.last) == (None, None, None)
+    body = {k: v for k, v in MATCH.items() if k not in ("price", "size")}
+    (trade,) = d.parse(json.dumps(body))
+    assert isinstance(trade, Data) and (trade.last, trade.volume) == (None, 0.0)
+    (trade,) = d.parse(json.dumps(dict(MATCH, trade_id=12, size=5, price=401)))
+    assert isinstance(trade, Data) and (trade.last, trade.volume) == (401.0, 5.0)
 
 
 def match(trade_id: int, kind: str = "match") -> str:

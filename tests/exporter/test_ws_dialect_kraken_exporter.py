@@ -133,12 +133,15 @@ def test_one_ack_per_symbol_and_errors() -> None:
 
 def test_data_heartbeat_status() -> None:
     d = dialect()
-    assert d.parse(TICKER) == [Data(Channel.TICKER, "BTC/USD", None)]
+    quote = {"bid": 108359.8, "ask": 108359.9, "last": 108359.8}
+    assert d.parse(TICKER) == [Data(Channel.TICKER, "BTC/USD", None, **quote)]
     with_time = TICKER.replace(
         '"change_pct":-2.41', '"change_pct":-2.41,"timestamp":"2023-10-06T17:35:55.440295Z"'
     )
-    assert d.parse(with_time) == [Data(Channel.TICKER, "BTC/USD", 1696613755.440295)]
-    assert d.parse(TRADE) == [Data(Channel.TRADES, "MATIC/USD", 1695628177.708706)]
+    assert d.parse(with_time) == [Data(Channel.TICKER, "BTC/USD", 1696613755.440295, **quote)]
+    assert d.parse(TRADE) == [
+        Data(Channel.TRADES, "MATIC/USD", 1695628177.708706, last=0.5117, volume=40.0)
+    ]
     (event,) = d.parse(BOOK_UPDATE)
     assert event == Data(
         Channel.BOOK,
@@ -163,6 +166,45 @@ def test_data_heartbeat_status() -> None:
         Ignored,
     )
     assert isinstance(d.parse("nope")[0], Malformed)
+
+
+def test_market_data_from_documented_ticker_and_trades() -> None:
+    # ticker bid/ask/last; trade price/qty, JSON numbers kept as decimal strings or integers
+    # by the decoder [KR-TICK2; KR-TRADE2; KR-INTRO §Websockets v2].
+    d = dialect()
+    (ticker,) = d.parse(TICKER)
+    assert (ticker.bid, ticker.ask, ticker.last, ticker.volume) == (108359.8, 108359.9, 108359.8, 0)
+    (integers,) = d.parse(TICKER.replace("108359.8", "108360"))
+    assert (integers.bid, integers.last) == (108360.0, 108360.0)
+    two = TRADE.replace(
+        '"timestamp":"2023-09-25T07:49:37.708706Z"}',
+        '"timestamp":"2023-09-25T07:49:37.708706Z"},{"symbol":"MATIC/USD","side":"buy",'
+        '"price":0.5118,"qty":2.50000000,"ord_type":"limit","trade_id":4665907,'
+        '"timestamp":"2023-09-25T07:49:37.709000Z"}',
+    )
+    (trades,) = d.parse(two)
+    assert trades.last == 0.5118 and trades.volume == 42.5 and trades.gap == 0
+    # One message for two symbols: one event each, with its own numbers.
+    both = TRADE.replace(
+        "}]}", '},{"symbol":"ALGO/USD","side":"buy","price":0.1,"qty":7,"ord_type":"limit",'
+        '"trade_id":9,"timestamp":"2023-09-25T07:49:37.709000Z"}]}',
+    )  # fmt: skip
+    events = {e.market: (e.last, e.volume) for e in d.parse(both) if isinstance(e, Data)}
+    assert events == {"MATIC/USD": (0.5117, 40.0), "ALGO/USD": (0.1, 7.0)}
+
+
+def test_trade_snapshot_is_history_and_bad_numbers_are_empty() -> None:
+    d = dialect()
+    (history,) = d.parse(trade(100, "snapshot"))
+    assert isinstance(history, Data) and (history.last, history.volume) == (None, 0.0)
+    (bad,) = d.parse(TRADE.replace('"price":0.5117,"qty":40.0', '"price":"x","qty":null'))
+    assert isinstance(bad, Data) and (bad.last, bad.volume) == (None, 0.0)
+    (ticker,) = d.parse(TICKER.replace('"bid":108359.8', '"bid":0').replace('"ask":108359.9,', ""))
+    assert isinstance(ticker, Data) and (ticker.bid, ticker.ask, ticker.last) == (
+        None,
+        None,
+        108359.8,
+    )
 
 
 def trade(trade_id: int, kind: str = "update") -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from exporter.streams.dialect import BookVerdict, KeepAlive
 from exporter.streams.dialects.okx import OkxBook, OkxDialect
 from exporter.streams.events import (
@@ -175,8 +177,12 @@ def test_notice_64008_is_shutdown() -> None:
 
 def test_ticker_trades_books_payloads() -> None:
     d = dialect()
-    assert d.parse(json.dumps(TICKER)) == [Data(Channel.TICKER, "BTC/USDT", 1597026383.085)]
-    assert d.parse(json.dumps(TRADES)) == [Data(Channel.TRADES, "BTC/USDT", 1630048897.897)]
+    assert d.parse(json.dumps(TICKER)) == [
+        Data(Channel.TICKER, "BTC/USDT", 1597026383.085, bid=8888.88, ask=9999.99, last=9999.99)
+    ]
+    assert d.parse(json.dumps(TRADES)) == [
+        Data(Channel.TRADES, "BTC/USDT", 1630048897.897, last=42219.9, volume=0.12060306)
+    ]
     (event,) = d.parse(json.dumps(BOOKS))
     assert event == Data(
         Channel.BOOK,
@@ -193,6 +199,34 @@ def test_ticker_trades_books_payloads() -> None:
     )
     assert isinstance(d.parse(json.dumps(dict(BOOKS, data=[{"asks": []}])))[0], Malformed)
     assert isinstance(d.parse("{")[0], Malformed)
+
+
+def test_market_data_from_documented_ticker_and_trades() -> None:
+    # tickers bidPx/askPx/last; trades px/sz (sz covers the `count` aggregated trades) [OKX-MD].
+    d = dialect()
+    assert OkxDialect.ticker_quotes is True
+    (ticker,) = d.parse(json.dumps(TICKER))
+    assert (ticker.bid, ticker.ask, ticker.last, ticker.volume) == (8888.88, 9999.99, 9999.99, 0.0)
+    body: dict[str, Any] = json.loads(json.dumps(TRADES))
+    extra = dict(body["data"][0], tradeId="130639475", count="1", px="42220.1", sz="0.5")
+    body["data"].append(extra)
+    (trade,) = d.parse(json.dumps(body))
+    assert trade.last == 42220.1 and trade.volume == pytest.approx(0.62060306)
+    assert trade.bid is None and trade.ask is None
+
+
+def test_empty_or_malformed_ticker_numbers_leave_fields_empty() -> None:
+    # An empty book side is written "" (no best price): None, not an error.
+    d = dialect()
+    body: dict[str, Any] = json.loads(json.dumps(TICKER))
+    body["data"][0].update(bidPx="", askPx=None, last="abc")
+    (ticker,) = d.parse(json.dumps(body))
+    assert isinstance(ticker, Data) and ticker.event_time == 1597026383.085
+    assert (ticker.bid, ticker.ask, ticker.last) == (None, None, None)
+    body = json.loads(json.dumps(TRADES))
+    body["data"][0].update(px="", sz="x")
+    (trade,) = d.parse(json.dumps(body))
+    assert isinstance(trade, Data) and (trade.last, trade.volume) == (None, 0.0)
 
 
 def trades(trade_id: int, count: int) -> str:

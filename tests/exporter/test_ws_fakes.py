@@ -7,8 +7,9 @@ Protocol (one JSON object per text frame):
   ``{"op":"ping"}``, ``{"op":"resub","ch":"book","m":...}``;
 - server → client: ``{"ack":ch,"m":m}``, ``{"err":text,"ch":ch,"m":m}``, ``{"pong":1}``,
   ``{"hb":1}``, ``{"notice":"shutdown"|"maintenance"|"online"}``, data
-  ``{"ch":ch,"m":m,"t":event_time_s}`` and book data with ``snap``, ``b``, ``a``, ``seq``,
-  ``cs`` (checksum: ``-1`` means "mismatch").
+  ``{"ch":ch,"m":m,"t":event_time_s}`` (optionally with market data ``bid``, ``ask``,
+  ``last``, ``vol``) and book data with ``snap``, ``b``, ``a``, ``seq``, ``cs`` (checksum:
+  ``-1`` means "mismatch").
 
 Imported by the ``test_ws_*`` modules (pytest puts this folder on ``sys.path``).
 """
@@ -27,6 +28,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from exporter.config import ExchangeConfig
+from exporter.market.data import MarketData
 from exporter.state import ExchangeState
 from exporter.streams.backoff import Backoff
 from exporter.streams.connection import StreamConnection
@@ -164,7 +166,19 @@ class FakeDialect(StreamDialect):
                     last_id=msg.get("seq"),
                     checksum=msg.get("cs"),
                 )
-            return [Data(channel, msg["m"], msg["t"], book, gap=msg.get("gap", 0))]
+            return [
+                Data(
+                    channel,
+                    msg["m"],
+                    msg["t"],
+                    book,
+                    gap=msg.get("gap", 0),
+                    bid=msg.get("bid"),
+                    ask=msg.get("ask"),
+                    last=msg.get("last"),
+                    volume=msg.get("vol", 0.0),
+                )
+            ]
         if "ack" in msg:
             return [Subscribed(Subscription(Channel(msg["ack"]), msg["m"]))]
         if "err" in msg:
@@ -194,6 +208,8 @@ class FakeExchange:
         answer_pings: whether it answers ``{"op":"ping"}``.
         send_data: whether any data flows (False: a stalled feed).
         lag: seconds subtracted from the event time it stamps.
+        market_fields: per channel, extra fields of every data frame (``bid``, ``ask``,
+            ``last``, ``vol``: market data).
         connections: every connection's open time (monotonic).
         received: every client frame.
     """
@@ -205,6 +221,7 @@ class FakeExchange:
         self.answer_pings = True
         self.send_data = True
         self.lag = 0.0
+        self.market_fields: dict[Channel, dict[str, float]] = {}
         self.connections: list[float] = []
         self.received: list[str] = []
         self.open: set[ServerConnection] = set()
@@ -275,6 +292,7 @@ class FakeExchange:
                     if Channel(channel) not in self.channels:
                         continue
                     msg: dict[str, Any] = {"ch": channel, "m": market, "t": time.time() - self.lag}
+                    msg.update(self.market_fields.get(Channel(channel), {}))
                     if channel == "book":
                         if self.book_frames is not None:
                             msg.update(self.book_frames(market, seq))
@@ -325,6 +343,7 @@ class Rig:
         dialect: type[StreamDialect] = FakeDialect,
         fetch: Fetch | None = None,
         state: ExchangeState | None = None,
+        market_data: MarketData | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.metrics = StreamMetrics(self.registry)
@@ -343,6 +362,7 @@ class Rig:
             self.limiter,
             self.backoff,
             fetch=fetch,
+            market_data=market_data,
         )
         self.task: asyncio.Task[None] | None = None
 

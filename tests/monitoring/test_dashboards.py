@@ -10,6 +10,13 @@ exchanges with `api_keys:` in the exporter config the stack runs; the live check
 data only then (an expiry only where a key expires, never in the shipped demo: its keys are
 IP-bound).
 
+The "Market integrity" rows (issue 15) query the market series, which exist for every exchange
+with `markets:` in the exporter config (all of them in the demo). Two kinds are not required in
+the live check, only parsed: the scheduled maintenance (absent while no exchange announces
+one), and the series that need minutes of history (the 1-minute return and its z-score, the
+volume ratio against the hour before), more than the check waits on a fresh stack; their inputs
+(the fresh mid, the 5m volume rate) are required.
+
 The WebSocket rows (issue 13) query the `exchange_ws_*` series, which exist only for exchanges
 whose exporter config has a `websocket:` block. The live check reads the exporter config the
 stack runs (deploy/exporter.demo.yml): while no exchange there streams, the stream queries must
@@ -36,6 +43,7 @@ import yaml
 
 from deploy.stack import Stack
 from receiver.metrics import ReceiverMetrics
+from tests.monitoring.market_panels import check_market_row, market_query_required
 from tests.monitoring.test_rules import (
     EXPORTER_METRICS,
     EXPORTER_SELECTOR,
@@ -423,6 +431,7 @@ def test_overview_dashboard_content() -> None:
         "endpoint",
     )
     _check_api_keys_row(dashboard)
+    check_market_row(dashboard)
     # Firing-alert counts are 0, not "No data", when nothing fires.
     for target in panels["Firing alerts by severity"]["targets"]:
         assert target["expr"].endswith("or on () vector(0)"), target["expr"]
@@ -465,6 +474,7 @@ def test_detail_dashboard_is_templated_on_exchange() -> None:
         assert not names & per_channel, f"{where}: shown per channel: {expr!r}"
 
     _check_api_keys_row(dashboard)
+    check_market_row(dashboard)
 
     # Links both ways between the two dashboards.
     overview_links = [link["url"] for link in _load(OVERVIEW)["links"]]
@@ -518,6 +528,7 @@ def test_every_panel_query_returns_data(stack: Stack, timings: dict[str, float])
         for where, expr in queries
         if (_is_stream_query(expr) and not streams_required.get(where.split(":", 1)[0], True))
         or not key_query_required(expr, keyed_in_view.get(where.split(":", 1)[0], keyed))
+        or not market_query_required(expr)
     ]
     queries = [q for q in queries if q not in parse_only]
     prometheus = stack.urls["prometheus"]
@@ -534,7 +545,10 @@ def test_every_panel_query_returns_data(stack: Stack, timings: dict[str, float])
     timings["dashboards: every panel query returns data"] = time.monotonic() - started
     if parse_only:
         without = sorted(name for name, required in streams_required.items() if not required)
-        print(f"\n{len(parse_only)} WebSocket panel queries only parsed (no streams): {without}")
+        print(
+            f"\n{len(parse_only)} panel queries only parsed (streams or keys not in view: "
+            f"{without}; announced maintenance and market history)"
+        )
     assert not pending, f"no data after {LIVE_TIMEOUT_S:g}s:\n" + "\n".join(
         f"  {w}: {e}" for w, e in pending.items()
     )

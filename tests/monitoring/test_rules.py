@@ -27,6 +27,7 @@ import pytest
 import yaml
 
 from exporter.metrics import ExporterMetrics
+from tests.monitoring.market_contract import MARKET_ALERTS, MARKET_METRICS
 
 REPO = Path(__file__).resolve().parents[2]
 PROM_DIR = REPO / "prometheus"
@@ -122,7 +123,9 @@ KEY_AUTH_RESULTS = frozenset(
     {"invalid_key", "invalid_signature", "ip_not_allowed", "expired", "permission_denied"}
 )
 
-EXPORTER_METRICS = _exporter_metric_names() | set(STREAM_METRICS) | set(KEY_METRICS)
+EXPORTER_METRICS = (
+    _exporter_metric_names() | set(STREAM_METRICS) | set(KEY_METRICS) | set(MARKET_METRICS)
+)
 # Series Prometheus itself writes that rules may use: `up` of the exporter's scrape job, and
 # ALERTS (error-rate and budget alerts stay quiet for windows holding an incident already
 # reported by another alert).
@@ -153,9 +156,11 @@ RECEIVER_URLS = {
 }
 # Numbers an alert expression may contain: comparisons with 0/1 (up, maintenance, circuit,
 # boolean gauges), `1 - objective`, and the SRE-workbook burn-rate factors, which are part of
-# the alert's definition; and 86400, seconds per day (thresholds in days compared with Unix
-# seconds). Every other number comes from prometheus/thresholds.yml.
-ALLOWED_ALERT_NUMBERS = {0.0, 1.0, 14.4, 6.0, 86400.0}
+# the alert's definition; 86400, seconds per day (thresholds in days compared with Unix
+# seconds); 10000, basis points per unit (thresholds in bps compared with log returns); and 3,
+# the number of exchanges from which a median can tell an outlier (ExchangePriceDeviation: with
+# two, nobody can tell who is wrong). Every other number comes from prometheus/thresholds.yml.
+ALLOWED_ALERT_NUMBERS = {0.0, 1.0, 3.0, 14.4, 6.0, 10000.0, 86400.0}
 TOOL_TIMEOUT_S = 60
 
 
@@ -694,6 +699,11 @@ def _template_queries(rule: dict[str, Any]) -> set[str]:
             "exchanges: {okx: {clock_skew_warning_seconds: 2}}",
             "exchanges.okx: clock_skew_warning_seconds (2) must be below",
         ),
+        (
+            "exchanges: {okx: {price_deviation_bps: 300}}",
+            "exchanges.okx: price_deviation_bps (300) must be below price_deviation_critical_bps",
+        ),
+        ("defaults: {volume_spike_ratio: 1}", "defaults.volume_spike_ratio: expected a number > 1"),
         ("thresholds: {}", "thresholds: unknown section"),
         (
             "exchanges: {okx: {api_key_invalid_for: 2m}}",
@@ -899,7 +909,16 @@ def test_alertmanager_config_contract() -> None:
     assert stream["matchers"] == ['alertname="ExchangeWebSocketStale"', 'severity="critical"']
     assert stream["receiver"] == SEVERITY_RECEIVERS["critical"]
     assert (stream["group_wait"], stream["group_interval"]) == ("0s", "5s")
-    severities = {r["matchers"][0]: r["receiver"] for r in routes[2:]}
+    # The maintenance-announcement route: before the severity routes, same receiver as info,
+    # a short group_wait (an announcement may come minutes before the window).
+    scheduled = routes[2]
+    assert scheduled["matchers"] == [
+        'alertname="ExchangeMaintenanceScheduled"',
+        'severity="info"',
+    ]
+    assert scheduled["receiver"] == SEVERITY_RECEIVERS["info"]
+    assert scheduled["group_wait"] == "5s"
+    severities = {r["matchers"][0]: r["receiver"] for r in routes[3:]}
     assert severities == {f'severity="{s}"': r for s, r in SEVERITY_RECEIVERS.items()}
     assert not any(r.get("continue") for r in routes), "one receiver per alert"
 
@@ -1114,8 +1133,32 @@ def test_inhibition_hierarchy() -> None:
         ("ExchangeClockSkewHigh", "ExchangeApiKeyTimestampRejected"),
         ("ExchangeApiKeyInvalid", "ExchangeApiKeyExpiringSoon"),
     }
+    market = {
+        "ExchangePriceDeviation",
+        "ExchangePriceSpike",
+        "ExchangeVolumeSpike",
+        "ExchangeBookCrossed",
+    }
+    forecast = "ExchangeRateLimitExhaustionPredicted"
+    expected |= (
+        {("ExchangeMaintenance", s) for s in market | {forecast}}
+        | {("ExchangeApiDown", s) for s in market}
+        | {("ExchangeRateLimited", forecast), ("ExchangeIpBanned", forecast)}
+    )
     missing = expected - edges
     assert not missing, f"inhibitions missing: {sorted(missing)}"
+    # Market integrity: only maintenance, an outage, a hit limit or ban (for the forecast), our
+    # network and the critical level of the same alert mute a market alert; a market alert
+    # mutes nothing else, and the maintenance announcement is muted by our network only.
+    market_edges = {
+        e
+        for e in edges
+        if e[1] in MARKET_ALERTS and e[0] not in {"ExchangeMonitorNetworkDown", e[1]}
+    }
+    assert market_edges == {
+        e for e in expected if e[1] in MARKET_ALERTS and e[0] != "ExchangeMonitorNetworkDown"
+    }, sorted(market_edges)
+    assert not [e for e in edges if e[0] in MARKET_ALERTS and e[1] != e[0]]
     # API keys: only our network, the measured clock skew (for timestamp rejections) and a
     # rejected key (for its expiry warning) mute a key alert; an exchange outage never does,
     # and a key alert mutes no other kind of alert.

@@ -26,6 +26,7 @@ from exporter.config import ExporterConfig, load_config
 from exporter.metrics import ExporterMetrics
 from exporter.scheduler import ProbeScheduler
 from simulator import SimulatorServer, simulator_in_thread
+from simulator.market import Market
 from simulator.scenario import shipped_scenarios
 
 pytestmark = pytest.mark.e2e  # in-thread simulators probed by the exporter
@@ -39,6 +40,8 @@ POLL_S = 0.1
 BAN_PLAYS = 20
 BAN_LANES = 10
 """``bybit-ip-ban`` is played :data:`BAN_PLAYS` times on :data:`BAN_LANES` simulators at once."""
+PLAYS_AT_ONCE = 6
+"""Scenarios played concurrently in :func:`test_every_shipped_scenario_produces_its_incident`."""
 BYBIT_WINDOW_S = 5.0  # 600 requests per 5-second window per IP [BY-RL]
 BYBIT_BAN_S = 600.0  # the simulator's default Bybit ban_seconds ("at least 10 minutes" [BY-RL])
 WARM_UP_S = 1.0
@@ -204,6 +207,98 @@ def _ws_lag_at_least(exchange: str, seconds: float) -> Callable[[Play], bool]:
     return check
 
 
+def _mid(play: Play, exchange: str, market: str) -> float | None:
+    """The exporter's mid price of ``market`` on ``exchange`` (None until it has a quote)."""
+    labels = {"exchange": exchange, "market": market, "price_group": market.split("/")[0] + "/USD"}
+    bid = play.value("exchange_market_bid_price", **labels)
+    ask = play.value("exchange_market_ask_price", **labels)
+    return None if not bid or not ask else (bid + ask) / 2.0
+
+
+BTC_MARKETS = {
+    "binance": "BTC/USDT",
+    "bybit": "BTC/USDT",
+    "okx": "BTC/USDT",
+    "coinbase": "BTC/USD",
+    "kraken": "BTC/USD",
+}
+
+
+def _below_others(exchange: str, bps: float) -> Callable[[Play], bool]:
+    """``exchange``'s BTC mid is at least ``bps`` below the median of the others' (a flash
+    crash the exporter reports in ``exchange_market_*``)."""
+
+    def check(play: Play) -> bool:
+        mine = _mid(play, exchange, BTC_MARKETS[exchange])
+        others = [_mid(play, ex, m) for ex, m in BTC_MARKETS.items() if ex != exchange]
+        known = sorted(o for o in others if o is not None)
+        if mine is None or len(known) < 3:
+            return False
+        median = known[len(known) // 2] if len(known) % 2 else sum(known[1:3]) / 2.0
+        return (1.0 - mine / median) * 1e4 >= bps
+
+    return check
+
+
+def _price_stuck(exchange: str, hold_s: float = 8.0) -> Callable[[Play], bool]:
+    """``exchange``'s BTC bid and ask stay the same for ``hold_s`` seconds in a row while every
+    other exchange's BTC mid moved in that time (a stuck price, not a market at rest)."""
+    seen: dict[int, tuple[float, tuple[float | None, ...], dict[str, set[float]]]] = {}
+
+    def check(play: Play) -> bool:
+        mine = _mid(play, exchange, BTC_MARKETS[exchange])
+        if mine is None:
+            return False
+        others = {ex: _mid(play, ex, m) for ex, m in BTC_MARKETS.items() if ex != exchange}
+        state = seen.get(id(play))
+        if state is None or state[1] != (mine,):
+            seen[id(play)] = (time.monotonic(), (mine,), {ex: set() for ex in others})
+            return False
+        for ex, mid in others.items():
+            if mid is not None:
+                state[2][ex].add(mid)
+        moved = all(len(values) >= 2 for values in state[2].values())
+        return moved and time.monotonic() - state[0] >= hold_s
+
+    return check
+
+
+def _normal_volume(exchange: str, market: str, t0: float, t1: float) -> float:
+    """Base volume the simulator's *normal* market trades on ``market`` of ``exchange`` between
+    epoch seconds ``t0`` and ``t1``: every trade of each 100 ms tick has that tick's size."""
+    model = Market()
+    total = 0.0
+    first = int(t0 * 10)
+    prev = model.view(exchange, first * 100, market)
+    for tick in range(first + 1, int(t1 * 10) + 1):
+        view = model.view(exchange, tick * 100, market)
+        total += (view.trade_id - prev.trade_id) * view.last_qty
+        prev = view
+    return total
+
+
+def _volume_surge(exchange: str, ratio: float, span_s: float = 10.0) -> Callable[[Play], bool]:
+    """The exporter's ``exchange_market_traded_volume_total`` of ``exchange``'s BTC market grows,
+    over ``span_s`` seconds or more, at least ``ratio`` × what the normal market trades in that
+    time (the model is deterministic, so the normal volume is computed, not guessed)."""
+    market = BTC_MARKETS[exchange]
+    labels = {"exchange": exchange, "market": market, "price_group": "BTC/USD"}
+    start: dict[int, tuple[float, float]] = {}
+
+    def check(play: Play) -> bool:
+        total = play.value("exchange_market_traded_volume_total", **labels)
+        if not total:
+            return False
+        now = time.time()
+        first = start.setdefault(id(play), (now, total))
+        if now - first[0] < span_s:
+            return False
+        normal = _normal_volume(exchange, market, first[0], now)
+        return total - first[1] >= ratio * normal
+
+    return check
+
+
 INCIDENTS: dict[str, Callable[[Play], bool]] = {
     "binance-outage": _all_up_zero("binance"),
     "binance-weight-exhausted": _counted("binance", "rate_limited"),
@@ -211,11 +306,14 @@ INCIDENTS: dict[str, Callable[[Play], bool]] = {
     "bybit-rate-limited": _counted("bybit", "rate_limited"),
     "clock-skew": _clock_skew("binance", 1.5, 0.25),
     "coinbase-stale": _data_age_at_least("coinbase", 55.0),
+    "flash-spike": _below_others("binance", 100.0),  # -400 bps, decaying over 2 minutes
     "kraken-latency": _latency_at_least("kraken", 0.6),  # 800 ms ± 200 ms
     "okx-maintenance": _maintenance("okx"),
+    "stuck-price": _price_stuck("kraken"),
     "ws-gap": _ws_gaps("binance", "book"),
     "ws-lag": _ws_lag_at_least("binance", 2.0),  # 3 s
     "ws-stall": _ws_stale("binance"),
+    "volume-surge": _volume_surge("bybit", 3.0),  # ratio 5
 }
 """What each shipped scenario must make the exporter report. A new scenario file needs an
 entry here (the test fails until it has one)."""
@@ -319,14 +417,20 @@ def test_every_shipped_scenario_produces_its_incident(
         return await asyncio.gather(*(play(p) for p in plays))
 
     started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        servers = [stack.enter_context(simulator_in_thread()) for _ in names]
-        plays = [
-            Play(name, server, demo_config(monkeypatch, server))
-            for name, server in zip(names, servers, strict=True)
-        ]
-        asyncio.run(play_all(plays))
-    timings["scenario incidents: all shipped, concurrently (wall)"] = time.monotonic() - started
+    plays: list[Play] = []
+    # In batches: every play is an in-thread simulator plus a whole exporter (REST probes and
+    # five streams) in this one process, which shares one core under the GIL.
+    for first in range(0, len(names), PLAYS_AT_ONCE):
+        batch = names[first : first + PLAYS_AT_ONCE]
+        with contextlib.ExitStack() as stack:
+            servers = [stack.enter_context(simulator_in_thread()) for _ in batch]
+            batch_plays = [
+                Play(name, server, demo_config(monkeypatch, server))
+                for name, server in zip(batch, servers, strict=True)
+            ]
+            asyncio.run(play_all(batch_plays))
+        plays += batch_plays
+    timings["scenario incidents: all shipped, in batches (wall)"] = time.monotonic() - started
     for item in plays:
         if item.seen_after_s is not None:
             timings[f"scenario incidents: {item.scenario} seen after"] = item.seen_after_s

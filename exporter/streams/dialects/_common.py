@@ -1,4 +1,5 @@
-"""Helpers the five dialects share: market spelling, time fields, JSON decoding, sample capping.
+"""Helpers the five dialects share: market spelling, time fields, numbers, JSON decoding, sample
+capping.
 
 Nothing here is exchange-specific; every exchange fact lives in its own dialect module.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -20,6 +22,7 @@ _MARKET = re.compile(r"^([A-Z0-9]{1,15})/([A-Z0-9]{1,15})$")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _DAY_SECONDS: dict[str, float] = {}
 _DAY_CACHE_MAX = 64
+_INFINITY = float("inf")
 
 
 def split_market(market: str) -> tuple[str, str]:
@@ -70,6 +73,42 @@ def ms_time(value: object) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+def number(value: object) -> float | None:
+    """A price or size as the exchanges write it (decimal string, JSON int or float) → float;
+    None when absent, not a number, not finite, or not above 0 (an empty book side, ``""``,
+    ``"0"``). Cheap: one type check and one ``float()``."""
+    if type(value) is str:
+        try:
+            result = float(value)
+        except ValueError:
+            return None
+    elif type(value) is float or type(value) is int:
+        result = float(value)
+    else:
+        return None
+    return result if 0.0 < result < _INFINITY else None  # NaN fails both comparisons
+
+
+def trade_totals(
+    trades: Iterable[object], price_key: str, size_key: str
+) -> tuple[float | None, float]:
+    """``(last, volume)`` of a batch of trade objects: the price of the last trade (in the
+    message's order) with a valid price, and the sum of the valid sizes (:func:`number`); a
+    trade whose size is missing or malformed adds nothing, a non-object is skipped."""
+    last: float | None = None
+    volume = 0.0
+    for trade in trades:
+        if type(trade) is not dict:
+            continue
+        price = number(trade.get(price_key))
+        if price is not None:
+            last = price
+        size = number(trade.get(size_key))
+        if size is not None:
+            volume += size
+    return last, volume
 
 
 def _day_seconds(day: str) -> float:

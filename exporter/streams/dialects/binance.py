@@ -8,7 +8,10 @@ acknowledged (``{"result":null,"id":n}``), so a subscription is confirmed or ref
 wire [BN-WS §Live Subscribing/Unsubscribing]; and it costs one inbound message of the five per
 second a connection may send [BN-WS §WebSocket Limits]. Streams used: ``<sym>@ticker`` (1 s),
 ``<sym>@trade`` (real time) and ``<sym>@depth@100ms`` (diff depth), each with event time ``E``
-in ms [BN-WS §Individual Symbol Ticker Streams, §Trade Streams, §Diff. Depth Stream].
+in ms [BN-WS §Individual Symbol Ticker Streams, §Trade Streams, §Diff. Depth Stream]. Market
+data: bid/ask/last from the ticker's ``b``/``a``/``c``, last and volume from each trade's
+``p``/``q`` (``@bookTicker`` is not used: it has no event time [BN-WS §Individual Symbol Book
+Ticker Streams]).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from exporter.streams.dialects._common import (
     loads,
     malformed,
     ms_time,
+    number,
     split_market,
 )
 from exporter.streams.events import (
@@ -337,8 +341,30 @@ class BinanceDialect(BaseDialect):
             if market is None:
                 return [Ignored(f"{channel} for unsubscribed symbol {cap(symbol, 40)}")]
             event_time = ms_time(payload["E"])
-            if channel is not Channel.BOOK:
-                return [Data(channel, market, event_time)]
+            if channel is Channel.TICKER:
+                # 24hrTicker: best bid `b`, best ask `a`, last price `c` [BN-WS §Individual
+                # Symbol Ticker Streams].
+                return [
+                    Data(
+                        channel,
+                        market,
+                        event_time,
+                        bid=number(payload.get("b")),
+                        ask=number(payload.get("a")),
+                        last=number(payload.get("c")),
+                    )
+                ]
+            if channel is Channel.TRADES:
+                # One trade per event: price `p`, base quantity `q` [BN-WS §Trade Streams].
+                return [
+                    Data(
+                        channel,
+                        market,
+                        event_time,
+                        last=number(payload.get("p")),
+                        volume=number(payload.get("q")) or 0.0,
+                    )
+                ]
             first, last = payload["U"], payload["u"]
             if type(first) is not int or type(last) is not int:
                 return [malformed("depthUpdate U/u not integers", text)]

@@ -3,7 +3,9 @@
 Topics used: ``tickers.{symbol}`` (spot: 50 ms, snapshot only) [BY-TICKER], ``publicTrade.{symbol}``
 (real time) [BY-TRADE] and ``orderbook.50.{symbol}`` (20 ms, snapshot then deltas) [BY-OB
 §Depths]; every message carries ``ts`` in ms (DOCS DISAGREE on number vs string: both accepted
-[BY-OB §note reminder]).
+[BY-OB §note reminder]). Market data: last from the ticker's ``lastPrice``, last and volume
+from the trades' ``p``/``v``; the spot ticker has no best bid/ask, so they come from the
+subscribed ``orderbook.50`` book (:attr:`BybitDialect.ticker_quotes` False).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from exporter.streams.dialects._common import (
     loads,
     malformed,
     ms_time,
+    number,
     split_market,
+    trade_totals,
 )
 from exporter.streams.events import (
     BookMessage,
@@ -149,6 +153,8 @@ class BybitDialect(BaseDialect):
         ConnectLimit(500, 300.0, "[BY-CONNECT §IP Limits]"),
     )
     max_subscriptions_per_request: ClassVar[int] = 10
+    ticker_quotes: ClassVar[bool] = False
+    """The spot ticker has no best bid/ask [BY-TICKER §Response Parameters]."""
     contiguous_update_ids: ClassVar[bool] = True
     """Check ``u`` == last ``u`` + 1 on ``orderbook.50`` deltas (see :class:`BybitBook`). The
     docs promise it only for ``orderbook.full`` [BY-FULLOB]; without it a dropped delta on
@@ -261,8 +267,18 @@ class BybitDialect(BaseDialect):
         if market is None:
             return [Ignored(f"topic {cap(topic, 60)} not subscribed")]
         event_time = ms_time(message.get("ts"))
-        if channel is not Channel.BOOK:
-            return [Data(channel, market, event_time)]
+        data = message.get("data")
+        if channel is Channel.TICKER:
+            # Spot tickers carry `lastPrice` and no best bid/ask [BY-TICKER §Response
+            # Parameters]: bid/ask come from the book where it is subscribed (ticker_quotes).
+            last = number(data.get("lastPrice")) if type(data) is dict else None
+            return [Data(channel, market, event_time, last=last)]
+        if channel is Channel.TRADES:
+            # data: trades with price `p` and base size `v` [BY-TRADE §Response Parameters].
+            if type(data) is not list:
+                return [Data(channel, market, event_time)]
+            last, volume = trade_totals(data, "p", "v")
+            return [Data(channel, market, event_time, last=last, volume=volume)]
         try:
             data = message["data"]
             update_id, seq = data["u"], data.get("seq")

@@ -3,7 +3,9 @@
 Channels used: ``ticker`` (one message per match, ``time`` RFC3339), ``matches`` (trades),
 ``level2_batch`` (``snapshot`` then ``l2update`` every 50 ms, public, no sequence numbers),
 ``heartbeat`` (one per product per second: the keep-alive) and ``status`` (product status:
-maintenance signal) [CB-EX-CH; CB-HELP; CB-EX-AUTH]. The feed lives at the host root
+maintenance signal) [CB-EX-CH; CB-HELP; CB-EX-AUTH]. Market data: bid/ask/last from the
+ticker's ``best_bid``/``best_ask``/``price``, last and volume from each match's
+``price``/``size`` [CB-EX-CH]. The feed lives at the host root
 (``wss://ws-feed.exchange.coinbase.com``); the configured URL is used as is (simulator:
 ``…/coinbase/ws``).
 """
@@ -22,6 +24,7 @@ from exporter.streams.dialects._common import (
     dumps,
     loads,
     malformed,
+    number,
     rfc3339_time,
     split_market,
 )
@@ -201,7 +204,7 @@ class CoinbaseDialect(BaseDialect):
             if kind == "l2update":
                 return self._l2update(message, text)
             if kind == "ticker":
-                return self._data(Channel.TICKER, message, text)
+                return self._ticker(message)
             if kind == "match" or kind == "last_match":
                 return self._match(message, text)
             if kind == "heartbeat":
@@ -218,11 +221,21 @@ class CoinbaseDialect(BaseDialect):
             return [malformed(f"{kind} message missing fields", text)]
         return [malformed("unknown message", text)]
 
-    def _data(self, channel: Channel, message: dict[str, Any], text: str) -> list[StreamEvent]:
+    def _ticker(self, message: dict[str, Any]) -> list[StreamEvent]:
         market = self.market_of(message["product_id"])
         if market is None:
-            return [Ignored(f"{channel} for an unsubscribed product")]
-        return [Data(channel, market, rfc3339_time(message.get("time")))]
+            return [Ignored("ticker for an unsubscribed product")]
+        # `best_bid`, `best_ask`, last trade `price` [CB-EX-CH].
+        return [
+            Data(
+                Channel.TICKER,
+                market,
+                rfc3339_time(message.get("time")),
+                bid=number(message.get("best_bid")),
+                ask=number(message.get("best_ask")),
+                last=number(message.get("price")),
+            )
+        ]
 
     def _match(self, message: dict[str, Any], text: str) -> list[StreamEvent]:
         market = self.market_of(message["product_id"])
@@ -235,9 +248,15 @@ class CoinbaseDialect(BaseDialect):
         gap = trade_id - last - 1 if last is not None and trade_id > last + 1 else 0
         if last is None or trade_id > last:
             self._last_trade[market] = trade_id
-        # last_match (sent on subscribe) is history: no event time, so no lag sample.
-        event_time = rfc3339_time(message.get("time")) if message["type"] == "match" else None
-        return [Data(Channel.TRADES, market, event_time, gap=gap)]
+        # `price`, `size` of one trade [CB-EX-CH]. last_match (sent on subscribe) is history:
+        # no event time (no lag sample) and no volume (counted before, or never ours); its
+        # price is still the last traded one.
+        price = number(message.get("price"))
+        if message["type"] != "match":
+            return [Data(Channel.TRADES, market, None, gap=gap, last=price)]
+        event_time = rfc3339_time(message.get("time"))
+        volume = number(message.get("size")) or 0.0
+        return [Data(Channel.TRADES, market, event_time, gap=gap, last=price, volume=volume)]
 
     def _snapshot(self, message: dict[str, Any], text: str) -> list[StreamEvent]:
         market = self.market_of(message["product_id"])

@@ -5,7 +5,9 @@ book, RFC3339 ``timestamp``) and ``book`` depth 10 (snapshot then updates, both 
 ``checksum`` of the top 10; updates carry ``timestamp``) [KR-TICK2; KR-TRADE2; KR-BOOK2].
 Prices and quantities are JSON numbers with full precision: frames are decoded keeping every
 non-integer number as its source string, so ``0.00100000`` keeps its zeros for the checksum
-[KR-INTRO §Websockets v2; KR-CKS2].
+[KR-INTRO §Websockets v2; KR-CKS2]. Market data: bid/ask/last from the ticker's
+``bid``/``ask``/``last``, last and volume from the trades' ``price``/``qty`` (the decimal
+strings and integers become floats there).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from exporter.streams.dialects._common import (
     join_url,
     loads_decimal,
     malformed,
+    number,
     rfc3339_time,
     split_market,
+    trade_totals,
 )
 from exporter.streams.events import (
     BookMessage,
@@ -276,11 +280,22 @@ class KrakenDialect(BaseDialect):
         return grouped
 
     def _ticker(self, message: dict[str, Any], text: str) -> list[StreamEvent]:
-        # The RFC3339 `timestamp` is optional (DOCS DISAGREE) [KR-TICK2].
-        return [
-            Data(Channel.TICKER, market, rfc3339_time(items[-1].get("timestamp")))
-            for market, items in self._by_market(message).items()
-        ] or [Ignored("ticker for an unsubscribed symbol")]
+        # `bid`, `ask`, `last` (JSON numbers); the RFC3339 `timestamp` is optional (DOCS
+        # DISAGREE) [KR-TICK2].
+        events: list[StreamEvent] = []
+        for market, items in self._by_market(message).items():
+            item = items[-1]
+            events.append(
+                Data(
+                    Channel.TICKER,
+                    market,
+                    rfc3339_time(item.get("timestamp")),
+                    bid=number(item.get("bid")),
+                    ask=number(item.get("ask")),
+                    last=number(item.get("last")),
+                )
+            )
+        return events or [Ignored("ticker for an unsubscribed symbol")]
 
     def _trades(self, message: dict[str, Any], text: str) -> list[StreamEvent]:
         # trade_id: "a sequence number, unique per book" [KR-TRADE2; KR-SPOT-WS §v2 vs v1].
@@ -299,9 +314,17 @@ class KrakenDialect(BaseDialect):
                     last = trade_id
             if last is not None:
                 self._last_trade[market] = last
-            # A snapshot is history (the last 50 trades): no lag sample from it.
-            event_time = None if snapshot else rfc3339_time(trades[-1].get("timestamp"))
-            events.append(Data(Channel.TRADES, market, event_time, gap=gap))
+            if snapshot:
+                # A snapshot is history (the last 50 trades): no lag sample, no volume, and no
+                # last price (its order is not documented).
+                events.append(Data(Channel.TRADES, market, None, gap=gap))
+                continue
+            # `price`, `qty` of each trade [KR-TRADE2].
+            price, volume = trade_totals(trades, "price", "qty")
+            event_time = rfc3339_time(trades[-1].get("timestamp"))
+            events.append(
+                Data(Channel.TRADES, market, event_time, gap=gap, last=price, volume=volume)
+            )
         return events or [Ignored("trade for an unsubscribed symbol")]
 
     def _book(self, message: dict[str, Any], text: str) -> list[StreamEvent]:

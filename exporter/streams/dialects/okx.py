@@ -3,7 +3,9 @@
 Channels used on ``/ws/v5/public``: ``tickers`` (≤ 1 push/100 ms, on trade or best bid/ask
 change), ``trades`` (per taker order × price; ``tradeId`` = last id of ``count`` aggregated
 trades) and ``books`` (400-level snapshot, then 100 ms deltas); event time ``ts`` in ms as a
-string [OKX-MD §WS / Tickers channel, §WS / Trades channel, §WS / Order book channel].
+string [OKX-MD §WS / Tickers channel, §WS / Trades channel, §WS / Order book channel]. Market
+data: bid/ask/last from the ticker's ``bidPx``/``askPx``/``last``, last and volume from the
+trades' ``px``/``sz``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from exporter.streams.dialects._common import (
     loads,
     malformed,
     ms_time,
+    number,
     split_market,
+    trade_totals,
 )
 from exporter.streams.events import (
     BookMessage,
@@ -267,9 +271,23 @@ class OkxDialect(BaseDialect):
             last = data[-1]
             event_time = ms_time(last.get("ts"))
             if channel is Channel.TICKER:
-                return [Data(channel, market, event_time)]
+                # `bidPx`, `askPx`, `last` [OKX-MD §WS / Tickers channel].
+                return [
+                    Data(
+                        channel,
+                        market,
+                        event_time,
+                        bid=number(last.get("bidPx")),
+                        ask=number(last.get("askPx")),
+                        last=number(last.get("last")),
+                    )
+                ]
             if channel is Channel.TRADES:
-                return [Data(channel, market, event_time, gap=self._trade_gap(market, data))]
+                # `px`, `sz` (the size of the `count` trades aggregated) [OKX-MD §WS / Trades
+                # channel].
+                gap = self._trade_gap(market, data)
+                price, volume = trade_totals(data, "px", "sz")
+                return [Data(channel, market, event_time, gap=gap, last=price, volume=volume)]
             return [Data(channel, market, event_time, self._book(message, last))]
         except (KeyError, TypeError, IndexError, ValueError, AttributeError):
             return [malformed(f"{channel} message missing fields", text)]

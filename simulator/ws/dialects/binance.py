@@ -283,7 +283,7 @@ class Dialect(WsDialect):
             stream.count += 1
             if gap and stream.count % 2 == 0:
                 return
-            qty = sum(_trade_qty(t) for t in range(first, v.trade_id + 1))
+            qty = sum(_trade_qty(t) for t in range(first, v.trade_id + 1)) * v.volume_mult
             self._emit(
                 stream,
                 {
@@ -314,7 +314,7 @@ class Dialect(WsDialect):
                     "s": symbol,
                     "t": trade_id,
                     "p": v.price(v.best_bid if maker else v.best_ask),
-                    "q": v.qty(_trade_qty(trade_id)),
+                    "q": v.qty(_trade_qty(trade_id) * v.volume_mult),
                     "T": _trade_ms(v, trade_id),
                     "m": maker,
                     "M": True,
@@ -435,7 +435,8 @@ def _valid_id(value: Any) -> bool:
 
 
 def _trade_qty(trade_id: int) -> float:
-    """A deterministic trade size for ``trade_id`` (0.00001–0.5)."""
+    """A deterministic trade size for ``trade_id`` (0.00001–0.5), before the view's
+    ``volume_mult`` (bursts, ``volume_spike``) scales it."""
     x = (trade_id * 2654435761) % 4294967296 / 4294967296.0
     return 0.00001 + x**3 * 0.5
 
