@@ -131,7 +131,6 @@ class BinanceKeyApi(KeyApi):
     """``GET /sapi/v1/account/apiRestrictions`` with an HMAC key (see the module docstring)."""
 
     api: ClassVar[str] = "binance"
-    method: ClassVar[str] = "GET"
     path: ClassVar[str] = "/sapi/v1/account/apiRestrictions"
     weight: ClassVar[float] = 1.0  # Request Weight (IP) 1 [BN-APIKEY]
     default_recv_window_ms: ClassVar[int | None] = DEFAULT_RECV_WINDOW_MS

@@ -132,9 +132,7 @@ class BybitKeyApi(KeyApi):
     """``GET /v5/user/query-api`` with an HMAC key (see the module docstring)."""
 
     api: ClassVar[str] = "bybit"
-    method: ClassVar[str] = "GET"
     path: ClassVar[str] = "/v5/user/query-api"
-    weight: ClassVar[float] = 1.0
     limits: ClassVar[tuple[LimitRule, ...]] = (
         LimitRule("query-api per UID", 1.0, 10, frozenset({KEY_ENDPOINT}), "[BY-APIKEY, BY-RL]"),
     )

@@ -73,7 +73,6 @@ from exporter.keys.model import (
     Permission,
     SignedRequest,
 )
-from exporter.profiles.base import LimitRule
 
 __all__ = [
     "JWT_LIFETIME_SECONDS",
@@ -261,12 +260,7 @@ class CoinbaseAdvancedKeyApi(KeyApi):
     """
 
     api: ClassVar[str] = "coinbase-advanced-trade"
-    method: ClassVar[str] = "GET"
     path: ClassVar[str] = "/api/v3/brokerage/key_permissions"
-    weight: ClassVar[float] = 1.0
-    limits: ClassVar[tuple[LimitRule, ...]] = ()
-    default_recv_window_ms: ClassVar[int | None] = None
-    max_recv_window_ms: ClassVar[int | None] = None
 
     @classmethod
     def check_credentials(cls, credentials: Credentials) -> None:

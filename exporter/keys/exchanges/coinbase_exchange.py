@@ -173,14 +173,10 @@ class CoinbaseExchangeKeyApi(KeyApi):
     """
 
     api: ClassVar[str] = "coinbase-exchange"
-    method: ClassVar[str] = "GET"
     path: ClassVar[str] = "/accounts"
-    weight: ClassVar[float] = 1.0
     limits: ClassVar[tuple[LimitRule, ...]] = (
         LimitRule("private requests per profile", 1.0, 15, frozenset({KEY_ENDPOINT}), "[CB-EX-RL]"),
     )
-    default_recv_window_ms: ClassVar[int | None] = None
-    max_recv_window_ms: ClassVar[int | None] = None
 
     @classmethod
     def check_credentials(cls, credentials: Credentials) -> None:

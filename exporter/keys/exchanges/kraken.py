@@ -250,7 +250,6 @@ class KrakenKeyApi(KeyApi):
     api: ClassVar[str] = "kraken"
     method: ClassVar[str] = "POST"
     path: ClassVar[str] = KEY_INFO_PATH
-    weight: ClassVar[float] = 1.0
     limits: ClassVar[tuple[LimitRule, ...]] = (
         LimitRule(
             "private call counter per key (Starter: +1 per call, max 15, decays 0.33/s)",
@@ -260,8 +259,6 @@ class KrakenKeyApi(KeyApi):
             "[KR-RL]",
         ),
     )
-    default_recv_window_ms: ClassVar[int | None] = None
-    max_recv_window_ms: ClassVar[int | None] = None
 
     def __init__(self) -> None:
         """A key API with no nonce used yet."""

@@ -212,9 +212,7 @@ class OkxKeyApi(KeyApi):
     classification and the fault → result table). Stateless: one instance per key."""
 
     api: ClassVar[str] = "okx"
-    method: ClassVar[str] = "GET"
     path: ClassVar[str] = CONFIG_PATH
-    weight: ClassVar[float] = 1.0
     limits: ClassVar[tuple[LimitRule, ...]] = (
         LimitRule(
             "GET /api/v5/account/config per User ID",
@@ -224,8 +222,6 @@ class OkxKeyApi(KeyApi):
             "[OKX-CONFIG]",
         ),
     )
-    default_recv_window_ms: ClassVar[int | None] = None
-    max_recv_window_ms: ClassVar[int | None] = None
 
     @classmethod
     def check_credentials(cls, credentials: Credentials) -> None:
