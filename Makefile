@@ -5,12 +5,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install system-deps test lint demo up rules bench clean
+.PHONY: help install system-deps test lint demo up ha rules bench clean
 
 help:
 	@echo "make demo   run the whole stack against the simulator with a scripted incident"
 	@echo "make test   run the test suite (real Prometheus, Alertmanager, promtool, amtool)"
 	@echo "make up     run the stack against the real exchanges until Ctrl-C"
+	@echo "make ha     run the high-availability topology (2 locations, 2 Prometheus, VictoriaMetrics,"
+	@echo "            2 clustered Alertmanagers, 2 receivers on PostgreSQL) against the simulator"
 	@echo "make lint   ruff check, ruff format check and mypy"
 	@echo "make rules  render prometheus/thresholds.yml into the rules, rule tests and dashboards"
 	@echo "make bench  run benchmarks/ (~75 min, quiet machine): docs/benchmarks.md + benchmarks/results/"
@@ -40,12 +42,16 @@ demo: install
 up: install
 	$(PY) deploy/run_stack.py up
 
+ha: install
+	$(PY) deploy/run_stack.py ha
+
 bench: install
 	@PYTHON=$(PYTHON) bash deploy/install-system-deps.sh bench
 	$(PY) benchmarks/run.py --runs $(or $(RUNS),3)
 
 rules: $(STAMP)
 	$(PY) prometheus/render_thresholds.py
+	$(PY) deploy/ha_configs.py
 
 clean:
 	rm -rf run .pytest_cache .ruff_cache

@@ -39,10 +39,11 @@ BENCHMARKS: dict[str, float] = {
     "soak_faults": 2700,
     "ws": 1500,
     "market": 2700,
+    "store": 1800,
 }
 """Benchmark name (``benchmarks/bench_<name>.py``) → timeout in seconds, in running order."""
 
-MAX_RUNS: dict[str, int] = {"soak_faults": 1, "market": 1}
+MAX_RUNS: dict[str, int] = {"soak_faults": 1, "market": 1, "store": 1}
 """Benchmarks whose figures are long soaks already (minutes per figure): at most this many runs
 whatever ``--runs`` says (the section records the runs it took)."""
 

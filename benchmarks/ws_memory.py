@@ -66,6 +66,7 @@ def config(
     with ``streams`` every exchange gets a ``websocket:`` block on the simulator (the demo
     config's own block where it has one, with the URL and markets replaced), without it none."""
     data: dict[str, Any] = copy.deepcopy(yaml.safe_load(demo.read_text(encoding="utf-8")))
+    data.pop("location", None)  # one exporter, one place: no location label
     ws_base = simulator.replace("http://", "ws://", 1)
     for exchange in data["exchanges"]:
         name = exchange["name"]

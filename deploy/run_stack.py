@@ -5,6 +5,10 @@
   of targets, alerts and each notification with its diagnosis; stops everything at the end.
 - ``python deploy/run_stack.py up``: the same stack against the real exchanges
   (``deploy/exporter.yml``) until Ctrl-C.
+- ``python deploy/run_stack.py ha`` (``make ha``): the high-availability topology
+  (deploy/ha_stack.py: two exporters as two locations, two Prometheus replicas,
+  VictoriaMetrics, two clustered Alertmanagers, two receivers on PostgreSQL) against the
+  simulator, until Ctrl-C.
 
 Every process started is stopped on exit, Ctrl-C, SIGTERM or SIGHUP.
 """
@@ -241,6 +245,58 @@ def run_up(run_dir: Path) -> int:
             narrator.close()
 
 
+def run_ha(run_dir: Path) -> int:
+    """Run the HA topology until Ctrl-C, printing where to look, each new notification and
+    any component that stops."""
+    from deploy.ha_stack import HAOptions, HAStack
+
+    print(
+        "Starting the HA topology: simulator, two exporters (two locations), PostgreSQL, "
+        "VictoriaMetrics, two receivers, two Alertmanagers, two Prometheus ...",
+        flush=True,
+    )
+    with HAStack(HAOptions(run_dir=run_dir)) as ha:
+        print("\nexchange-watch HA is running. Where to look:", flush=True)
+        for label, where in ha.where_to_look():
+            print(f"  {label:<36} {where}")
+        print(
+            "\nTry: kill one receiver, Alertmanager or Prometheus (its pid is in "
+            f"{ha.run_dir / 'pids.txt'}) and watch the other carry on. Ctrl-C stops everything.",
+            flush=True,
+        )
+        (ha.run_dir / "pids.txt").write_text(
+            "".join(
+                f"{name} {c.process.pid}\n"
+                for name, c in ha.components.items()
+                if c.process is not None
+            )
+        )
+        t0 = time.monotonic()
+        offset = 0
+        reported: set[str] = set()
+        while True:
+            if ha.notify_file.exists():
+                with ha.notify_file.open("rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+                complete = data[: data.rfind(b"\n") + 1]
+                offset += len(complete)
+                for line in complete.splitlines():
+                    with contextlib.suppress(ValueError):
+                        item = json.loads(line)
+                        print(
+                            f"[{time.monotonic() - t0:6.1f}s] NOTIFICATION "
+                            f"{item.get('status')} {item.get('alertname')} "
+                            f"exchange={item.get('exchange')} severity={item.get('severity')}",
+                            flush=True,
+                        )
+            for name, alive in ha.running().items():
+                if not alive and name not in reported:
+                    reported.add(name)
+                    print(f"[{time.monotonic() - t0:6.1f}s] {name} is not running", flush=True)
+            time.sleep(2.0)
+
+
 def _seconds(value: float | None) -> str:
     return f"{value:5.1f} s" if value is not None else "   not seen"
 
@@ -250,16 +306,17 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: ``demo`` or ``up``; returns the process exit code."""
+    """Entry point: ``demo``, ``up`` or ``ha``; returns the process exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("mode", choices=["demo", "up"])
+    parser.add_argument("mode", choices=["demo", "up", "ha"])
     parser.add_argument("--run-dir", type=Path, help="default: run/<mode> in the repository")
     args = parser.parse_args(argv)
     run_dir = args.run_dir or ROOT / "run" / args.mode
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
     try:
-        return run_demo(run_dir) if args.mode == "demo" else run_up(run_dir)
+        runners = {"demo": run_demo, "up": run_up, "ha": run_ha}
+        return runners[args.mode](run_dir)
     except KeyboardInterrupt:
         print("\nInterrupted; every process started has been stopped.", flush=True)
         return 130

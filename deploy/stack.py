@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,14 +167,21 @@ def localise_runbook_links(rule_files: list[str], into: Path, receiver_url: str)
 
 
 def render_prometheus_config(
-    shipped: Path, addresses: Mapping[str, str], overrides: Mapping[str, str] | None = None
+    shipped: Path,
+    addresses: Mapping[str, str | Sequence[str]],
+    overrides: Mapping[str, str] | None = None,
+    *,
+    service_hosts: Mapping[str, str] = SERVICE_HOSTS,
 ) -> dict[str, Any]:
     """Load the shipped Prometheus config and point it at local processes.
 
     Args:
-        shipped: ``prometheus/prometheus.yml``.
-        addresses: component name → ``host:port`` of the local process.
+        shipped: ``prometheus/prometheus.yml`` (or ``prometheus/prometheus.ha.yml``).
+        addresses: component name → ``host:port`` of the local process (or several, which
+            replace the one target in order).
         overrides: keys to set in the ``global`` block.
+        service_hosts: compose service name (host in the config) → component name; default
+            :data:`SERVICE_HOSTS`.
 
     Returns:
         The config as a dict: rule files made absolute, every static target and Alertmanager
@@ -197,7 +204,7 @@ def render_prometheus_config(
     for job in config.get("scrape_configs", []):
         kept_static = []
         for static in job.get("static_configs", []):
-            targets = _rewrite_targets(static.get("targets", []), addresses)
+            targets = _rewrite_targets(static.get("targets", []), addresses, service_hosts)
             if targets:
                 kept_static.append({**static, "targets": targets})
         if kept_static or "static_configs" not in job:
@@ -205,7 +212,9 @@ def render_prometheus_config(
     config["scrape_configs"] = jobs
     for am in config.get("alerting", {}).get("alertmanagers", []):
         for static in am.get("static_configs", []):
-            static["targets"] = _rewrite_targets(static.get("targets", []), addresses)
+            static["targets"] = _rewrite_targets(
+                static.get("targets", []), addresses, service_hosts
+            )
     return config
 
 
@@ -215,21 +224,29 @@ def _shorter(a: str, b: str) -> str:
 
 
 def render_alertmanager_config(
-    shipped: Path, receiver_url: str, timing: Mapping[str, str] | None = None
+    shipped: Path,
+    receiver_url: str,
+    timing: Mapping[str, str] | None = None,
+    *,
+    origins: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Load the shipped Alertmanager config and point its webhooks at the local receiver.
 
     Every ``webhook_configs[].url`` whose origin is ``http://receiver:8080`` gets
-    ``receiver_url`` as origin, keeping its path (``/alerts/critical`` stays). ``timing`` keys
-    (group_wait, group_interval, repeat_interval) are set on the root route and on every child
-    route that sets them, but never lengthen a shipped value.
+    ``receiver_url`` as origin, keeping its path (``/alerts/critical`` stays); ``origins`` maps
+    further shipped origins (``http://receiver-b:8080``) to local ones the same way. ``timing``
+    keys (group_wait, group_interval, repeat_interval) are set on the root route and on every
+    child route that sets them, but never lengthen a shipped value.
     """
     config: dict[str, Any] = yaml.safe_load(shipped.read_text())
+    rewrites = {"http://receiver:8080": receiver_url, **(origins or {})}
     for receiver in config.get("receivers", []):
         for webhook in receiver.get("webhook_configs", []):
             url = str(webhook.get("url", ""))
-            if url.startswith("http://receiver:8080"):
-                webhook["url"] = receiver_url.rstrip("/") + url[len("http://receiver:8080") :]
+            for shipped_origin, local in rewrites.items():
+                if url == shipped_origin or url.startswith(shipped_origin + "/"):
+                    webhook["url"] = local.rstrip("/") + url[len(shipped_origin) :]
+                    break
     if timing:
         root = config.setdefault("route", {})
         for route in (root, *_child_routes(root)):
@@ -247,15 +264,20 @@ def _child_routes(route: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _child_routes(child)
 
 
-def _rewrite_targets(targets: list[str], addresses: Mapping[str, str]) -> list[str]:
-    rewritten = []
+def _rewrite_targets(
+    targets: list[str],
+    addresses: Mapping[str, str | Sequence[str]],
+    service_hosts: Mapping[str, str] = SERVICE_HOSTS,
+) -> list[str]:
+    rewritten: list[str] = []
     for target in targets:
         host = target.rsplit(":", 1)[0]
-        component = SERVICE_HOSTS.get(host)
+        component = service_hosts.get(host)
         if component is None:
             rewritten.append(target)
         elif component in addresses:
-            rewritten.append(addresses[component])
+            local = addresses[component]
+            rewritten.extend([local] if isinstance(local, str) else local)
     return rewritten
 
 
@@ -269,6 +291,47 @@ class Component:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+
+
+def spawn(component: Component) -> None:
+    """Start ``component``'s process in its own process group (so Ctrl-C reaches the runner,
+    which stops it), output appended to ``component.log_path``, from the repository root."""
+    with component.log_path.open("ab") as log:
+        component.process = subprocess.Popen(
+            component.argv,
+            cwd=ROOT,
+            env=component.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: Ctrl-C reaches us, we stop them
+        )
+
+
+def terminate(components: Sequence[Component], timeout: float = 10.0) -> None:
+    """Stop the components' processes, in the given order: SIGTERM to every process group,
+    then SIGKILL to any still running after ``timeout`` seconds (and to anything a component
+    left in its group)."""
+    for component in components:
+        process = component.process
+        if process is None or process.poll() is not None:
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for component in components:
+        process = component.process
+        if process is None:
+            continue
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        # Anything the component left in its group (it should be none) goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 class Stack:
@@ -405,16 +468,7 @@ class Stack:
             raise
 
     def _spawn(self, component: Component) -> None:
-        with component.log_path.open("wb") as log:
-            component.process = subprocess.Popen(
-                component.argv,
-                cwd=ROOT,
-                env=component.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: Ctrl-C reaches us, we stop them
-            )
+        spawn(component)
 
     def _wait_ready(self, component: Component) -> None:
         try:
@@ -431,26 +485,7 @@ class Stack:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop every component (SIGTERM to its process group, SIGKILL after ``timeout``)."""
-        for component in reversed(self.components):
-            process = component.process
-            if process is None or process.poll() is not None:
-                continue
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for component in reversed(self.components):
-            process = component.process
-            if process is None:
-                continue
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            # Anything the component left in its group (it should be none) goes too.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
+        terminate(list(reversed(self.components)), timeout)
         self.components.clear()
 
     def running(self) -> dict[str, bool]:

@@ -2,6 +2,7 @@
 
 Shape (``deploy/exporter.yml``)::
 
+    location: eu-west            # optional; a `location` label on every series (see below)
     max_concurrency: 64          # optional; probes in flight at once, all exchanges together
     exchanges:
       - name: binance            # the ``exchange`` label value
@@ -32,6 +33,11 @@ open_timeout, enabled) are documented in :mod:`exporter.streams.settings`.
 key-info call per interval (:class:`exporter.keys.settings.ApiKeyConfig`; secrets only from the
 environment or files). Key checks count in the exchange's ``weight_budget`` like probes.
 
+``location`` names where this exporter probes from when several exporters watch the same
+exchanges from different places (regions, egress IPs): every series it publishes then carries
+``location="<value>"``, and ExchangeApiDown pages only when the exchange fails from
+``down_quorum`` locations (prometheus/thresholds.yml). Omitted: no label, output unchanged.
+
 String values may use ``${VAR}`` or ``${VAR:-default}``, expanded from the environment at load
 (e.g. ``base_url: ${SIMULATOR_URL:-http://127.0.0.1:8000}/binance``).
 """
@@ -41,14 +47,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -58,7 +62,13 @@ from pydantic import (
 )
 
 from exporter.admission import BudgetWindow, budget_windows
-from exporter.durations import parse_duration
+from exporter.config_parts import (
+    CircuitConfig,
+    ConnectivityConfig,
+    EndpointConfig,
+    EndpointPlan,
+    Seconds,
+)
 from exporter.keys.exchanges import KEY_ENDPOINT, key_api_class
 from exporter.keys.settings import ApiKeyConfig
 from exporter.market.groups import default_price_group
@@ -80,97 +90,12 @@ from exporter.streams.settings import (
 )
 
 _LABEL_VALUE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_LOCATION = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class ConfigError(ValueError):
     """A configuration file is unreadable or invalid; the message names file, field and value."""
-
-
-def _duration(value: Any) -> float:
-    return parse_duration(value)
-
-
-Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
-
-
-class EndpointConfig(BaseModel):
-    """One endpoint with its own schedule (``endpoints: [{name: status, interval: 60s}]``).
-
-    Attributes:
-        name: endpoint name offered by the exchange's profile.
-        interval: seconds between probes; None inherits the exchange's interval.
-        timeout: per-probe timeout in seconds; None inherits the exchange's timeout.
-        path: ``generic`` profile only: the path (and query) probed, required there.
-        time_field: ``generic`` only: dotted path of the server time in the JSON body.
-        time_unit: ``generic`` only: unit of ``time_field`` (s, ms, us, ns).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    interval: Seconds | None = None
-    timeout: Seconds | None = None
-    path: str | None = Field(default=None, min_length=1, max_length=2000)
-    time_field: str | None = Field(default=None, min_length=1, max_length=200)
-    time_unit: Literal["s", "ms", "us", "ns"] = "ms"
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("/"):
-            raise ValueError("must start with /")
-        return value
-
-
-class CircuitConfig(BaseModel):
-    """Per-exchange circuit breaker (see :mod:`exporter.resilience`).
-
-    Attributes:
-        failure_threshold: consecutive failed probes of the exchange (any endpoint, no success
-            in between) that open the circuit.
-        open_seconds: how long the circuit stays open before one trial probe (half-open).
-        slow_factor: while open, probe intervals are multiplied by this.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    failure_threshold: int = Field(default=5, ge=1, le=1000)
-    open_seconds: Seconds = 30.0
-    slow_factor: float = Field(default=4.0, ge=1.0, le=100.0)
-
-
-class ConnectivityConfig(BaseModel):
-    """The exporter's own connectivity canary.
-
-    Attributes:
-        interval: seconds between checks.
-        timeout: seconds allowed for each DNS lookup and the canary request.
-        canary_url: an optional URL that should always answer (any HTTP status counts as
-            reachable); None checks DNS resolution of every configured host only.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    interval: Seconds = 15.0
-    timeout: Seconds = 3.0
-    canary_url: str | None = None
-
-    @field_validator("canary_url")
-    @classmethod
-    def _canary(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointPlan:
-    """An endpoint's effective schedule after inheritance: name, interval and timeout (s)."""
-
-    name: str
-    interval: float
-    timeout: float
 
 
 class ExchangeConfig(BaseModel):
@@ -507,14 +432,27 @@ class ExporterConfig(BaseModel):
         max_concurrency: probes in flight at once across all exchanges (1–10,000).
         max_body_bytes: largest response body read per probe; larger is ``bad_response``.
         connectivity: the exporter's own connectivity canary.
+        location: where this exporter probes from (``eu-west``); when set, every series it
+            publishes carries ``location="<value>"`` (1-64 chars of ``[A-Za-z0-9_.:-]``), which
+            the multi-location alerts (ExchangeApiDown's quorum) count. None or "": no label.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     exchanges: list[ExchangeConfig] = Field(min_length=1)
+    location: str | None = None
     max_concurrency: int = Field(default=64, ge=1, le=10_000)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=256 * 1024 * 1024)
     connectivity: ConnectivityConfig = ConnectivityConfig()
+
+    @field_validator("location")
+    @classmethod
+    def _location_label(cls, value: str | None) -> str | None:
+        if value == "":
+            return None  # `location: ${EXPORTER_LOCATION:-}` with the variable unset
+        if value is not None and not _LOCATION.match(value):
+            raise ValueError("must be 1-64 characters of [A-Za-z0-9_.:-]: it is a label value")
+        return value
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExporterConfig:

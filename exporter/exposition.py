@@ -16,15 +16,21 @@ slower but never wrong.
 Differences from ``generate_latest``, on purpose: no ``_created`` series (nothing here queries
 them; they were a quarter of the lines), and floats are
 written with Python's ``repr`` (``1e-05``, ``0.25``), which Prometheus parses alike.
+
+Constant labels (the exporter's ``location``, issue 16) are added to every series at render
+time, by both paths: the fast one writes them into each cached label string, the fallback
+renders the registry through :class:`LabelledCollector`. A metric's own label of the same name
+wins. Without constant labels both paths write exactly what they wrote before.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 _CACHE_LIMIT = 200_000
 
@@ -51,6 +57,30 @@ class _UnsupportedError(Exception):
     pass
 
 
+class LabelledCollector:
+    """A collector that yields another collector's families with constant labels added to
+    every sample (a sample's own label of the same name is kept).
+
+    Args:
+        collector: anything with ``collect()`` (a :class:`CollectorRegistry`).
+        labels: ``{name: value}`` to add, e.g. ``{"location": "eu-west"}``.
+    """
+
+    def __init__(self, collector: Any, labels: Mapping[str, str]) -> None:
+        self._collector = collector
+        self._labels = dict(labels)
+
+    def collect(self) -> Iterator[Metric]:
+        """The wrapped collector's families, each sample labelled."""
+        for family in self._collector.collect():
+            labelled = Metric(family.name, family.documentation, family.type, family.unit)
+            labelled.samples = [
+                sample._replace(labels={**self._labels, **sample.labels})
+                for sample in family.samples
+            ]
+            yield labelled
+
+
 class TextRenderer:
     """Renders a fixed list of metrics; keeps escaped label strings between scrapes.
 
@@ -58,16 +88,41 @@ class TextRenderer:
         metrics: the metric objects in output order (``Counter``, ``Gauge``, ``Histogram``
             with or without labels); other collectors are rendered from their ``collect()``.
         registry: the registry holding them, for the ``generate_latest`` fallback.
+        const_labels: ``{name: value}`` added to every series (see :meth:`set_const_labels`).
     """
 
-    def __init__(self, metrics: Iterable[Any], registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        metrics: Iterable[Any],
+        registry: CollectorRegistry,
+        const_labels: Mapping[str, str] | None = None,
+    ) -> None:
         self._metrics = list(metrics)
         self._registry = registry
         self._labels: dict[tuple[str, ...], str] = {}
         self._lines: dict[tuple[str, ...], str] = {}
         self._lines_list: dict[tuple[str, ...], list[str]] = {}
+        self._const: tuple[tuple[str, str], ...] = ()
         self.fallbacks = 0
         """How many scrapes fell back to ``generate_latest`` (0 unless internals changed)."""
+        self.set_const_labels(const_labels or {})
+
+    @property
+    def const_labels(self) -> dict[str, str]:
+        """The labels added to every series (empty for none)."""
+        return dict(self._const)
+
+    def set_const_labels(self, labels: Mapping[str, str]) -> None:
+        """Add ``labels`` (``{name: value}``, valid Prometheus label names) to every series
+        from the next render on, replacing the previous ones; ``{}`` removes them.
+        Called where the config is applied (start-up, reload); a scrape rendering at that
+        moment may mix old and new labels once, never fail."""
+        const = tuple(sorted(labels.items()))
+        if const != self._const:
+            self._const = const
+            self._labels.clear()
+            self._lines.clear()
+            self._lines_list.clear()
 
     def render(self) -> bytes:
         """The exposition text of every metric, UTF-8 encoded."""
@@ -78,6 +133,8 @@ class TextRenderer:
             return "".join(parts).encode("utf-8")
         except (_UnsupportedError, AttributeError, TypeError):
             self.fallbacks += 1
+            if self._const:
+                return generate_latest(LabelledCollector(self._registry, dict(self._const)))
             return generate_latest(self._registry)
 
     def _label_text(self, names: tuple[str, ...], values: tuple[str, ...]) -> str:
@@ -88,7 +145,9 @@ class TextRenderer:
                 self._labels.clear()
                 self._lines.clear()
                 self._lines_list.clear()
-            pairs = sorted(zip(names, values, strict=True))  # as generate_latest: by name
+            pairs = list(zip(names, values, strict=True))
+            pairs += [(name, value) for name, value in self._const if name not in names]
+            pairs.sort()  # as generate_latest: by name
             text = ",".join(f'{name}="{_escape_label(value)}"' for name, value in pairs)
             self._labels[key] = text
         return text

@@ -2,7 +2,9 @@
 
 All per-probe series are labelled only by ``exchange`` (configured names), ``endpoint``
 (:data:`exporter.profiles.ENDPOINT_NAMES`), ``result`` (:class:`exporter.profiles.Result`) and
-``window`` (a profile's rate-limit windows), so cardinality is bounded by the config.
+``window`` (a profile's rate-limit windows), so cardinality is bounded by the config. An
+exporter with a ``location`` (config) adds ``location="<value>"`` to every series it renders
+(:meth:`ExporterMetrics.set_location`); the registry itself never holds that label.
 """
 
 from __future__ import annotations
@@ -228,6 +230,16 @@ class ExporterMetrics:
     def render(self) -> bytes:
         """Every metric in the Prometheus text format (``exporter.exposition``)."""
         return self._renderer.render()
+
+    @property
+    def location(self) -> str | None:
+        """The ``location`` label added to every rendered series, or None."""
+        return self._renderer.const_labels.get("location")
+
+    def set_location(self, location: str | None) -> None:
+        """Label every series of the next scrapes ``location="<location>"`` (the config's
+        ``location``, already validated as a label value); None renders without it."""
+        self._renderer.set_const_labels({"location": location} if location else {})
 
     def declare(self, exchange: str, endpoint: str, results: tuple[str, ...]) -> None:
         """Create the series of one probed endpoint at zero, so that rates and absent()

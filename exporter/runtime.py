@@ -31,6 +31,7 @@ class ExporterRuntime:
         self.config_path = config_path
         self.metrics = metrics
         self.scheduler = ProbeScheduler(config, metrics)
+        metrics.set_location(config.location)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.after_reload: Callable[[], None] | None = None
         """Called after each successful reload (the CLI settles the heap there)."""
@@ -56,6 +57,7 @@ class ExporterRuntime:
             log.error("config reload failed; keeping the running config:\n%s", exc)
             return {"status": "error", "error": str(exc)}
         counts = self.scheduler.apply(config)
+        self.metrics.set_location(config.location)
         self.metrics.config_reload_success.set(1)
         self.metrics.config_reload_timestamp.set(time.time())
         log.info("config reloaded from %s: %s", self.config_path, counts)
@@ -66,7 +68,8 @@ class ExporterRuntime:
     def status(self) -> dict[str, Any]:
         """The ``/status`` JSON document; call on the event loop.
 
-        Shape: ``{"version", "config_file", "connectivity_up", "exchanges": {name: {"circuit",
+        Shape: ``{"version", "config_file", "location", "connectivity_up",
+        "exchanges": {name: {"circuit",
         "maintenance", "maintenance_message", "clock_skew_seconds",
         "rate_limits": {window: {"used", "limit"}}, "probe_budget": {limit name: {"used",
         "cap", "window_seconds"}}, "backoff_until", "ip_ban_until",
@@ -80,7 +83,8 @@ class ExporterRuntime:
         "checksum_mismatches", "book_resyncs", "book_crossed", "subscription_errors",
         "maintenance", "maintenance_message", "last_error", "last_error_at"},
         "api_keys": {key: :meth:`exporter.keys.status.KeyStatus.document`}}}}``; times are
-        Unix seconds, latencies seconds over the last 5 minutes, stream lag over the last
+        Unix seconds, latencies seconds over the last 5 minutes, ``location`` the config's
+        (None without one), stream lag over the last
         1,024 messages of the channel; ``streams`` is None for an exchange without a stream.
         """
         intervals = {(t.exchange, t.endpoint.name): t.interval for t in self.scheduler.targets}
@@ -129,6 +133,7 @@ class ExporterRuntime:
         return {
             "version": __version__,
             "config_file": str(self.config_path),
+            "location": self.metrics.location,
             "connectivity_up": None if connectivity is None else connectivity == 1,
             "exchanges": exchanges,
         }

@@ -60,10 +60,12 @@ from receiver.models import (
 )
 from receiver.notifiers.base import Notifier
 from receiver.notifiers.metrics import NotifierMetrics
+from receiver.retention import Retention
 from receiver.routing import RoutingConfig, load_routing_config
 from receiver.runbooks import make_router as runbooks_router
 from receiver.settings import ROUTE_PATTERN, Settings, load_settings
-from receiver.store import IngestQueue, SQLiteStore, StoreError
+from receiver.store import IngestQueue, StoreError
+from receiver.store.factory import open_store
 from receiver.worker import Diagnose, NotifiersFor, Worker
 
 log = logging.getLogger(__name__)
@@ -203,7 +205,7 @@ def create_app(
     """
     cfg = settings if settings is not None else load_settings()
     install_redaction(cfg.secret_values())
-    store = SQLiteStore(cfg.receiver_db_path, clock=clock)
+    store = open_store(cfg, clock)
     intake_queue = IngestQueue(store)  # group commit: one transaction for concurrent webhooks
     metrics = ReceiverMetrics()
     metrics.set_unsent_source(lambda: store.unsent(clock()))
@@ -237,7 +239,11 @@ def create_app(
         arm_at_start=cfg.deadman_arm_at_start,
         clock=clock,
         metrics=metrics,
+        owner=cfg.instance,
     )
+    retention = Retention(store, cfg.receiver_retention_days, metrics=metrics, clock=clock)
+    # Past this, intake answers 503 (Alertmanager retries): a connection wait plus a commit.
+    intake_timeout = cfg.receiver_db_timeout_seconds + 2.0
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -276,15 +282,19 @@ def create_app(
                 )
                 if seconds is not None
             },
+            owner=cfg.instance,
+            lease_seconds=cfg.receiver_lease_seconds,
             clock=clock,
         )
         app.state.worker = worker
         if start_worker:
             worker.start()
         deadman.start()
+        retention.start()
         log.info(
-            "receiver ready: database %s, inbound auth %s, notifiers %s, dead man's switch %s",
-            cfg.receiver_db_path,
+            "receiver %s ready: database %s, inbound auth %s, notifiers %s, dead man's switch %s",
+            cfg.instance,
+            store.describe(),
             auth.scheme if auth is not None else "off",
             ", ".join(f"{n.name} ({n.channel})" for n in notifiers) or "none",
             f"{cfg.deadman_timeout_seconds:g}s to route {cfg.deadman_route!r}"
@@ -295,9 +305,11 @@ def create_app(
             yield
         finally:
             intake_log.flush()
+            await retention.stop()
             await deadman.stop()
             await worker.stop()
             await client.aclose()
+            await asyncio.to_thread(store.close)
             app.state.worker = None
 
     app = FastAPI(
@@ -414,9 +426,13 @@ def create_app(
             return validated
         webhook, raw = validated
         try:
-            result = await intake_queue.ingest(webhook, route, raw)
-        except StoreError as exc:
-            log.error("cannot store webhook (answering 503 so Alertmanager retries): %s", exc)
+            result = await asyncio.wait_for(
+                intake_queue.ingest(webhook, route, raw), timeout=intake_timeout
+            )
+        except (StoreError, TimeoutError) as exc:
+            # A timed-out commit may still land: Alertmanager's retry is then a duplicate.
+            reason = exc if isinstance(exc, StoreError) else f"no commit within {intake_timeout:g}s"
+            log.error("cannot store webhook (answering 503 so Alertmanager retries): %s", reason)
             storage_error.inc()
             return _error(503, "storage unavailable; retry later")
         alerts, new = len(webhook.alerts), len(result.new_ids)
@@ -484,7 +500,9 @@ def create_app(
 
     # GET /metrics, /heartbeat, /healthz, /readyz (here: their paths keep their place in the
     # OpenAPI document; POST /heartbeat below joins GET /heartbeat's entry).
-    app.include_router(health_router(store, metrics, deadman, lambda: app.state.worker))
+    app.include_router(
+        health_router(store, metrics, deadman, lambda: app.state.worker, timeout=intake_timeout)
+    )
 
     @app.post(
         "/heartbeat",

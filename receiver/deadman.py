@@ -12,6 +12,12 @@ the usual idempotency key (the outage's start time is its ``startsAt``), so a re
 forgets an alarm nor sends it twice; the worker delivers it like any other notification
 (retries, per-notifier exactly-once, firing before resolved).
 
+Several receivers on one database (PostgreSQL): every receiver records the heartbeats it gets,
+but only one, the leader, checks for silence and raises the alarm (:meth:`Store.lead`: a
+PostgreSQL advisory lock held by the leader's session, so a crashed leader's lock is freed with
+its connection and another receiver takes over at its next check). The transitions are stored
+atomically either way, so even two leaders could not raise one outage twice.
+
 Arming: the switch is disarmed until the first heartbeat ever arrives (or, with
 ``DEADMAN_ARM_AT_START``, from the receiver's start). Silence is measured from the later of the
 last heartbeat and this process's start, so a receiver restarted after being down itself gives
@@ -191,6 +197,7 @@ class DeadMansSwitch:
         metrics: receiver metrics (last heartbeat time, state gauge), optional.
         on_notification: called after a notification was stored (wakes the worker); called
             from the thread that stored it. Settable later.
+        owner: this receiver's identity, for leadership (:meth:`Store.lead`).
 
     The synchronous methods touch the database: call them from a thread in async code.
     """
@@ -205,6 +212,7 @@ class DeadMansSwitch:
         clock: Callable[[], float] = time.time,
         metrics: ReceiverMetrics | None = None,
         on_notification: Callable[[], None] | None = None,
+        owner: str = "receiver",
     ) -> None:
         self._store = store
         self.timeout = timeout
@@ -213,6 +221,8 @@ class DeadMansSwitch:
         self._clock = clock
         self._metrics = metrics
         self.on_notification = on_notification
+        self.owner = owner
+        self.leader = False
         self._started = clock()
         self._state = DeadmanState()
         self._task: asyncio.Task[None] | None = None
@@ -226,6 +236,43 @@ class DeadMansSwitch:
     def check_interval(self) -> float:
         """Seconds between two checks: a tenth of the timeout, between 0.05 and 5."""
         return min(5.0, max(0.05, self.timeout / 10))
+
+    @property
+    def lead_ttl(self) -> float:
+        """Seconds a leadership lease lasts without renewal (SQLite): three checks, ≥ 10 s."""
+        return max(10.0, 3 * self.check_interval)
+
+    def tick(self) -> bool:
+        """One periodic step: take or keep the leadership, and check for silence if leader.
+
+        Returns:
+            True when this call raised the alarm.
+
+        Raises:
+            StoreError: the database is unavailable (this receiver is then not the leader).
+        """
+        try:
+            leader = self._store.lead(self.owner, self.lead_ttl)
+        except StoreError:
+            self._set_leader(False)
+            raise
+        self._set_leader(leader)
+        if not leader:
+            # Follow the leader's writes so /heartbeat and the metrics stay current here too.
+            self._publish(self._store.deadman_state())
+            return False
+        return self.check()
+
+    def _set_leader(self, leader: bool) -> None:
+        if leader != self.leader:
+            log.info(
+                "dead man's switch: %s %s the leader",
+                self.owner,
+                "is now" if leader else "is no longer",
+            )
+        self.leader = leader
+        if self._metrics is not None:
+            self._metrics.deadman_leader.set(1 if leader else 0)
 
     def status_name(self, state: DeadmanState | None = None) -> str:
         """``disarmed``, ``ok`` or ``alarm``."""
@@ -350,13 +397,15 @@ class DeadMansSwitch:
                 "state": self.status_name(state),
                 "timeout_seconds": self.timeout,
                 "alarm_since": state.alarm_since,
+                "leader": self.leader,
+                "instance": self.owner,
             },
         }
 
     async def _run(self) -> None:
         while True:
             try:
-                await asyncio.to_thread(self.check)
+                await asyncio.to_thread(self.tick)
             except StoreError as exc:
                 log.error("dead man's switch: cannot check (will retry): %s", exc)
             except Exception:  # never let the loop die
@@ -369,9 +418,12 @@ class DeadMansSwitch:
             self._task = asyncio.create_task(self._run(), name="deadman")
 
     async def stop(self) -> None:
-        """Stop the periodic check."""
+        """Stop the periodic check and give up the leadership."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.leader:
+            await asyncio.to_thread(self._store.resign, self.owner)
+            self._set_leader(False)

@@ -25,8 +25,10 @@ def make_router(
     metrics: ReceiverMetrics,
     deadman: DeadMansSwitch,
     worker: Callable[[], Worker | None],
+    timeout: float = 5.0,
 ) -> APIRouter:
-    """The status routes of one app; ``worker()`` is the running worker, if any."""
+    """The status routes of one app; ``worker()`` is the running worker, if any; ``timeout``
+    bounds the readiness write (seconds)."""
     router = APIRouter()
 
     @router.get(
@@ -52,9 +54,11 @@ def make_router(
         """Readiness: the database accepts writes and the worker runs (503 lists reasons)."""
         reasons: list[str] = []
         try:
-            await asyncio.to_thread(store.check_writable)
+            await asyncio.wait_for(asyncio.to_thread(store.check_writable), timeout=timeout)
         except StoreError as exc:
-            reasons.append(f"database: not writable ({exc})")
+            reasons.append(f"database {store.describe()}: not writable ({exc})")
+        except TimeoutError:
+            reasons.append(f"database {store.describe()}: no answer within {timeout:g}s")
         running = worker()
         if running is None or not running.running:
             reasons.append("worker: not running")

@@ -77,7 +77,9 @@ class ReceiverMetrics:
     - ``alert_receiver_heartbeats_total``, ``alert_receiver_last_heartbeat_timestamp_seconds``:
       Watchdog heartbeats.
     - ``alert_receiver_deadman_state``: 0 disarmed, 1 armed and heartbeats arriving, 2 alarm
-      raised (``AlertingPipelineDown`` notified); ``alert_receiver_deadman_timeout_seconds``.
+      raised (``AlertingPipelineDown`` notified); ``alert_receiver_deadman_timeout_seconds``;
+      ``alert_receiver_deadman_leader``: 1 on the receiver that checks for silence.
+    - ``alert_receiver_pruned_rows_total``, ``alert_receiver_database_size_bytes``: retention.
     """
 
     WEBHOOK_RESULTS = (
@@ -115,6 +117,23 @@ class ReceiverMetrics:
         self.deadman_state = Gauge(
             "alert_receiver_deadman_state",
             "Dead man's switch: 0 disarmed, 1 armed and heartbeats arriving, 2 alarm raised.",
+            registry=self.registry,
+        )
+        self.deadman_leader = Gauge(
+            "alert_receiver_deadman_leader",
+            "1 while this receiver is the one that raises the dead man's switch (of those"
+            " sharing a database), else 0.",
+            registry=self.registry,
+        )
+        self.pruned = Counter(
+            "alert_receiver_pruned_rows_total",
+            "Rows deleted by retention (notifications finished longer ago than"
+            " RECEIVER_RETENTION_DAYS, with their deliveries, and their webhooks).",
+            registry=self.registry,
+        )
+        self.database_size = Gauge(
+            "alert_receiver_database_size_bytes",
+            "Size of the receiver's database on disk, measured at each retention pass.",
             registry=self.registry,
         )
         self.deadman_timeout = Gauge(

@@ -188,6 +188,11 @@ class DeadmanStatus(BaseModel):
     state: Literal["disarmed", "ok", "alarm"]
     timeout_seconds: float
     alarm_since: float | None
+    leader: bool = Field(
+        default=False,
+        description="This receiver checks for silence (one receiver of those sharing a database).",
+    )
+    instance: str = Field(default="", description="This receiver's name (RECEIVER_INSTANCE).")
 
 
 class HeartbeatStatus(BaseModel):

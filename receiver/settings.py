@@ -13,10 +13,13 @@ are loaded (like Alertmanager's ``credentials_file``, surrounding whitespace is 
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
@@ -40,6 +43,7 @@ __all__ = [
 #: Route names accepted in ``POST /alerts/{route}`` (and for ``DEADMAN_ROUTE``).
 ROUTE_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 _ROUTE = re.compile(ROUTE_PATTERN)
+_INSTANCE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,23 @@ class Settings(DiagnosisSettings):
             notifier enabled when set.
         discord_webhook_url: ``DISCORD_WEBHOOK_URL``, Discord webhook URL (secret).
         notify_file: ``NOTIFY_FILE``, path of the JSONL notification log; enabled when set.
-        receiver_db_path: ``RECEIVER_DB_PATH``, SQLite database file (default ``receiver.db``).
+        receiver_db_path: ``RECEIVER_DB_PATH``, SQLite database file (default ``receiver.db``),
+            used when no PostgreSQL URL is set.
+        receiver_database_url: ``RECEIVER_DATABASE_URL`` (secret), ``postgresql://user:password@
+            host:port/db``: store in PostgreSQL instead of SQLite (several receivers may share
+            it, see :mod:`receiver.store`).
+        receiver_database_url_file: ``RECEIVER_DATABASE_URL_FILE``, the same read from a file.
+        receiver_db_timeout_seconds: ``RECEIVER_DB_TIMEOUT_SECONDS``, longest wait for a
+            database connection (default 3): past it intake answers 503 and Alertmanager
+            retries, well within its webhook timeout.
+        receiver_retention_days: ``RECEIVER_RETENTION_DAYS``, notifications finished (delivered
+            or given up) longer ago than this are deleted with their deliveries and webhooks
+            (default 30; fractions allowed).
+        receiver_lease_seconds: ``RECEIVER_LEASE_SECONDS``, how long a notification claimed by
+            this receiver stays its own without renewal (default 15): after a crash another
+            receiver takes the work over once the lease has expired.
+        receiver_instance: ``RECEIVER_INSTANCE``, this receiver's name as lease owner and
+            dead man's switch leader (default ``<hostname>-<pid>``); unique per process.
         max_body_bytes: ``MAX_BODY_BYTES``, largest accepted webhook body (default 1 MiB).
         worker_concurrency: ``WORKER_CONCURRENCY``, notifications processed at once (default 4).
         notify_max_attempts: ``NOTIFY_MAX_ATTEMPTS``, attempts per notifier after which a
@@ -114,12 +134,19 @@ class Settings(DiagnosisSettings):
         "discord_webhook_url",
         "receiver_bearer_token",
         "receiver_basic_auth_password",
+        "receiver_database_url",
     }
 
     slack_webhook_url: SecretStr | None = None
     discord_webhook_url: SecretStr | None = None
     notify_file: Path | None = None
     receiver_db_path: Path = Path("receiver.db")
+    receiver_database_url: SecretStr | None = None
+    receiver_database_url_file: Path | None = None
+    receiver_db_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    receiver_retention_days: float = Field(default=30.0, gt=0, le=3650)
+    receiver_lease_seconds: float = Field(default=15.0, ge=1, le=600)
+    receiver_instance: str | None = None
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     notify_max_attempts: int = Field(default=0, ge=0, le=10000)
@@ -141,6 +168,7 @@ class Settings(DiagnosisSettings):
     deadman_route: str = "critical"
 
     _inbound_auth: InboundAuth | None = PrivateAttr(default=None)
+    _database_url: SecretStr | None = PrivateAttr(default=None)
 
     @field_validator("slack_webhook_url", "discord_webhook_url")
     @classmethod
@@ -173,6 +201,31 @@ class Settings(DiagnosisSettings):
             raise ValueError("must be 1-64 characters of A-Z a-z 0-9 _ . -")
         return value
 
+    @field_validator("receiver_instance")
+    @classmethod
+    def _instance(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not _INSTANCE.match(value):
+            raise ValueError("must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_database(self) -> Settings:
+        url = _pick(self, "receiver_database_url")
+        if url is not None:
+            url = url.strip()
+            scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+            if scheme not in ("postgresql", "postgres"):
+                # The value is a secret (it holds the password): only its scheme is named.
+                shown = f"{scheme}://" if scheme else "no scheme"
+                raise ValueError(
+                    "RECEIVER_DATABASE_URL[_FILE]: must be a postgresql:// URL (got "
+                    f"{shown}); unset it to use SQLite at RECEIVER_DB_PATH"
+                )
+            self._database_url = SecretStr(url)
+        return self
+
     @model_validator(mode="after")
     def _resolve_auth(self) -> Settings:
         token = _pick(self, "receiver_bearer_token")
@@ -202,6 +255,17 @@ class Settings(DiagnosisSettings):
         return self
 
     @property
+    def database_url(self) -> SecretStr | None:
+        """The PostgreSQL URL (from ``RECEIVER_DATABASE_URL`` or its file), ``None`` for
+        SQLite."""
+        return self._database_url
+
+    @property
+    def instance(self) -> str:
+        """This receiver's name: ``RECEIVER_INSTANCE``, else ``<hostname>-<pid>``."""
+        return self.receiver_instance or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
     def inbound_auth(self) -> InboundAuth | None:
         """The credentials webhook requests must carry, or ``None`` (no inbound auth)."""
         return self._inbound_auth
@@ -214,6 +278,12 @@ class Settings(DiagnosisSettings):
             if isinstance(value, SecretStr) and value.get_secret_value():
                 out.append(value.get_secret_value())
         auth = self._inbound_auth
+        if self._database_url is not None:
+            url = self._database_url.get_secret_value()
+            password = urlsplit(url).password
+            for value in (url, password and unquote(password), password):
+                if value and value not in out:
+                    out.append(value)
         for secret in (auth.token, auth.password) if auth is not None else ():
             if secret is not None and secret.get_secret_value() not in out:
                 out.append(secret.get_secret_value())

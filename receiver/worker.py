@@ -1,9 +1,15 @@
 """Background worker: diagnose stored notifications and deliver them to their route's notifiers.
 
-The worker is an asyncio task started in the app lifespan. It polls the store for ``pending``
-notifications that are due (and is woken immediately by intake and by the dead man's switch),
-processes at most ``concurrency`` at a time, and never processes two notifications of the same
-alert (group key + fingerprint) at once.
+The worker is an asyncio task started in the app lifespan. It claims ``pending`` notifications
+that are due (and is woken immediately by intake and by the dead man's switch), processes at
+most ``concurrency`` at a time, and never processes two notifications of the same alert (group
+key + fingerprint) at once.
+
+Several receivers may share one database (PostgreSQL): each notification is leased to the
+receiver that claimed it (:meth:`Store.claim`, ``lease_seconds``), the lease is renewed every
+third of its length while the work goes on and ends when the round is finished. A receiver that
+dies (``kill -9``, a lost host) stops renewing: once its leases expire, any other receiver
+claims the work and carries on from the delivery states in the database.
 
 Per notification: reuse the stored diagnosis or make one (and store it), create one delivery
 row per notifier of its route (``notifiers_for(route)``), then attempt each due delivery:
@@ -93,6 +99,8 @@ class Worker:
         min_send_interval: ``{notifier name or channel: seconds}`` minimum spacing between two
             sends to one notifier, overriding the notifier's own ``min_send_interval`` (Slack
             allows about one message per second per channel).
+        owner: this receiver's identity as lease owner (unique per process).
+        lease_seconds: how long a claimed notification stays this worker's without renewal.
         metrics: receiver metrics, optional.
         clock: Unix-seconds clock (tests may inject one; the store should share it).
         sleep: sleep function (tests may replace it).
@@ -112,6 +120,8 @@ class Worker:
         max_age_seconds: float = 86400.0,
         poll_interval: float = 5.0,
         min_send_interval: dict[str, float] | None = None,
+        owner: str = "receiver",
+        lease_seconds: float = 15.0,
         metrics: ReceiverMetrics | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
@@ -127,6 +137,9 @@ class Worker:
         self._max_age = max_age_seconds
         self._poll_interval = poll_interval
         self._min_interval = dict(min_send_interval or {})
+        self._owner = owner
+        self._lease = max(1.0, lease_seconds)
+        self._renewer: asyncio.Task[None] | None = None
         self._metrics = metrics
         self._clock = clock
         self._sleep = sleep
@@ -149,6 +162,7 @@ class Worker:
         if self._task is None:
             self._stopping = False
             self._task = asyncio.create_task(self._run(), name="receiver-worker")
+            self._renewer = asyncio.create_task(self._renew_leases(), name="receiver-leases")
 
     @property
     def running(self) -> bool:
@@ -167,24 +181,55 @@ class Worker:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop the loop; give in-flight work ``grace`` seconds, then cancel it.
 
-        Cancelled work stays ``pending`` (or ``sending``) and resumes at the next start.
+        Cancelled work stays ``pending`` (or ``sending``), its leases are released, and it
+        resumes at the next start (or on another receiver) at once.
         """
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        for background in (self._task, self._renewer):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await background
+        self._task = self._renewer = None
         tasks = [t for t, _ in self._inflight.values()]
         if tasks and grace > 0:
             await asyncio.wait(tasks, timeout=grace)
+        cancelled = [nid for nid, (t, _) in self._inflight.items() if not t.done()]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if cancelled:
+            try:
+                await asyncio.to_thread(self._store.release, self._owner, cancelled)
+            except StoreError as exc:
+                log.warning("cannot release leases at stop (they expire by themselves): %s", exc)
         self._done_log.flush()
+
+    async def _renew_leases(self) -> None:
+        """Renew the leases of the notifications in flight every third of the lease."""
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            ids = list(self._inflight)
+            if not ids:
+                continue
+            try:
+                kept = await asyncio.to_thread(
+                    self._store.renew, self._owner, ids, self._clock() + self._lease
+                )
+            except StoreError as exc:
+                log.error("cannot renew leases (another receiver may take the work): %s", exc)
+                continue
+            except Exception:
+                log.exception("lease renewal error")
+                continue
+            lost = sorted(set(ids) - set(kept) & set(self._inflight))
+            if lost:
+                # Finished meanwhile, or expired and claimed elsewhere (this receiver stalled
+                # past its lease): the other receiver carries on from the stored states.
+                log.debug("notifications %s are no longer leased to %s", lost, self._owner)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -200,41 +245,57 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
 
     async def _schedule(self) -> float | None:
-        """Start due notifications in free slots; return when the next one falls due."""
+        """Claim due notifications for the free slots and start them; return when the next
+        one falls due."""
         now = self._clock()
         try:
             next_due = await asyncio.to_thread(self._store.next_due, now)
             free = self._concurrency - len(self._inflight)
             if free > 0:
-                # Read enough rows to fill the free slots past the ones in flight (still
-                # pending) and a few successors waiting for them, not hundreds: each row costs
-                # a JSON decode. Only when the rows read leave slots free, look further.
+                # Claim enough rows to fill the free slots past the ones in flight (still
+                # pending, leased to us) and a few successors waiting for them, not hundreds:
+                # each row costs a JSON decode. Only when they leave slots free, look further.
                 limit = len(self._inflight) + free * _DUE_ROWS_PER_SLOT
-                rows = await asyncio.to_thread(self._store.due, now, limit)
-                free -= self._start(rows, free)
+                running = len(self._inflight)
+                rows = await self._claim(now, limit)
+                unstarted = self._start(rows, free)
+                free -= len(self._inflight) - running
                 if free > 0 and len(rows) == limit:
-                    self._start(await asyncio.to_thread(self._store.due, now, _DUE_ROWS_MAX), free)
+                    unstarted += self._start(await self._claim(now, _DUE_ROWS_MAX), free)
+                # Give back at once what was claimed but not started (another receiver may
+                # take it), before the next round claims again.
+                unstarted = sorted(set(unstarted) - set(self._inflight))
+                if unstarted:
+                    await asyncio.to_thread(self._store.release, self._owner, unstarted)
         except StoreError as exc:
-            log.error("cannot read pending notifications: %s", exc)
+            log.error("cannot claim pending notifications: %s", exc)
             return None
         return next_due
 
-    def _start(self, rows: Sequence[PendingNotification], free: int) -> int:
-        """Start up to ``free`` of ``rows``, never two of the same alert; return how many."""
+    async def _claim(self, now: float, limit: int) -> list[PendingNotification]:
+        """Claim up to ``limit`` due notifications (leased to this worker)."""
+        return await asyncio.to_thread(self._store.claim, now, self._owner, self._lease, limit)
+
+    def _start(self, rows: Sequence[PendingNotification], free: int) -> list[int]:
+        """Start up to ``free`` of the claimed ``rows``, never two of the same alert; return
+        the ids of the claimed rows left unstarted (their leases are to be released)."""
         busy = {key for _, key in self._inflight.values()}
         started = 0
+        unstarted: list[int] = []
         for row in rows:
-            if started >= free:
-                break
             key = (row.group_key, row.fingerprint)
-            if row.id in self._inflight or key in busy:
+            if row.id in self._inflight:
+                busy.add(key)
+                continue
+            if started >= free or key in busy:
                 busy.add(key)  # later rows of the same alert wait for this one
+                unstarted.append(row.id)
                 continue
             busy.add(key)
             task = asyncio.create_task(self._process_guarded(row), name=f"notify-{row.id}")
             self._inflight[row.id] = (task, key)
             started += 1
-        return started
+        return unstarted
 
     async def _process_guarded(self, row: PendingNotification) -> None:
         try:

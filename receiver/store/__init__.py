@@ -2,8 +2,9 @@
 man's switch.
 
 * :class:`Store` (:mod:`.interface`) is what the app, the worker and the dead man's switch use;
-  a backend implements it: :class:`SQLiteStore` (:mod:`.sqlite`) today. Another database is one
-  more module behind the same interface.
+  a backend implements it: :class:`SQLiteStore` (:mod:`.sqlite`), the embedded single-node
+  default, and :class:`PostgresStore` (:mod:`.postgres`), for several receivers on one
+  PostgreSQL database (leases, an advisory-lock leader, versioned migrations).
 * :mod:`.records` holds what goes in and out: states (:class:`NotificationState`,
   :class:`DeliveryState`, :class:`Origin`), rows and named results.
 * :class:`IngestQueue` (:mod:`.queue`) is the asynchronous intake in front of
@@ -12,6 +13,7 @@ man's switch.
 """
 
 from receiver.store.interface import Store, StoreError
+from receiver.store.postgres import PostgresStore
 from receiver.store.queue import IngestQueue
 from receiver.store.records import (
     FINAL_STATES,
@@ -44,6 +46,7 @@ __all__ = [
     "NotificationState",
     "Origin",
     "PendingNotification",
+    "PostgresStore",
     "RoundStart",
     "SQLiteStore",
     "Store",

@@ -10,7 +10,11 @@ Its contract, whatever the database:
 * notifications are unique on Alertmanager's idempotency key
   ``(group_key, fingerprint, status, starts_at, ends_at)``; one more with the same key is a
   duplicate and is not stored again;
-* ids increase in storage order (the worker's per-alert ordering relies on it).
+* ids increase in storage order (the worker's per-alert ordering relies on it);
+* several receiver processes may share one database (PostgreSQL): work is handed out with
+  leases (:meth:`Store.claim`), so a notification is processed by one receiver at a time and a
+  crashed receiver's work is taken over once its lease expires; the dead man's switch has one
+  leader (:meth:`Store.lead`); :meth:`Store.init` is safe when receivers start together.
 
 Times are Unix seconds (``float``) from the store's clock.
 """
@@ -40,7 +44,13 @@ class StoreError(Exception):
 
 
 class Store(ABC):
-    """Durable storage of webhooks, notifications, deliveries and the dead man's switch."""
+    """Durable storage of webhooks, notifications, deliveries and the dead man's switch.
+
+    Attributes:
+        backend: the engine's name (``sqlite``, ``postgresql``), for logs and ``/readyz``.
+    """
+
+    backend: str = "unknown"
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -52,6 +62,14 @@ class Store(ABC):
             StoreError: the database cannot be opened, created or migrated (or its schema is
                 newer than this code).
         """
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections (a pool); the store may be used again afterwards."""
+
+    def describe(self) -> str:
+        """Where the data is, without secrets (``sqlite:/path/receiver.db``,
+        ``postgresql://host:5432/db``), for logs and ``/readyz``."""
+        return self.backend
 
     @abstractmethod
     def check_writable(self) -> None:
@@ -97,8 +115,53 @@ class Store(ABC):
         """
 
     @abstractmethod
+    def claim(
+        self, now: float, owner: str, lease_seconds: float, limit: int = 100
+    ) -> list[PendingNotification]:
+        """Lease due notifications to ``owner``, lowest id first, at most ``limit``.
+
+        A notification is claimable when it is pending, its next attempt time has come
+        (``next_attempt_at <= now``) and its lease is free: never leased, released, expired
+        (``lease_until <= now``) or already ``owner``'s. Each one returned is leased to
+        ``owner`` until ``now + lease_seconds``. Concurrent claims (other threads, other
+        receivers) never return the same notification: PostgreSQL locks the rows and skips
+        rows another transaction has locked (``FOR UPDATE SKIP LOCKED``); SQLite serialises
+        writers. :meth:`finish`, :meth:`postpone` and :meth:`complete` end the lease.
+
+        Args:
+            now: Unix seconds.
+            owner: the claiming receiver's identity (stable for the process's life).
+            lease_seconds: how long the lease lasts without :meth:`renew`.
+            limit: most notifications returned.
+
+        Raises:
+            StoreError: nothing was claimed.
+        """
+
+    @abstractmethod
+    def renew(self, owner: str, ids: Sequence[int], until: float) -> list[int]:
+        """Extend ``owner``'s leases on ``ids`` to ``until`` (Unix seconds).
+
+        Returns:
+            The ids still leased to ``owner`` (an id missing was finished, or its lease
+            expired and another receiver claimed it).
+
+        Raises:
+            StoreError: nothing was written.
+        """
+
+    @abstractmethod
+    def release(self, owner: str, ids: Sequence[int]) -> None:
+        """End ``owner``'s leases on ``ids`` without processing them (claimed, not started).
+
+        Raises:
+            StoreError: nothing was written.
+        """
+
+    @abstractmethod
     def next_due(self, after: float) -> float | None:
-        """The earliest next attempt time later than ``after`` among pending notifications.
+        """The earliest time later than ``after`` at which a pending notification becomes
+        claimable: its next attempt time, or its lease's end when that is later.
 
         Returns:
             Unix seconds, or ``None`` when no pending notification has one.
@@ -185,6 +248,33 @@ class Store(ABC):
             StoreError: nothing was written.
         """
 
+    # --- retention ------------------------------------------------------------------------
+
+    @abstractmethod
+    def prune(self, before: float, limit: int = 500) -> int:
+        """Delete old rows in one short transaction: at most ``limit`` notifications that are
+        ``done`` and completed before ``before`` (Unix seconds), with their deliveries, then at
+        most ``limit`` webhooks received before ``before`` that no notification refers to.
+
+        Pending notifications and their webhooks are never deleted. Callers repeat until it
+        returns 0, pausing between calls, so intake is never blocked for long.
+
+        Returns:
+            Notifications plus webhooks deleted.
+
+        Raises:
+            StoreError: nothing was deleted.
+        """
+
+    @abstractmethod
+    def size_bytes(self) -> int:
+        """The database's size on disk in bytes (SQLite: the file and its WAL; PostgreSQL:
+        ``pg_database_size``).
+
+        Raises:
+            StoreError: it cannot be read.
+        """
+
     # --- observation ----------------------------------------------------------------------
 
     @abstractmethod
@@ -208,6 +298,27 @@ class Store(ABC):
         """
 
     # --- dead man's switch ----------------------------------------------------------------
+
+    @abstractmethod
+    def lead(self, owner: str, ttl: float) -> bool:
+        """Try to become, or stay, the one receiver that raises the dead man's switch.
+
+        PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) held on a
+        dedicated connection, released by :meth:`resign` or when that session ends (a crashed
+        receiver's lock goes with its connection; ``ttl`` is not needed). SQLite: a lease row
+        (owner, until) taken when free or expired and renewed for ``ttl`` seconds. Call it
+        at least every ``ttl / 3`` seconds while running.
+
+        Returns:
+            True while ``owner`` is the leader.
+
+        Raises:
+            StoreError: the database cannot be reached (the caller is not the leader).
+        """
+
+    @abstractmethod
+    def resign(self, owner: str) -> None:
+        """Give up leadership if ``owner`` holds it (on shutdown); never raises."""
 
     @abstractmethod
     def deadman_state(self) -> DeadmanState:

@@ -973,9 +973,11 @@ def test_production_doc_override_example_is_a_valid_compose_file(tmp_path: Path)
 
 def test_production_doc_covers_the_operations_topics() -> None:
     text = PRODUCTION_DOC.read_text()
-    for phrase in ("probe_location", "external_labels", "retention", "Alertmanager",
+    for phrase in ("location:", "external_labels", "retention", "Alertmanager",
                    "--cluster.peer", "groupKey", "remote_write", "Thanos", "Mimir",
-                   "VictoriaMetrics", "_FILE", "secrets", "_env", "_file"):  # fmt: skip
+                   "VictoriaMetrics", "_FILE", "secrets", "_env", "_file", "make ha",
+                   "docker-compose.ha.yml", "RECEIVER_DATABASE_URL", "down_quorum",
+                   "tests/e2e/test_ha_receivers.py", "tests/deploy/test_ha_stack.py"):  # fmt: skip
         assert phrase in text, phrase
 
 

@@ -122,3 +122,45 @@ def test_timing_overrides_never_lengthen_a_route() -> None:
     assert watchdog, "the shipped routing has a Watchdog route"
     shipped_route, rendered_route = watchdog[0]
     assert rendered_route["repeat_interval"] == shipped_route["repeat_interval"]  # 1m stays
+
+
+def test_prometheus_config_takes_several_addresses_and_other_service_hosts() -> None:
+    from deploy.ha_configs import HA_SERVICE_HOSTS, PROMETHEUS_HA_CONFIG
+
+    addresses = {
+        "exporter-a": "127.0.0.1:2001",
+        "exporter-b": "127.0.0.1:2002",
+        "receiver-a": ["127.0.0.1:2003"],
+        "alertmanager-a": "127.0.0.1:2005",
+        "alertmanager-b": "127.0.0.1:2006",
+    }
+    rendered = render_prometheus_config(
+        PROMETHEUS_HA_CONFIG, addresses, service_hosts=HA_SERVICE_HOSTS
+    )
+    exporters, receivers = rendered["scrape_configs"]
+    assert [s["targets"] for s in exporters["static_configs"]] == [
+        ["127.0.0.1:2001"],
+        ["127.0.0.1:2002"],
+    ]
+    assert [s["labels"] for s in exporters["static_configs"]] == [
+        {"location": "loc-a"},
+        {"location": "loc-b"},
+    ]
+    # receiver-b is not running: its target is dropped, receiver-a's list is taken as is.
+    assert receivers["static_configs"][0]["targets"] == ["127.0.0.1:2003"]
+    am = rendered["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert am == ["127.0.0.1:2005", "127.0.0.1:2006"]
+
+
+def test_alertmanager_config_rewrites_further_receiver_origins() -> None:
+    from deploy.ha_configs import ALERTMANAGER_HA_CONFIG
+
+    rendered = render_alertmanager_config(
+        ALERTMANAGER_HA_CONFIG,
+        "http://127.0.0.1:1002",
+        origins={"http://receiver-b:8080": "http://127.0.0.1:1003"},
+    )
+    for receiver in rendered["receivers"]:
+        urls = [w["url"] for w in receiver["webhook_configs"]]
+        assert [u.split("/")[2] for u in urls] == ["127.0.0.1:1002", "127.0.0.1:1003"], urls
+        assert urls[0].split("/", 3)[3] == urls[1].split("/", 3)[3]

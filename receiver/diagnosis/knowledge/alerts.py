@@ -58,6 +58,43 @@ OUTAGE = Entry(
     symptom=True,
 )
 
+FROM_LOCATION = Entry(
+    name="ExchangeApiDownFromLocation",
+    category="network",
+    confidence=0.7,
+    diagnosis=(
+        "Every probed endpoint of {exchange} fails from one probing location (the alert's "
+        "`location` label) while other locations still get answers: not an exchange outage "
+        "(that would fail everywhere and page as ExchangeApiDown) but that location's path to "
+        "it: a broken route or peering, DNS, a firewall or NAT change, or its egress IP "
+        "banned or geo-blocked by {exchange}."
+    ),
+    impact=(
+        "Bots and services trading on {exchange} from that location (same egress IP or "
+        "network) are likely cut off too: their orders and cancels may fail or hang with an "
+        "unknown outcome. {exchange} itself still works from the other locations."
+    ),
+    actions=(
+        "Compare with the other locations: which endpoints and results fail only at this one "
+        "(exchange_api_requests_total by location and result; the exporter's /status there).",
+        "Check that location's egress IP for a ban or rate limit (HTTP 418/403/429 answers, "
+        "ExchangeIpBanned or ExchangeRateLimited with the same location) and whether the "
+        "exchange allow-lists or geo-blocks it.",
+        "Check the route and DNS from that location (`dig` and `curl -v` to the {exchange} "
+        "host, traceroute against the same from another location).",
+        "Move execution for {exchange} to a location that still reaches it, or pause the "
+        "bots there and rely on cancel-on-disconnect.",
+        RECONCILE,
+    ),
+    rollback=(
+        "Once probes succeed from that location again, reconcile the orders sent from it and "
+        "move flow back only after several minutes of clean probes."
+    ),
+    eta="5-60 minutes (routing and DNS issues usually clear within an hour; a ban lasts as "
+    "long as the exchange's penalty)",
+    severities=("warning",),
+)
+
 ENDPOINT_DOWN = Entry(
     name="ExchangeEndpointDown",
     category="partial_outage",
@@ -505,6 +542,7 @@ PIPELINE_DOWN = Entry(
 #: One entry per alert: every alert in prometheus/rules/ plus the receiver's own.
 ALERTS: tuple[Entry, ...] = (
     OUTAGE,
+    FROM_LOCATION,
     ENDPOINT_DOWN,
     LATENCY_HIGH,
     LATENCY_DEGRADED,

@@ -31,41 +31,69 @@ def parse_iso(text: str) -> float:
         return 0.0
 
 
+#: The columns :func:`record` reads, for every query handing out pending notifications.
+PENDING_COLUMNS = (
+    "id, route, receiver, group_key, external_url, fingerprint, alert, diagnosis, created_at,"
+    " origin"
+)
+
+
+def record(row: sqlite3.Row) -> PendingNotification:
+    """A row of :data:`PENDING_COLUMNS` as a :class:`PendingNotification`."""
+    return PendingNotification(
+        id=row["id"],
+        route=row["route"],
+        receiver=row["receiver"],
+        group_key=row["group_key"],
+        external_url=row["external_url"],
+        fingerprint=row["fingerprint"],
+        alert=json.loads(row["alert"]),
+        diagnosis=json.loads(row["diagnosis"]) if row["diagnosis"] else None,
+        created_ts=parse_iso(row["created_at"]),
+        origin=Origin(row["origin"]),
+    )
+
+
 def due(conn: sqlite3.Connection, now: float, limit: int) -> list[PendingNotification]:
-    """Pending notifications with ``next_attempt_at <= now``, lowest id first, at most ``limit``."""
+    """Pending notifications with ``next_attempt_at <= now``, lowest id first, at most ``limit``.
+
+    Leases are ignored: a notification leased to a receiver is listed too (see
+    :func:`receiver.store.sqlite.leases.claim` for the leasing variant).
+    """
     # "+next_attempt_at": walk notifications_pending in id order and stop after ``limit`` rows,
     # rather than collect every due row from notifications_next and sort.
     rows = conn.execute(
-        "SELECT id, route, receiver, group_key, external_url, fingerprint, alert,"
-        " diagnosis, created_at, origin FROM notifications"
+        f"SELECT {PENDING_COLUMNS} FROM notifications"
         " WHERE state = 'pending' AND +next_attempt_at <= ? ORDER BY id LIMIT ?",
         (now, limit),
     ).fetchall()
-    return [
-        PendingNotification(
-            id=row["id"],
-            route=row["route"],
-            receiver=row["receiver"],
-            group_key=row["group_key"],
-            external_url=row["external_url"],
-            fingerprint=row["fingerprint"],
-            alert=json.loads(row["alert"]),
-            diagnosis=json.loads(row["diagnosis"]) if row["diagnosis"] else None,
-            created_ts=parse_iso(row["created_at"]),
-            origin=Origin(row["origin"]),
-        )
-        for row in rows
-    ]
+    return [record(row) for row in rows]
 
 
 def next_due(conn: sqlite3.Connection, after: float) -> float | None:
-    """The earliest ``next_attempt_at`` later than ``after`` among pending notifications."""
-    row = conn.execute(
-        "SELECT MIN(next_attempt_at) FROM notifications"
-        " WHERE state = 'pending' AND next_attempt_at > ?",
+    """The earliest time later than ``after`` at which a pending notification becomes
+    claimable: ``max(next_attempt_at, lease_until)`` (a free lease counts as 0).
+
+    Computed as the smaller of two index walks, so it reads a handful of rows whatever the
+    backlog: the earliest ``next_attempt_at`` among rows whose lease (if any) ends no later
+    (``notifications_next``), and the earliest ``lease_until`` among rows whose lease ends
+    after their next attempt time (``notifications_lease``).
+    """
+    attempt = conn.execute(
+        "SELECT next_attempt_at FROM notifications"
+        " WHERE state = 'pending' AND next_attempt_at > ?"
+        " AND (lease_until IS NULL OR lease_until <= next_attempt_at)"
+        " ORDER BY next_attempt_at LIMIT 1",
         (after,),
     ).fetchone()
-    return None if row[0] is None else float(row[0])
+    lease = conn.execute(
+        "SELECT lease_until FROM notifications"
+        " WHERE state = 'pending' AND lease_until > ? AND lease_until > next_attempt_at"
+        " ORDER BY lease_until LIMIT 1",
+        (after,),
+    ).fetchone()
+    times = [float(row[0]) for row in (attempt, lease) if row is not None]
+    return min(times) if times else None
 
 
 def prepare(
@@ -172,17 +200,19 @@ def finish(conn: sqlite3.Connection, stamp: str, notification_id: int) -> float 
 
 
 def postpone(conn: sqlite3.Connection, stamp: str, notification_id: int, until: float) -> None:
-    """Set a notification's ``next_attempt_at``."""
+    """Set a notification's ``next_attempt_at`` and end its lease."""
     conn.execute(
-        "UPDATE notifications SET next_attempt_at = ?, updated_at = ? WHERE id = ?",
+        "UPDATE notifications SET next_attempt_at = ?, updated_at = ?,"
+        " lease_owner = NULL, lease_until = NULL WHERE id = ?",
         (until, stamp, notification_id),
     )
 
 
 def complete(conn: sqlite3.Connection, stamp: str, notification_id: int) -> None:
-    """Mark a notification ``done``."""
+    """Mark a notification ``done`` and end its lease."""
     conn.execute(
-        "UPDATE notifications SET state = 'done', updated_at = ?, completed_at = ? WHERE id = ?",
+        "UPDATE notifications SET state = 'done', updated_at = ?, completed_at = ?,"
+        " lease_owner = NULL, lease_until = NULL WHERE id = ?",
         (stamp, stamp, notification_id),
     )
 

@@ -1,11 +1,16 @@
-"""The SQLite backend: :class:`SQLiteStore`.
+"""The SQLite backend: :class:`SQLiteStore`, the embedded single-node store.
 
 The database runs in WAL mode with ``synchronous=FULL``: a webhook is on disk before the HTTP
 answer. Methods are synchronous and safe to call from worker threads (``asyncio.to_thread``):
 each thread keeps its own connection (opened on first use, replaced after an error), and write
 transactions of one process queue on a lock instead of in SQLite's busy handler (which sleeps
 1-100 ms between retries). Every SQLite or filesystem failure is raised as
-:class:`~receiver.store.StoreError`. One receiver process per database file.
+:class:`~receiver.store.StoreError`.
+
+SQLite is the single-node backend: the database is a file on one machine's disk. Several
+processes on one file are correct (SQLite's locks serialise their writes, work is handed out
+with leases and the dead man's switch has a leader row), but they share that machine and disk,
+so this is not high availability: that needs :class:`~receiver.store.PostgresStore`.
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ from receiver.store.records import (
     RoundStart,
     Unsent,
 )
-from receiver.store.sqlite import deadman, deliveries, intake
+from receiver.store.sqlite import deadman, deliveries, intake, leader, leases, retention
+from receiver.store.sqlite.connections import Connections
 from receiver.store.sqlite.schema import init_schema
 
 
@@ -41,14 +47,16 @@ class SQLiteStore(Store):
 
     Args:
         path: database file.
-        clock: Unix-seconds clock for timestamps (tests may inject one).
+        clock: Unix-seconds clock for timestamps, leader leases (tests may inject one).
     """
+
+    backend = "sqlite"
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self._clock = clock
         self._ready = False
-        self._local = threading.local()  # .conn: this thread's connection
+        self._conns = Connections(self._open)
         self._write_lock = threading.Lock()
 
     def _now_iso(self) -> str:
@@ -59,7 +67,11 @@ class SQLiteStore(Store):
     def _open(self) -> sqlite3.Connection:
         if not self._ready:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+        # check_same_thread=False only so close() may close an idle one from another thread;
+        # each connection is otherwise used by the thread that opened it (.connections).
+        conn = sqlite3.connect(
+            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+        )
         try:
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout = 10000")
@@ -84,22 +96,22 @@ class SQLiteStore(Store):
         """This thread's connection, opened on first use and kept for the next call (opening
         one costs more than most statements); after a database error it is closed, so the next
         call starts afresh."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: sqlite3.Connection | None = None
         try:
-            if conn is None:
-                conn = self._open()
-                self._local.conn = conn
+            conn = self._conns.checkout()
             yield conn
         except (sqlite3.Error, OSError) as exc:
             self._rollback(conn)
-            self._local.conn = None
             if conn is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
+                self._conns.discard(conn)
+                conn = None
             raise StoreError(f"database error: {exc}") from exc
         except BaseException:
             self._rollback(conn)
             raise
+        finally:
+            if conn is not None:
+                self._conns.checkin(conn)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -120,9 +132,19 @@ class SQLiteStore(Store):
     # --- lifecycle ------------------------------------------------------------------------
 
     def init(self) -> None:
-        """See :meth:`Store.init` (WAL mode; a version-1 database is migrated in place)."""
+        """See :meth:`Store.init` (WAL mode; a version 1 or 2 database is migrated in place, in
+        one transaction)."""
         with self._connect():
             pass
+
+    def close(self) -> None:
+        """See :meth:`Store.close`: closes every thread's connection, those in use as soon as
+        their call ends; each thread's next call opens a new one."""
+        self._conns.close_all()
+
+    def describe(self) -> str:
+        """See :meth:`Store.describe`: ``sqlite:<path>``."""
+        return f"sqlite:{self.path}"
 
     def check_writable(self) -> None:
         """See :meth:`Store.check_writable` (rewrites the ``health`` row)."""
@@ -145,9 +167,31 @@ class SQLiteStore(Store):
     # --- worker ---------------------------------------------------------------------------
 
     def due(self, now: float, limit: int = 100) -> list[PendingNotification]:
-        """See :meth:`Store.due`."""
+        """See :meth:`Store.due` (leases are ignored: leased notifications are listed too)."""
         with self._connect() as conn:
             return deliveries.due(conn, now, limit)
+
+    def claim(
+        self, now: float, owner: str, lease_seconds: float, limit: int = 100
+    ) -> list[PendingNotification]:
+        """See :meth:`Store.claim` (one ``BEGIN IMMEDIATE`` transaction: claims are serialised
+        by the database's write lock, across threads and processes)."""
+        with self._transaction() as conn:
+            return leases.claim(conn, now, owner, now + lease_seconds, limit)
+
+    def renew(self, owner: str, ids: Sequence[int], until: float) -> list[int]:
+        """See :meth:`Store.renew` (ids returned ascending)."""
+        if not ids:
+            return []
+        with self._transaction() as conn:
+            return leases.renew(conn, owner, ids, until)
+
+    def release(self, owner: str, ids: Sequence[int]) -> None:
+        """See :meth:`Store.release`."""
+        if not ids:
+            return
+        with self._transaction() as conn:
+            leases.release(conn, owner, ids)
 
     def next_due(self, after: float) -> float | None:
         """See :meth:`Store.next_due`."""
@@ -213,6 +257,26 @@ class SQLiteStore(Store):
         with self._transaction() as conn:
             deliveries.complete(conn, stamp, notification_id)
 
+    # --- retention ------------------------------------------------------------------------
+
+    def prune(self, before: float, limit: int = 500) -> int:
+        """See :meth:`Store.prune`.
+
+        Times are compared as stored (ISO text, see :func:`.retention.cutoff`). A notification
+        pruned no longer holds its idempotency key: the same alert sent again afterwards is
+        stored as new (it is older than the retention, and Alertmanager does not resend that
+        late).
+        """
+        with self._transaction() as conn:
+            return retention.prune(conn, before, limit)
+
+    def size_bytes(self) -> int:
+        """See :meth:`Store.size_bytes` (the file and its ``-wal`` file)."""
+        try:
+            return retention.size_bytes(self.path)
+        except OSError as exc:
+            raise StoreError(f"cannot read the database size: {exc}") from exc
+
     # --- observation ----------------------------------------------------------------------
 
     def unsent(self, now: float) -> Unsent:
@@ -226,6 +290,18 @@ class SQLiteStore(Store):
             return deliveries.counts(conn)
 
     # --- dead man's switch ----------------------------------------------------------------
+
+    def lead(self, owner: str, ttl: float) -> bool:
+        """See :meth:`Store.lead`: the ``leader`` row, taken when free, expired or ``owner``'s
+        and renewed until the store's clock plus ``ttl``."""
+        now = self._clock()
+        with self._transaction() as conn:
+            return leader.lead(conn, iso_utc(now), owner, now, ttl)
+
+    def resign(self, owner: str) -> None:
+        """See :meth:`Store.resign` (a database error is ignored: the lease then expires)."""
+        with contextlib.suppress(StoreError), self._transaction() as conn:
+            leader.resign(conn, self._now_iso(), owner)
 
     def deadman_state(self) -> DeadmanState:
         """See :meth:`Store.deadman_state`."""

@@ -140,6 +140,7 @@ def test_schema_caps_long_strings() -> None:
     ("alertname", "category"),
     [
         ("ExchangeApiDown", "outage"),
+        ("ExchangeApiDownFromLocation", "network"),
         ("ExchangeEndpointDown", "partial_outage"),
         ("ExchangeApiLatencyHigh", "latency_degradation"),
         ("ExchangeApiLatencyDegraded", "latency_degradation"),

@@ -24,6 +24,7 @@ from tests.receiver.shipped_alerts import shipped_alertnames
 EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
     "ExchangeApiDown": ("outage", ("status page", "Reconcile", "backup venue")),
     "ExchangeEndpointDown": ("partial_outage", ("result and error code", "WebSocket")),
+    "ExchangeApiDownFromLocation": ("network", ("other locations", "egress IP", "DNS")),
     "ExchangeApiLatencyHigh": ("latency_degradation", ("timeouts", "WebSocket", "429")),
     "ExchangeApiLatencyDegraded": ("latency_degradation", ("request weight", "other exchanges")),
     "ExchangeApiErrorRateHigh": ("partial_outage", ("error code", "back off")),
