@@ -34,10 +34,10 @@ class Result(StrEnum):
     - ``api_error``: the exchange's own error envelope reports a failure.
     - ``bad_response``: the body is not what the endpoint documents (not JSON, fields missing).
     - ``maintenance``: the endpoint failed with the exchange's maintenance answer (e.g. OKX
-      ``50001`` on market data, Binance ``-1016``). A status endpoint that correctly reports
-      maintenance is ``ok`` with :attr:`Verdict.maintenance` True: it answered as documented,
-      and maintenance is a state of the exchange (the ``exchange_maintenance`` gauge), not a
-      failed probe.
+      ``50001`` on market data, Kraken ``EService:Market in cancel_only mode``). A status
+      endpoint that correctly reports maintenance is ``ok`` with :attr:`Verdict.maintenance`
+      True: it answered as documented, and maintenance is a state of the exchange (the
+      ``exchange_maintenance`` gauge), not a failed probe.
     """
 
     OK = "ok"
@@ -86,6 +86,40 @@ _KIND_RESULT = {
     ErrorKind.BAN: Result.BANNED,
     ErrorKind.MAINTENANCE: Result.MAINTENANCE,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRule:
+    """A documented error message that identifies an error when the body carries no code.
+
+    Attributes:
+        needle: a lowercase fragment of the documented message text, matched as a substring
+            of the (capped, lowercased) message.
+        kind: what the message means.
+        code: the code the documentation pairs with the message (reported as the verdict's
+            ``error_code``), or None when the exchange identifies the error by text alone.
+        source: the exchange documentation the message comes from.
+    """
+
+    needle: str
+    kind: ErrorKind
+    code: str | None = None
+    source: str = ""
+
+
+def match_message(rules: tuple[MessageRule, ...], message: str) -> MessageRule | None:
+    """The first rule whose needle occurs in ``message`` (first 200 characters, lowercased).
+
+    Rules are ordered: a more specific needle (a ban) goes before a more general one (a rate
+    limit). The scan is a handful of substring tests on at most 200 characters.
+    """
+    if not rules or not message:
+        return None
+    text = message[:200].lower()
+    for rule in rules:
+        if rule.needle in text:
+            return rule
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,11 +302,13 @@ class Profile(ABC):
     :meth:`check_envelope` and :meth:`read_endpoint`. :meth:`classify` is the shared flow:
 
     1. HTTP 418 → ``banned``; 429 → ``rate_limited`` (plus profile-specific statuses from
-       :attr:`rate_limit_statuses`), with ``Retry-After`` captured.
+       :attr:`rate_limit_statuses`), with ``Retry-After`` captured; unless the body's code is
+       one of :attr:`codes_over_status`, which goes on to step 3.
     2. The body must be JSON, else ``bad_response`` (or ``http_error`` on an error status:
        gateways answer 5xx with HTML).
     3. :meth:`check_envelope` reads the exchange's error envelope and may return a verdict.
-    4. Any other HTTP error status → ``http_error``.
+    4. An HTTP error status whose body carries a documented message but no code →
+       :meth:`verdict_for_message`; any other HTTP error status → ``http_error``.
     5. :meth:`read_endpoint` validates the endpoint's documented fields and extracts server
        time and the maintenance flag (a status endpoint reporting maintenance is ``ok``, see
        :func:`status_verdict`).
@@ -288,6 +324,13 @@ class Profile(ABC):
     ban_statuses: ClassVar[frozenset[int]] = frozenset({418})
     error_codes: ClassVar[Mapping[str, ErrorKind]] = {}
     """Documented error codes → meaning; codes outside it are exported as ``other``."""
+    message_rules: ClassVar[tuple[MessageRule, ...]] = ()
+    """Documented error messages, for error answers (HTTP status ≥ 400) whose body carries a
+    message but no code (``{"msg": ...}``, ``{"message": ...}``); see
+    :meth:`verdict_for_message`."""
+    codes_over_status: ClassVar[frozenset[str]] = frozenset()
+    """Documented codes whose meaning overrides a rate-limit HTTP status: the exchange sends
+    them with 429 but documents them as something else (OKX ``50013`` "Systems are busy")."""
     limits: ClassVar[tuple[LimitRule, ...]] = ()
     """The documented limits the exporter's own request budget is checked against."""
     announces_maintenance: ClassVar[bool] = False
@@ -332,6 +375,14 @@ class Profile(ABC):
         kind = self.error_codes.get(code)
         result = kind.result if kind is not None else Result.API_ERROR
         return Verdict(result, code, message[:200], error_kind=kind)
+
+    def verdict_for_message(self, message: str) -> Verdict | None:
+        """Build the verdict of a code-less error body from :attr:`message_rules`, or None when
+        no documented message matches."""
+        rule = match_message(self.message_rules, message)
+        if rule is None:
+            return None
+        return Verdict(rule.kind.result, rule.code, message[:200], error_kind=rule.kind)
 
     @abstractmethod
     def endpoint_specs(self, symbol: str) -> dict[str, EndpointSpec]:
@@ -380,6 +431,11 @@ class Profile(ABC):
         if status in self.ban_statuses or status in self.rate_limit_statuses:
             banned = status in self.ban_statuses
             code = _code(parsed)
+            overridden = None if banned else self._over_status(endpoint, status, parsed, code)
+            if overridden is not None:
+                if overridden.retry_after is None:
+                    overridden.retry_after = retry_after
+                return overridden
             return Verdict(
                 Result.BANNED if banned else Result.RATE_LIMITED,
                 code,
@@ -396,7 +452,12 @@ class Profile(ABC):
                 envelope.retry_after = retry_after
             return envelope
         if status >= 400:
-            return Verdict(Result.HTTP_ERROR, message=f"HTTP {status} {_message(parsed)}".strip())
+            message = _message(parsed)
+            by_message = self.verdict_for_message(message)
+            if by_message is not None:
+                by_message.retry_after = retry_after
+                return by_message
+            return Verdict(Result.HTTP_ERROR, message=f"HTTP {status} {message}".strip())
         try:
             return self.read_endpoint(endpoint, parsed)
         except MalformedBodyError as exc:
@@ -404,6 +465,23 @@ class Profile(ABC):
         except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
             # A body shaped unlike the documentation in a way read_endpoint did not anticipate.
             return Verdict(Result.BAD_RESPONSE, message=f"unexpected body shape ({exc})"[:200])
+
+    def _over_status(
+        self, endpoint: str, status: int, parsed: Any, code: str | None
+    ) -> Verdict | None:
+        """The verdict of a rate-limit status whose body's code (or, without a code, whose
+        documented message) is one of :attr:`codes_over_status`, else None."""
+        if not self.codes_over_status:
+            return None
+        if code is not None:
+            if code not in self.codes_over_status:
+                return None
+            return self.check_envelope(endpoint, status, parsed)
+        message = _message(parsed)
+        rule = match_message(self.message_rules, message)
+        if rule is None or rule.code not in self.codes_over_status:
+            return None
+        return self.verdict_for_message(message)
 
 
 _NOT_JSON: Any = object()

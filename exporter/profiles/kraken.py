@@ -4,8 +4,9 @@ Facts (``shared/reference/exchange-api-facts.md`` §5, citing docs.kraken.com [K
 [KR-STATUS], [KR-REST-INTRO], [KR-ERRORS], [KR-SUPPORT-RL], [KR-SPEC] and ccxt [CCXT-KR]):
 
 - Envelope ``{"error": [], "result": {...}}``; HTTP status is "generally not used" — errors are
-  strings ``<E|W><category>:<message>`` in ``error``; a non-200 means the request did not reach
-  Kraken's servers [KR-REST-INTRO].
+  strings ``<E|W><category>:<message>`` in ``error``, possibly with detail after another colon
+  (``EGeneral:Invalid arguments:ordertype``); a non-200 means the request did not reach
+  Kraken's servers (``http_error``) [KR-REST-INTRO, KR-SUPPORT-ERR].
 - ``EAPI:Rate limit exceeded`` / ``EGeneral:Too many requests`` rate limit;
   ``EGeneral:Temporary lockout`` a temporary ban ("typically a few minutes");
   ``EService:Unavailable``/``Busy``; ``cancel_only``/``post_only`` market modes [KR-ERRORS,
@@ -73,22 +74,35 @@ END_KEYS: tuple[str, ...] = (
 """Keys read, in order, for an ``upcoming_maintenance`` item's end (shape UNVERIFIED)."""
 
 ERROR_CODES: dict[str, ErrorKind] = {
+    # Error strings of [KR-ERRORS] (docs.kraken.com/exchange/guides/general/errors),
+    # [KR-SUPPORT-ERR] and ccxt's exception map [CCXT-KR].
     "EAPI:Rate limit exceeded": ErrorKind.RATE_LIMIT,  # [CCXT-KR, KR-ERRORS]
-    "EGeneral:Too many requests": ErrorKind.RATE_LIMIT,
-    "EOrder:Rate limit exceeded": ErrorKind.RATE_LIMIT,
-    "EGeneral:Temporary lockout": ErrorKind.BAN,
-    "EAPI:Invalid nonce": ErrorKind.TIMESTAMP,
-    "EAPI:Invalid key": ErrorKind.AUTH,
-    "EAPI:Invalid signature": ErrorKind.AUTH,
-    "EGeneral:Permission denied": ErrorKind.AUTH,
-    "EService:Unavailable": ErrorKind.BUSY,
-    "EService:Busy": ErrorKind.BUSY,
-    "EService:Market in cancel_only mode": ErrorKind.MAINTENANCE,
-    "EService:Market in post_only mode": ErrorKind.MAINTENANCE,
-    "EQuery:Unknown asset pair": ErrorKind.REQUEST,
-    "EGeneral:Invalid arguments": ErrorKind.REQUEST,
+    "EGeneral:Too many requests": ErrorKind.RATE_LIMIT,  # [CCXT-KR, KR-ERRORS]
+    "EOrder:Rate limit exceeded": ErrorKind.RATE_LIMIT,  # trading [CCXT-KR, KR-ERRORS]
+    "EGeneral:Temporary lockout": ErrorKind.BAN,  # "typically a few minutes" [KR-ERRORS]
+    "EAPI:Invalid nonce": ErrorKind.TIMESTAMP,  # the nonce is Kraken's timestamp analogue
+    "EAPI:Invalid key": ErrorKind.AUTH,  # [KR-ERRORS]
+    "EAPI:Invalid signature": ErrorKind.AUTH,  # [KR-ERRORS]
+    "EGeneral:Permission denied": ErrorKind.AUTH,  # [CCXT-KR]
+    "EService:Unavailable": ErrorKind.BUSY,  # ccxt ExchangeNotAvailable [CCXT-KR]
+    "EService:Busy": ErrorKind.BUSY,  # [CCXT-KR]
+    "EService:Market in cancel_only mode": ErrorKind.MAINTENANCE,  # [CCXT-KR]
+    "EService:Market in post_only mode": ErrorKind.MAINTENANCE,  # [CCXT-KR]
+    "EQuery:Unknown asset pair": ErrorKind.REQUEST,  # [KR-SUPPORT-ERR]
+    "EGeneral:Invalid arguments": ErrorKind.REQUEST,  # [KR-REST-INTRO, KR-SUPPORT-ERR]
     "EGeneral:Unknown method": ErrorKind.REQUEST,
 }
+
+
+def documented_error(entry: str) -> str:
+    """The documented ``<E|W><category>:<message>`` part of an error string, without the extra
+    detail Kraken may append after another colon (``EGeneral:Invalid arguments:ordertype`` →
+    ``EGeneral:Invalid arguments`` [KR-REST-INTRO, KR-SUPPORT-ERR])."""
+    category, sep, rest = entry.partition(":")
+    if not sep:
+        return entry
+    message, _, _ = rest.partition(":")
+    return f"{category}:{message}"
 
 
 _KRAKEN_ASSETS: dict[str, str] = {"BTC": "XBT"}
@@ -137,14 +151,20 @@ class KrakenProfile(Profile):
         }
 
     def check_envelope(self, endpoint: str, status: int, body: Any) -> Verdict | None:
-        """Map a non-empty ``error`` array to a verdict by its first error [KR-ERRORS]."""
+        """Map the first error (severity ``E``) of the ``error`` array to a verdict; entries of
+        severity ``W`` are warnings, not failures [KR-REST-INTRO]. The code is the documented
+        ``<E><category>:<message>`` (:func:`documented_error`), the message the whole entry."""
         if not isinstance(body, dict):
             return None
         errors = body.get("error")
         if not errors or not isinstance(errors, list):
             return None
-        first = str(errors[0])[:200]
-        return self.verdict_for_code(first, first)
+        for entry in errors:
+            text = str(entry)[:200]
+            if text.startswith("W"):
+                continue
+            return self.verdict_for_code(documented_error(text), text)
+        return None
 
     def read_endpoint(self, endpoint: str, body: Any) -> Verdict:
         """Validate each endpoint's ``result`` fields [KR-TIME, KR-STATUS, KR-SPEC]; a ticker's

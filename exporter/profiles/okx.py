@@ -4,9 +4,11 @@ Facts (``shared/reference/exchange-api-facts.md`` §3, citing okx.com docs-v5 [O
 [OKX-ERR], [OKX-STATUS], [OKX-TIME] and ccxt [CCXT-OKX]):
 
 - Envelope ``{"code": "0", "msg": "", "data": [...]}``; ``code`` is a string, ``"0"`` success.
-- ``50011`` rate limit (HTTP 200 or 429); ``50013`` system busy (429); ``50001`` service
-  temporarily unavailable (503; ccxt OnMaintenance); ``50102``/``50112`` timestamp;
-  ``5010x``/``5011x`` auth [OKX-ERR, CCXT-OKX].
+- ``50011`` rate limit (HTTP 200 or 429); ``50013`` system busy (429, yet busy rather than
+  rate-limited: :attr:`OkxProfile.codes_over_status`); ``50001`` service temporarily
+  unavailable (503; ccxt OnMaintenance); ``50004`` endpoint timeout; ``50026`` system error;
+  ``50102``/``50112`` timestamp; ``5010x``/``5011x`` auth [OKX-ERR, CCXT-OKX]. An error body
+  without ``code`` is recognised by its documented message (:data:`MESSAGE_RULES`).
 - Limits per endpoint and IP: time 10 requests / 2 s, status 1 / 5 s, ticker 20 / 2 s,
   books 40 / 2 s [OKX-TIME, OKX-STATUS, OKX-MD].
 - Server time ``/api/v5/public/time`` → ``data[0].ts`` (ms, string) [OKX-TIME]; ticker and book
@@ -29,6 +31,7 @@ from exporter.profiles.base import (
     EndpointSpec,
     ErrorKind,
     LimitRule,
+    MessageRule,
     Profile,
     Result,
     Verdict,
@@ -43,25 +46,42 @@ ANNOUNCED_STATES: frozenset[str] = frozenset({"scheduled", "ongoing", "pre_open"
 """System-status states of maintenance that is not over [OKX-STATUS]."""
 
 ERROR_CODES: dict[str, ErrorKind] = {
-    "50001": ErrorKind.MAINTENANCE,  # service temporarily unavailable (503) [OKX-ERR, CCXT-OKX]
-    "50004": ErrorKind.BUSY,  # endpoint request timeout
-    "50011": ErrorKind.RATE_LIMIT,  # rate limit reached
-    "50013": ErrorKind.BUSY,  # systems are busy
+    # Codes and HTTP statuses of docs-v5 #error-code-rest-api-public [OKX-ERR]; ccxt's
+    # exception mapping [CCXT-OKX] where noted.
+    "50001": ErrorKind.MAINTENANCE,  # 503 service temporarily unavailable (ccxt OnMaintenance)
+    "50004": ErrorKind.BUSY,  # 400 endpoint request timeout
+    "50011": ErrorKind.RATE_LIMIT,  # 200 or 429 rate limit reached
+    "50013": ErrorKind.BUSY,  # 429 systems are busy (ccxt ExchangeNotAvailable)
     "50014": ErrorKind.REQUEST,  # parameter can't be empty
-    "50026": ErrorKind.INTERNAL,  # system error
+    "50026": ErrorKind.INTERNAL,  # 500 system error
     "50030": ErrorKind.AUTH,  # no permission for this endpoint
     "50061": ErrorKind.RATE_LIMIT,  # sub-account order rate limit
     "50100": ErrorKind.AUTH,  # API frozen
     "50101": ErrorKind.AUTH,  # key does not match environment
-    "50102": ErrorKind.TIMESTAMP,  # timestamp request expired
+    "50102": ErrorKind.TIMESTAMP,  # 401 timestamp request expired
     "50105": ErrorKind.AUTH,  # passphrase incorrect
     "50110": ErrorKind.AUTH,  # IP not in whitelist
     "50111": ErrorKind.AUTH,  # invalid OK-ACCESS-KEY
-    "50112": ErrorKind.TIMESTAMP,  # invalid OK-ACCESS-TIMESTAMP
+    "50112": ErrorKind.TIMESTAMP,  # 401 invalid OK-ACCESS-TIMESTAMP
     "50113": ErrorKind.AUTH,  # invalid signature
     "50120": ErrorKind.AUTH,  # key lacks permission
     "51001": ErrorKind.REQUEST,  # instrument ID does not exist
 }
+
+MESSAGE_RULES: tuple[MessageRule, ...] = (
+    # Messages of [OKX-ERR], for an error body that carries ``msg`` without ``code``.
+    MessageRule("rate limit reached", ErrorKind.RATE_LIMIT, "50011", "[OKX-ERR] 50011"),
+    MessageRule("too many requests", ErrorKind.RATE_LIMIT, "50011", "[OKX-ERR] 50011"),
+    MessageRule("maximum order rate limit", ErrorKind.RATE_LIMIT, "50061", "[OKX-ERR] 50061"),
+    MessageRule("systems are busy", ErrorKind.BUSY, "50013", "[OKX-ERR] 50013"),
+    MessageRule("service temporarily unavailable", ErrorKind.MAINTENANCE, "50001",
+                "[OKX-ERR] 50001"),
+    MessageRule("api endpoint request timeout", ErrorKind.BUSY, "50004", "[OKX-ERR] 50004"),
+    MessageRule("system error", ErrorKind.INTERNAL, "50026", "[OKX-ERR] 50026"),
+    MessageRule("timestamp request expired", ErrorKind.TIMESTAMP, "50102", "[OKX-ERR] 50102"),
+    MessageRule("invalid ok-access-timestamp", ErrorKind.TIMESTAMP, "50112", "[OKX-ERR] 50112"),
+)  # fmt: skip
+"""Documented messages → meaning, for error bodies without a ``code``."""
 
 
 class OkxProfile(Profile):
@@ -72,6 +92,10 @@ class OkxProfile(Profile):
     default_market: ClassVar[str | None] = "BTC/USDT"
     default_endpoints: ClassVar[tuple[str, ...]] = ("time", "status", "ticker", "orderbook")
     error_codes: ClassVar[Mapping[str, ErrorKind]] = ERROR_CODES
+    message_rules: ClassVar[tuple[MessageRule, ...]] = MESSAGE_RULES
+    # 50013 "Systems are busy" comes with HTTP 429 but is the exchange's load, not our rate
+    # [OKX-ERR, CCXT-OKX ExchangeNotAvailable].
+    codes_over_status: ClassVar[frozenset[str]] = frozenset({"50013"})
     announces_maintenance: ClassVar[bool] = True
     limits: ClassVar[tuple[LimitRule, ...]] = (
         LimitRule("GET /api/v5/public/time per IP", 2.0, 10, frozenset({"time"}), "[OKX-TIME]"),

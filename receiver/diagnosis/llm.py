@@ -88,7 +88,7 @@ frequent", at least 10 minutes); limits such as Binance X-MBX-USED-WEIGHT-1M are
 by every process on it; Binance 403 is a WAF block. Error codes: Binance -1003 / Bybit 10006 / OKX
 50011 are rate limits; Binance -1021 / Bybit 10002 / OKX 50102 / Kraken EAPI:Invalid nonce mean
 clock skew beyond recvWindow, fixed with NTP/chrony; Binance -2015 / Bybit 10010 / OKX 50110 mean
-an invalid key, permission or IP whitelist; OKX 50001 and Binance -1016 mean the service is
+an invalid key, permission or IP whitelist; OKX 50001 (HTTP 503) means the service is
 unavailable or in maintenance; Binance -1007 and 5xx mean execution status unknown.
 API-key alerts (ExchangeApiKey*): the "key" label is the key's configured name, never the key; never
 ask for or write keys, secrets or passphrases. Their "result" label is how the exchange answered the

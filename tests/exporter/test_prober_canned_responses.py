@@ -226,27 +226,54 @@ def test_status_endpoint_in_maintenance_is_up_and_sets_the_gauge(
     assert state.endpoints["status"].last_result == "ok"
 
 
+class _SteppingClock:
+    """The system clock, its monotonic time moved on by :meth:`step` (the probe gate then
+    admits the next round at once, whatever the schedule and budget)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def step(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def time(self) -> float:
+        return time.time()
+
+
 def test_maintenance_gauge_follows_status_and_failing_market_data() -> None:
-    """Binance maintenance: the status endpoint is up and reports it, the ticker fails with
-    -1016 (``maintenance``); the gauge clears once both answer normally again. The status
-    answer counts as a success for the circuit breaker."""
-    # Short intervals: the probe gate spaces probes of one endpoint by its interval.
-    targets, metrics, states = setup("binance", interval="500ms", timeout="500ms")
-    state = states["binance"]
+    """OKX maintenance: the status endpoint is up and reports it, the ticker fails with 503
+    ``50001`` "Service temporarily unavailable" (``maintenance``) [OKX-STATUS, OKX-ERR]; the
+    gauge clears once both answer normally again. The status answer counts as a success for
+    the circuit breaker. (Binance's -1016 "This service is no longer available." used to play
+    the failing ticker here; it means a retired service, not maintenance [BN-ERR].)"""
+    config = config_for("okx", interval="5s", timeout="500ms")
+    metrics = ExporterMetrics()
+    clock = _SteppingClock()
+    states = ProbeScheduler(config, metrics, clock=clock).states
+    targets = {t.endpoint.name: t for t in build_targets(config)}
+    state = states["okx"]
     status, ticker = targets["status"].url, targets["ticker"].url
-    shutting_down = {"code": -1016, "msg": "This service is no longer available."}
-    ticker_ok = {"symbol": "BTCUSDT", "lastPrice": "4.00000200", "closeTime": 1}
+    unavailable = {
+        "code": "50001",
+        "msg": "Service temporarily unavailable. Please try again later.",
+        "data": [],
+    }
+    ticker_ok = {"code": "0", "msg": "", "data": [{"last": "9999.99", "ts": "1597026383085"}]}
     broken = {status: httpx.Response(502, text="<html>Bad Gateway</html>")}
     in_maintenance = {
-        status: httpx.Response(200, json=STATUS_IN_MAINTENANCE_BODIES["binance"]),
-        ticker: httpx.Response(400, json=shutting_down),
+        status: httpx.Response(200, json=STATUS_IN_MAINTENANCE_BODIES["okx"]),
+        ticker: httpx.Response(503, json=unavailable),
     }
     normal = {
-        status: httpx.Response(200, json={"status": 0, "msg": "normal"}),
+        status: httpx.Response(200, json={"code": "0", "msg": "", "data": []}),
         ticker: httpx.Response(200, json=ticker_ok),
     }
 
     async def round_of(routes: dict[str, httpx.Response]) -> list[Result]:
+        clock.step(60.0)  # past the schedule's interval and the status limit's 5 s window
         async with canned_server(routes) as base:
             client = ProbeClient("test")
             try:
@@ -260,18 +287,18 @@ def test_maintenance_gauge_follows_status_and_failing_market_data() -> None:
                 await client.aclose()
 
     def up(endpoint: str) -> float | None:
-        return sample(metrics, "exchange_api_up", exchange="binance", endpoint=endpoint)
+        return sample(metrics, "exchange_api_up", exchange="okx", endpoint=endpoint)
 
     assert asyncio.run(round_of(broken)) == [Result.HTTP_ERROR]
     assert state.circuit.failures == 1
     assert asyncio.run(round_of(in_maintenance)) == [Result.OK, Result.MAINTENANCE]
     assert (up("status"), up("ticker")) == (1, 0)
-    assert sample(metrics, "exchange_maintenance", exchange="binance") == 1
+    assert sample(metrics, "exchange_maintenance", exchange="okx") == 1
     assert state.circuit.failures == 0  # neither answer is a circuit failure
-    assert state.endpoints["ticker"].last_error == shutting_down["msg"]
+    assert state.endpoints["ticker"].last_error == unavailable["msg"]
     assert asyncio.run(round_of(normal)) == [Result.OK, Result.OK]
     assert (up("status"), up("ticker")) == (1, 1)
-    assert sample(metrics, "exchange_maintenance", exchange="binance") == 0
+    assert sample(metrics, "exchange_maintenance", exchange="okx") == 0
     assert not state.in_maintenance()
 
 

@@ -373,7 +373,7 @@ MAINTENANCE = Entry(
     confidence=0.8,
     diagnosis=(
         "{exchange} reports maintenance on its system-status endpoint or in its answers (OKX "
-        "50001, Kraken cancel_only/post_only, Binance -1016): planned or emergency work, not an "
+        "50001, Kraken cancel_only/post_only): planned or emergency work, not an "
         "incident on our side."
     ),
     impact=(
