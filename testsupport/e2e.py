@@ -18,32 +18,43 @@ from deploy.stack import Stack
 T = TypeVar("T")
 
 
-def wait(predicate: Callable[[], T], timeout: float, what: str, stack: Stack) -> T:
+def poll(predicate: Callable[[], T], timeout: float, what: str, logs: Callable[[], str]) -> T:
     """Poll ``predicate`` every 0.5 s until it returns something truthy (returned); fail the
-    test after ``timeout`` seconds, showing the exporter's and receiver's log tails."""
+    test after ``timeout`` seconds, showing ``logs()`` (the processes' log tails)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {n}\n{stack.log_tail(n)}" for n in ("exporter", "receiver"))
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n{logs}")
+            pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n{logs()}")
         time.sleep(0.5)
 
 
-def query(stack: Stack, promql: str) -> list[dict[str, Any]]:
-    """The result vector of an instant query to the stack's Prometheus.
+def wait(predicate: Callable[[], T], timeout: float, what: str, stack: Stack) -> T:
+    """:func:`poll` on the shared stack, showing the exporter's and receiver's log tails."""
+
+    def logs() -> str:
+        return "\n".join(f"--- {n}\n{stack.log_tail(n)}" for n in ("exporter", "receiver"))
+
+    return poll(predicate, timeout, what, logs)
+
+
+def prometheus_query(prometheus_url: str, promql: str) -> list[dict[str, Any]]:
+    """The result vector of an instant query to the Prometheus at ``prometheus_url``.
 
     Raises:
         httpx.HTTPStatusError: Prometheus refused the query.
     """
-    response = httpx.get(
-        f"{stack.urls['prometheus']}/api/v1/query", params={"query": promql}, timeout=5
-    )
+    response = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=10)
     response.raise_for_status()
     result: list[dict[str, Any]] = response.json()["data"]["result"]
     return result
+
+
+def query(stack: Stack, promql: str) -> list[dict[str, Any]]:
+    """:func:`prometheus_query` on the shared stack's Prometheus."""
+    return prometheus_query(stack.urls["prometheus"], promql)
 
 
 def parse_time(value: str) -> float:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from deploy.stack import Stack
+from testsupport.e2e import query, wait
 
 pytestmark = pytest.mark.e2e
 
@@ -49,26 +50,10 @@ OUTAGE_SYMPTOM = "ExchangeCircuitOpen"
 # helpers
 
 
-def _wait(predicate: Callable[[], T], timeout: float, what: str, stack: Stack) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            logs = "\n".join(f"--- {n}\n{stack.log_tail(n)}" for n in ("exporter", "receiver"))
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n{logs}")
-        time.sleep(0.5)
-
-
 def _get(url: str, **params: str) -> Any:
     response = httpx.get(url, params=params, timeout=5)
     response.raise_for_status()
     return response.json()
-
-
-def _query(stack: Stack, promql: str) -> list[dict[str, Any]]:
-    return _get(f"{stack.urls['prometheus']}/api/v1/query", query=promql)["data"]["result"]
 
 
 def _prometheus_alerts(stack: Stack, exchange: str) -> list[dict[str, Any]]:
@@ -130,7 +115,7 @@ def _fault(stack: Stack, body: dict[str, Any]) -> None:
 
 def _exchanges_up(stack: Stack) -> set[str]:
     return {
-        r["metric"]["exchange"] for r in _query(stack, "min by (exchange) (exchange_api_up) == 1")
+        r["metric"]["exchange"] for r in query(stack, "min by (exchange) (exchange_api_up) == 1")
     }
 
 
@@ -151,14 +136,14 @@ def _settle(stack: Stack, exchange: str, horizon: float) -> None:
                 return False
         return True
 
-    _wait(nothing_about_to_fire, 150, f"earlier {exchange} alerts to settle", stack)
+    wait(nothing_about_to_fire, 150, f"earlier {exchange} alerts to settle", stack)
 
 
 @pytest.fixture(scope="module")
 def latency_baseline(stack: Stack) -> Iterator[float]:
     """Coinbase answering at a steady 40 ms from the start of this module (the baseline runs
     while the Binance outage test does). Yields when the baseline started (monotonic)."""
-    _wait(lambda: _exchanges_up(stack) >= EXCHANGES, 90, "every exchange up", stack)
+    wait(lambda: _exchanges_up(stack) >= EXCHANGES, 90, "every exchange up", stack)
     _fault(stack, {"exchange": LATENCY_EXCHANGE, "fault": "latency", "latency_ms": BASELINE_MS})
     try:
         yield time.monotonic()
@@ -175,8 +160,8 @@ def binance_outage(stack: Stack) -> Iterator[dict[str, float]]:
     yield state
     if "injected" not in state:
         return
-    _wait(lambda: "binance" in _exchanges_up(stack), 90, "binance up again", stack)
-    _wait(
+    wait(lambda: "binance" in _exchanges_up(stack), 90, "binance up again", stack)
+    wait(
         lambda: [
             n
             for n in _notifications(stack)
@@ -201,14 +186,14 @@ def test_binance_outage_reaches_the_receiver_only_as_exchange_api_down(
     binance_outage: dict[str, float],
     timings: dict[str, float],
 ) -> None:
-    _wait(lambda: _exchanges_up(stack) >= EXCHANGES, 90, "every exchange up", stack)
+    wait(lambda: _exchanges_up(stack) >= EXCHANGES, 90, "every exchange up", stack)
     # A previous Binance incident (tests/e2e/test_e2e.py) may leave alerts pending; one firing in
     # the first seconds of our outage, before ExchangeApiDown, would be notified.
     _settle(stack, "binance", horizon=45)
     injected = binance_outage["injected"] = time.time()
     _fault(stack, {"exchange": "binance", "fault": "down"})
     try:
-        down = _wait(
+        down = wait(
             lambda: [
                 n
                 for n in _firing_since(stack, "binance", injected)
@@ -223,7 +208,7 @@ def test_binance_outage_reaches_the_receiver_only_as_exchange_api_down(
         assert down[0]["receiver"] == "exchange-watch-critical"
 
         # Symptoms fire in Prometheus ...
-        _wait(
+        wait(
             lambda: OUTAGE_SYMPTOM in _firing(stack, "binance"),
             120,
             f"{OUTAGE_SYMPTOM} firing",
@@ -241,7 +226,7 @@ def test_binance_outage_reaches_the_receiver_only_as_exchange_api_down(
                 return []
             return held
 
-        held = _wait(all_muted, 15, f"Alertmanager to mute {sorted(symptoms)}", stack)
+        held = wait(all_muted, 15, f"Alertmanager to mute {sorted(symptoms)}", stack)
         [api_down] = [a for a in held if a["labels"]["alertname"] == "ExchangeApiDown"]
         assert api_down["status"]["state"] == "active", "ExchangeApiDown itself must not be muted"
         for alert in held:
@@ -268,7 +253,7 @@ def test_fourfold_latency_fires_latency_degraded_not_latency_high(
     remaining = BASELINE_S - (time.monotonic() - latency_baseline)
     if remaining > 0:
         time.sleep(remaining)
-    [p50] = _query(
+    [p50] = query(
         stack, f'exchange:exchange_api_request_duration_seconds:p50_1m{{exchange="{exchange}"}}'
     )
     assert 0.025 <= float(p50["value"][1]) <= 0.05, f"baseline median not ~40 ms: {p50}"
@@ -293,9 +278,9 @@ def test_fourfold_latency_fires_latency_degraded_not_latency_high(
                 for a in alerts
             )
 
-        _wait(degraded_firing, 180, "ExchangeApiLatencyDegraded firing", stack)
+        wait(degraded_firing, 180, "ExchangeApiLatencyDegraded firing", stack)
         timings["e2e alerts: latency ×4 → ExchangeApiLatencyDegraded firing"] = time.time() - slowed
-        notified = _wait(
+        notified = wait(
             lambda: [
                 n
                 for n in _firing_since(stack, exchange, slowed)

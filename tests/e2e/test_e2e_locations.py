@@ -21,7 +21,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from deploy.stack import (
     localise_runbook_links,
     render_prometheus_config,
 )
+from testsupport.e2e import poll, prometheus_query
 from testsupport.ha import start_process, stop_process
 
 pytestmark = pytest.mark.e2e  # two simulators, two exporters and Prometheus as processes
@@ -166,29 +167,10 @@ def prometheus_config(tmp_path: Path, running: Locations) -> dict[str, Any]:
     return config
 
 
-def query(running: Locations, promql: str) -> list[dict[str, Any]]:
-    """The result vector of an instant query."""
-    response = httpx.get(f"{running.prometheus}/api/v1/query", params={"query": promql}, timeout=10)
-    response.raise_for_status()
-    result: list[dict[str, Any]] = response.json()["data"]["result"]
-    return result
-
-
 def alerts(running: Locations, alertname: str) -> list[dict[str, str]]:
     """Label sets of ``ALERTS`` for ``alertname`` on the faulted exchange (pending or firing)."""
     selector = f'ALERTS{{alertname="{alertname}", exchange="{EXCHANGE}"}}'
-    return [series["metric"] for series in query(running, selector)]
-
-
-def wait(predicate: Callable[[], T], timeout: float, what: str, running: Locations) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g}s waiting for {what}\n{running.log_tails()}")
-        time.sleep(0.5)
+    return [series["metric"] for series in prometheus_query(running.prometheus, selector)]
 
 
 def inject_outage(running: Locations, location: str) -> None:
@@ -205,10 +187,12 @@ def test_one_location_failing_warns_with_its_name_both_failing_pages(
     started = time.monotonic()
 
     def healthy_everywhere() -> bool:
-        series = query(locations, f'exchange_api_up{{exchange="{EXCHANGE}"}} == 1')
+        series = prometheus_query(
+            locations.prometheus, f'exchange_api_up{{exchange="{EXCHANGE}"}} == 1'
+        )
         return {s["metric"].get("location") for s in series} >= set(LOCATIONS)
 
-    wait(healthy_everywhere, 60, "binance probed up from both locations", locations)
+    poll(healthy_everywhere, 60, "binance probed up from both locations", locations.log_tails)
 
     # 1. loc-a only: the warning naming loc-a, never the page.
     inject_outage(locations, "loc-a")
@@ -223,7 +207,9 @@ def test_one_location_failing_warns_with_its_name_both_failing_pages(
             if a.get("alertstate") == "firing"
         ]
 
-    firing = wait(from_location_firing, 90, "ExchangeApiDownFromLocation firing", locations)
+    firing = poll(
+        from_location_firing, 90, "ExchangeApiDownFromLocation firing", locations.log_tails
+    )
     assert {a.get("location") for a in firing} == {"loc-a"}, firing
     # Keep watching until ExchangeApiDown would have fired had it counted one location.
     while time.monotonic() < injected + API_DOWN_FOR + 10:
@@ -231,7 +217,9 @@ def test_one_location_failing_warns_with_its_name_both_failing_pages(
         time.sleep(0.5)
     one_location_seconds = time.monotonic() - injected
     assert not seen_api_down, f"ExchangeApiDown with one location failing: {seen_api_down}"
-    other = query(locations, f'ALERTS{{alertname="ExchangeApiDown", exchange="{OTHER}"}}')
+    other = prometheus_query(
+        locations.prometheus, f'ALERTS{{alertname="ExchangeApiDown", exchange="{OTHER}"}}'
+    )
     assert not other, "the healthy exchange raised nothing"
 
     # 2. loc-b too: the page.
@@ -241,7 +229,9 @@ def test_one_location_failing_warns_with_its_name_both_failing_pages(
     def api_down_firing() -> list[dict[str, str]]:
         return [a for a in alerts(locations, "ExchangeApiDown") if a["alertstate"] == "firing"]
 
-    wait(api_down_firing, 90, "ExchangeApiDown firing with both locations down", locations)
+    poll(
+        api_down_firing, 90, "ExchangeApiDown firing with both locations down", locations.log_tails
+    )
     print(
         f"\nlocations: ExchangeApiDownFromLocation fired {firing[0].get('location')}; "
         f"watched {one_location_seconds:.0f} s without ExchangeApiDown; ExchangeApiDown fired "
