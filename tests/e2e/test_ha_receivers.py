@@ -162,6 +162,10 @@ def test_alertmanager_cluster_two_receivers_kill_9_mid_burst(
                 deadline = time.monotonic() + 60
                 while len(sink.accepted()) < ALERTS // 3 and time.monotonic() < deadline:
                     time.sleep(0.005)
+                # Kill while the victim holds leased work in flight (a send takes the sink's
+                # delay), so the takeover is what the test sees, however the load falls.
+                while not _leased_to(url, victim.name) and time.monotonic() < deadline:
+                    time.sleep(0.002)
                 victim.kill()
                 leased_at_kill.extend(_leased_to(url, victim.name))
 
