@@ -13,14 +13,23 @@ per 1,000 probes (from ``/proc/<pid>/stat``), peak RSS, and the exporter's sched
   through ``/probe`` by an open-loop load generator at the same rates (each probe is one HTTP
   request to blackbox, which opens a new connection to the target, as it does under
   Prometheus); highest sustained: closed loop with 64 concurrent requests.
+- egress proxy: the exporter at 1,000 probes/s with every exchange through ``tinyproxy`` (a C
+  ``CONNECT`` proxy on the load core; its keep-alive tunnels are opened once and reused) and a
+  direct twin beside it on the measured core, both measured over the same window (so the
+  difference is the proxy's, not the machine's drift); and, in the benchmark process pinned to
+  the measured core, 2,000 sequential GETs on new connections, direct and proxied
+  (``exporter.http11.ProbeClient``): the CPU and connect time a new connection adds through a
+  proxy.
 
     python benchmarks/bench_probe.py --runs 3
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +47,9 @@ from benchmarks.common import (
 from benchmarks.common import (
     main as common_main,
 )
-from benchmarks.probe_runs import BlackboxProcess, ExporterProcess, exporter_config
-from benchmarks.static_target import static_target
+from benchmarks.probe_runs import BlackboxProcess, ExporterProcess, ExporterRun, exporter_config
+from benchmarks.proxy_runs import find_tinyproxy, new_connection_cost, tinyproxy
+from benchmarks.static_target import ENDPOINTS, static_target
 
 RATES = (100, 1000)
 """Fixed rates compared side by side (probes per second)."""
@@ -53,14 +63,25 @@ WINDOW_SECONDS = 10.0
 LAG_LIMIT_MS = 50.0
 
 
+PROXIED = "exchange-watch via tinyproxy"
+"""The ``prober`` of the row measured through the egress proxy."""
+
+PROXY_RATE = 1000
+"""The fixed rate measured again through the proxy (probes per second)."""
+
+
 def _exporter_at(base: str, rate: int, sut: list[int]) -> dict[str, Any]:
     endpoints = rate if rate <= RAMP_ENDPOINTS else RAMP_ENDPOINTS
     interval = endpoints / rate
     with ExporterProcess(exporter_config(base, endpoints, interval), sut) as exporter:
         time.sleep(WARMUP_SECONDS + min(interval, 2.0))
         run = exporter.measure(WINDOW_SECONDS)
+    return _exporter_row("exchange-watch", rate, run)
+
+
+def _exporter_row(prober: str, rate: int, run: ExporterRun) -> dict[str, Any]:
     return {
-        "prober": "exchange-watch",
+        "prober": prober,
         "rate": rate,
         "probes_per_s": run.probes_per_second,
         "ok": run.ok_ratio,
@@ -86,17 +107,52 @@ def _blackbox_at(base: str, rate: int | None, sut: list[int]) -> dict[str, Any]:
     }
 
 
+def _proxied_at(
+    base: str, rate: int, sut: list[int], proxy_url: str
+) -> tuple[dict[str, Any], float]:
+    """The exporter through ``proxy_url`` and a direct twin, both at ``rate`` on the measured
+    core at the same time (so the machine's drift hits both alike): (the proxied row, the
+    twin's CPU seconds per 1,000 probes)."""
+    interval = RAMP_ENDPOINTS / rate if rate > RAMP_ENDPOINTS else 1.0
+    endpoints = round(rate * interval)
+    configs = {
+        "direct": exporter_config(base, endpoints, interval),
+        "proxied": exporter_config(base, endpoints, interval, proxy_url=proxy_url),
+    }
+    runs: dict[str, ExporterRun] = {}
+    with contextlib.ExitStack() as stack:
+        exporters = {k: stack.enter_context(ExporterProcess(c, sut)) for k, c in configs.items()}
+        time.sleep(WARMUP_SECONDS + min(interval, 2.0))
+
+        def measure(name: str) -> None:
+            runs[name] = exporters[name].measure(WINDOW_SECONDS)
+
+        threads = [threading.Thread(target=measure, args=(name,)) for name in exporters]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return _exporter_row(PROXIED, rate, runs["proxied"]), runs["direct"].cpu_per_1000
+
+
 def sustained(row: dict[str, Any]) -> bool:
     """Whether an exporter step kept up: ≥ 97 % of the rate, lag p99 within the limit."""
     return bool(row["probes_per_s"] >= 0.97 * row["rate"] and row["lag_p99_ms"] <= LAG_LIMIT_MS)
 
 
-def one_run(base: str, sut: list[int]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One run of every configuration; returns (fixed-rate rows, ramp figures)."""
+def one_run(
+    base: str, sut: list[int], proxy_url: str | None = None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One run of every configuration (the proxied row when ``proxy_url`` is given); returns
+    (fixed-rate rows, ramp figures)."""
     rows: list[dict[str, Any]] = []
+    twin = float("nan")
     for rate in RATES:
         rows.append(_exporter_at(base, rate, sut))
         rows.append(_blackbox_at(base, rate, sut))
+        if rate == PROXY_RATE and proxy_url is not None:
+            proxied, twin = _proxied_at(base, rate, sut, proxy_url)
+            rows.append(proxied)
     best: dict[str, Any] | None = None
     steps = []
     for rate in RAMP:
@@ -114,6 +170,7 @@ def one_run(base: str, sut: list[int]) -> tuple[list[dict[str, Any]], dict[str, 
         "max_sustained": best["rate"] if best else 0,
         "lag_p99_at_2000_ms": at_2000["lag_p99_ms"] if at_2000 else float("nan"),
         "steps": steps,
+        "proxy_twin_cpu_s_per_1000": twin,
     }
 
 
@@ -121,17 +178,69 @@ def _step(row: dict[str, Any]) -> str:
     return f"{row['rate']}→{row['probes_per_s']:.0f}/{row['lag_p99_ms']:.0f}"
 
 
+def proxy_figures(
+    rows: list[dict[str, Any]], twins: list[float], fresh: list[dict[str, float]]
+) -> dict[str, float]:
+    """The proxy's overhead from the medians: per probe at :data:`PROXY_RATE` (amortised over
+    reused tunnels; against the direct twin measured beside it), and per new connection (CPU
+    µs, connect ms); NaN where not measured."""
+    nan = float("nan")
+    proxied = next((r for r in rows if r["prober"] == PROXIED), None)
+    twin = median(twins) * 1000
+    out = {
+        "per_probe_cpu_us": proxied["cpu_s_per_1000"] * 1000 - twin if proxied else nan,
+        "proxied_cpu_us": proxied["cpu_s_per_1000"] * 1000 if proxied else nan,
+        "direct_cpu_us": twin,
+    }
+    for key in ("cpu_us", "connect_ms", "elapsed_ms"):
+        out[f"new_direct_{key}"] = median([f[f"direct_{key}"] for f in fresh])
+        out[f"new_proxied_{key}"] = median([f[f"proxied_{key}"] for f in fresh])
+    return out
+
+
+def _proxy_note(figures: dict[str, float]) -> str:
+    f = figures
+    if f["new_proxied_cpu_us"] != f["new_proxied_cpu_us"]:  # NaN: not measured
+        return "egress proxy: not measured (tinyproxy is not installed: make bench installs it)"
+    return (
+        f"egress proxy (tinyproxy): CPU per probe at {PROXY_RATE:,}/s {f['proxied_cpu_us']:.0f} µs "
+        f"vs {f['direct_cpu_us']:.0f} µs for a direct twin run beside it on the same core "
+        f"({f['per_probe_cpu_us']:+.0f} µs per probe, tunnels reused); per new connection: "
+        f"CPU {f['new_proxied_cpu_us']:.0f} µs vs "
+        f"{f['new_direct_cpu_us']:.0f} µs direct "
+        f"({f['new_proxied_cpu_us'] - f['new_direct_cpu_us']:+.0f} µs), connect phase "
+        f"{f['new_proxied_connect_ms']:.3f} ms vs {f['new_direct_connect_ms']:.3f} ms "
+        f"({f['new_proxied_connect_ms'] - f['new_direct_connect_ms']:+.3f} ms, the CONNECT "
+        f"round trip), whole GET {f['new_proxied_elapsed_ms']:.3f} ms vs "
+        f"{f['new_direct_elapsed_ms']:.3f} ms"
+    )
+
+
 def run(runs: int) -> dict[str, Any]:
     """Measure ``runs`` times; return the ``probe`` section (medians)."""
     sut, load = cores()
     os.sched_setaffinity(0, load)
     all_rows, ramps = [], []
-    with static_target(cpus=load) as (base, _):
+    fresh: list[dict[str, float]] = []
+    try:
+        find_tinyproxy()
+        proxy: contextlib.AbstractContextManager[str | None] = tinyproxy(cpus=load)
+    except FileNotFoundError:
+        proxy = contextlib.nullcontext(None)
+    with static_target(cpus=load) as (base, _), proxy as proxy_url:
         for _ in range(runs):
-            rows, ramp = one_run(base, sut)
+            rows, ramp = one_run(base, sut, proxy_url)
             all_rows.append(rows)
             ramps.append(ramp)
+            if proxy_url is not None:
+                direct, proxied = new_connection_cost(base + ENDPOINTS["ping"], proxy_url, sut)
+                fresh.append(
+                    {f"direct_{k}": v for k, v in vars(direct).items()}
+                    | {f"proxied_{k}": v for k, v in vars(proxied).items()}
+                )
     rows = median_rows(all_rows)
+    twins = [r["proxy_twin_cpu_s_per_1000"] for r in ramps if proxy_url is not None]
+    proxy_overhead = proxy_figures(rows, twins, fresh)
 
     def find(prober: str, rate: object) -> dict[str, Any]:
         return next(r for r in rows if r["prober"] == prober and r["rate"] == rate)
@@ -161,6 +270,7 @@ def run(runs: int) -> dict[str, Any]:
             )
             for r in ramps
         ),
+        _proxy_note(proxy_overhead),
         "exporter rows: rate = configured endpoints / interval; its CPU includes a /metrics "
         "scrape every 5 s. blackbox rows: CPU of blackbox_exporter only (the load generator "
         "and nginx run on the other core).",
@@ -173,6 +283,7 @@ def run(runs: int) -> dict[str, Any]:
         notes,
         ratios={str(k): v for k, v in ratios.items()},
         ramps=ramps,
+        proxy_overhead=proxy_overhead,
     )
 
 

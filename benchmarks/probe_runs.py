@@ -27,10 +27,15 @@ ENDPOINTS_PER_EXCHANGE = len(ENDPOINTS)
 
 
 def exporter_config(
-    base_url: str, endpoints: int, interval: float, timeout: float = 2.0
+    base_url: str,
+    endpoints: int,
+    interval: float,
+    timeout: float = 2.0,
+    proxy_url: str | None = None,
 ) -> dict[str, Any]:
     """A generic-profile config with ``endpoints`` endpoints (five per exchange, named
-    ``bench0000``…) probing ``base_url``'s recorded Binance paths every ``interval`` s."""
+    ``bench0000``…) probing ``base_url``'s recorded Binance paths every ``interval`` s, each
+    exchange through the ``CONNECT`` proxy ``proxy_url`` when given."""
     exchanges = []
     for index in range(math.ceil(endpoints / ENDPOINTS_PER_EXCHANGE)):
         names = list(ENDPOINTS)[: min(ENDPOINTS_PER_EXCHANGE, endpoints - index * 5)]
@@ -40,16 +45,17 @@ def exporter_config(
             if name == "time":
                 item.update(time_field="serverTime", time_unit="ms")
             items.append(item)
-        exchanges.append(
-            {
-                "name": f"bench{index:04d}",
-                "profile": "generic",
-                "base_url": base_url,
-                "interval": interval,
-                "timeout": min(timeout, interval),
-                "endpoints": items,
-            }
-        )
+        exchange: dict[str, Any] = {
+            "name": f"bench{index:04d}",
+            "profile": "generic",
+            "base_url": base_url,
+            "interval": interval,
+            "timeout": min(timeout, interval),
+            "endpoints": items,
+        }
+        if proxy_url is not None:
+            exchange["proxy_url"] = proxy_url
+        exchanges.append(exchange)
     return {"exchanges": exchanges}
 
 

@@ -71,7 +71,15 @@ def machine() -> dict[str, Any]:
     with open("/proc/meminfo", encoding="utf-8") as handle:
         mem_kib = int(next(line for line in handle if line.startswith("MemTotal")).split()[1])
     packages = {}
-    for name in ("exchange-watch", "prometheus-client", "httpx", "fastapi", "uvicorn", "numpy"):
+    for name in (
+        "exchange-watch",
+        "prometheus-client",
+        "httptools",
+        "httpx",
+        "fastapi",
+        "uvicorn",
+        "numpy",
+    ):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -79,6 +87,7 @@ def machine() -> dict[str, Any]:
     tools = {
         "nginx": _first_line(["nginx", "-v"]),
         "blackbox_exporter": _first_line(["prometheus-blackbox-exporter", "--version"]),
+        "tinyproxy": _first_line(["tinyproxy", "-v"]),
         "prometheus": _first_line(["prometheus", "--version"]),
         "alertmanager": _first_line(["prometheus-alertmanager", "--version"]),
     }

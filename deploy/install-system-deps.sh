@@ -5,8 +5,9 @@
 #   postgresql (initdb, postgres in /usr/lib/postgresql/<major>/bin: the receiver's PostgreSQL
 #   store tests, make ha; deploy/postgres.py starts its own servers, the package's cluster is
 #   not used) and victoria-metrics (the global store of make ha and tests/deploy/test_ha_stack.py).
-# With the argument "bench" (make bench) also: nginx-light (the static probe target) and
-# prometheus-blackbox-exporter (the prober compared against).
+# With the argument "bench" (make bench) also: nginx-light (the static probe target),
+# prometheus-blackbox-exporter (the prober compared against) and tinyproxy-bin (the egress
+# CONNECT proxy of the probe benchmark's proxied variant; the binary only, no service).
 # Safe to run repeatedly; uses sudo when not root.
 set -euo pipefail
 
@@ -23,6 +24,7 @@ command -v victoria-metrics >/dev/null 2>&1 || [ -x /usr/bin/victoria-metrics ] 
 if [ "${1:-}" = "bench" ]; then
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need[nginx-light]=1
   command -v prometheus-blackbox-exporter >/dev/null 2>&1 || need[prometheus-blackbox-exporter]=1
+  command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need[tinyproxy-bin]=1
   command -v taskset >/dev/null 2>&1 || need[util-linux]=1
 fi
 

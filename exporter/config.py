@@ -14,6 +14,8 @@ Shape (``deploy/exporter.yml``)::
         markets: [BTC/USDT, ETH/USDT]   # optional; unified BASE/QUOTE names (ccxt spelling)
         websocket: {}            # optional; the market-data stream (exporter.streams.settings)
         api_keys: []             # optional; signed read-only key checks (exporter.keys.settings)
+        proxy_url_env: CORP_PROXY_URL   # optional egress: proxy_url[_env|_file], source_address,
+        tls: {ca_file: corp-ca.pem}     # ip_protocol, tls (exporter.config_egress)
 
 ``markets`` is the documented way to name what is watched: unified ``BASE/QUOTE`` names as ccxt
 spells them (``BTC/USDT``, ``ETH/USD``; capitals and digits, unique, at most 20). Each profile
@@ -44,6 +46,7 @@ String values may use ``${VAR}`` or ``${VAR:-default}``, expanded from the envir
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -55,6 +58,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -62,6 +66,15 @@ from pydantic import (
 )
 
 from exporter.admission import BudgetWindow, budget_windows
+from exporter.config_egress import (
+    REDACTED_FIELDS,
+    EnvName,
+    ProxyUrl,
+    SourceAddress,
+    TlsConfig,
+    egress_route,
+    redact_url,
+)
 from exporter.config_parts import (
     CircuitConfig,
     ConnectivityConfig,
@@ -69,6 +82,7 @@ from exporter.config_parts import (
     EndpointPlan,
     Seconds,
 )
+from exporter.egress import DIRECT, IpProtocol, Route
 from exporter.keys.exchanges import KEY_ENDPOINT, key_api_class
 from exporter.keys.settings import ApiKeyConfig
 from exporter.market.groups import default_price_group
@@ -123,6 +137,8 @@ class ExchangeConfig(BaseModel):
             exporter's schedule may use; the rest belongs to the trading bots on the same IP.
         circuit: circuit-breaker settings.
         max_body_bytes: largest response body read; None uses the exporter-wide value.
+        proxy_url, proxy_url_env, proxy_url_file, source_address, ip_protocol, tls: the
+            exchange's egress (:mod:`exporter.config_egress`), built into :attr:`route`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -141,6 +157,13 @@ class ExchangeConfig(BaseModel):
     weight_budget: float = Field(default=0.10, gt=0.0, le=1.0)
     circuit: CircuitConfig = CircuitConfig()
     max_body_bytes: int | None = Field(default=None, ge=1024, le=256 * 1024 * 1024)
+    proxy_url: ProxyUrl | None = None
+    proxy_url_env: EnvName | None = None
+    proxy_url_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    source_address: SourceAddress | None = None
+    ip_protocol: IpProtocol = "auto"
+    tls: TlsConfig | None = None
+    _route: Route = PrivateAttr(default=DIRECT)
 
     @field_validator("name")
     @classmethod
@@ -278,6 +301,19 @@ class ExchangeConfig(BaseModel):
                 raise ValueError("price_groups: a group is 1-40 characters")
         return self
 
+    @model_validator(mode="after")
+    def _egress(self, info: ValidationInfo) -> ExchangeConfig:
+        context = info.context if isinstance(info.context, dict) else {}
+        base_dir = context.get("base_dir")
+        self._route = egress_route(self, os.environ, Path(base_dir) if base_dir else None)
+        return self
+
+    @property
+    def route(self) -> Route:
+        """How the exchange's probes, stream, book snapshots and key checks leave the host
+        (the proxy URL read from its variable or file at load, a secret)."""
+        return self._route
+
     def rest_market(self) -> str | None:
         """The unified market the REST ticker probes: the first of ``markets``, else the
         profile's default; None when ``symbol`` names another market in the exchange's
@@ -379,11 +415,11 @@ class ExchangeConfig(BaseModel):
         return profile.default_symbol
 
     def stream_plan(self, max_body_bytes: int) -> StreamPlan | None:
-        """The exchange's resolved WebSocket stream, or None when it has none (no
-        ``websocket`` block, or ``enabled: false``)."""
+        """The exchange's resolved WebSocket stream (on the exchange's :attr:`route`), or None
+        when it has none (no ``websocket`` block, or ``enabled: false``)."""
         if self.websocket is None or not self.websocket.enabled:
             return None
-        return make_plan(
+        plan = make_plan(
             self.name,
             self.profile,
             self.websocket,
@@ -394,6 +430,7 @@ class ExchangeConfig(BaseModel):
             rest_timeout=self.timeout,
             max_body_bytes=max_body_bytes,
         )
+        return dataclasses.replace(plan, route=self.route)
 
 
 def check_budget(exchange: ExchangeConfig) -> None:
@@ -484,7 +521,8 @@ def parse_config(
     relative to ``base_dir`` (the config file's directory), else to the working directory.
 
     Raises:
-        ConfigError: ``"<source>: <field path>: <problem> (value: <value>)"``.
+        ConfigError: ``"<source>: <field path>: <problem> (value: <value>)"``; a proxy URL's
+            credentials are never shown (``http://***@host:port``).
     """
     try:
         return ExporterConfig.model_validate(data, context={"base_dir": base_dir})
@@ -494,6 +532,8 @@ def parse_config(
             location = _location(err["loc"])
             message = err["msg"].removeprefix("Value error, ")
             value = err.get("input")
+            if isinstance(value, str) and err["loc"] and err["loc"][-1] in REDACTED_FIELDS:
+                value = redact_url(value)
             shown = "" if isinstance(value, dict | list) else f" (value: {value!r})"
             problems.append(f"{source}: {location}: {message}{shown}")
         raise ConfigError("\n".join(problems)) from None

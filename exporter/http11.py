@@ -9,8 +9,13 @@ bodies, gzip/deflate, a body cap — and it times the response in the protocol c
 receives the last byte, so the measured latency does not include the time the waiting coroutine
 spends queued behind other ready tasks.
 
-Not supported, on purpose: proxies, redirects (a probe reports a 3xx as it is), HTTP/2,
-request bodies, cookies. The connectivity canary and everything outside probing keep using httpx.
+Connections go the way each exchange's :class:`exporter.egress.Route` says (HTTP ``CONNECT``
+proxy, source address, IP protocol, CA bundle and TLS server name), pooled per (origin, route),
+and every response carries its phases (resolve, connect, tls, processing, transfer) as
+blackbox_exporter's ``probe_http_duration_seconds`` defines them.
+
+Not supported, on purpose: redirects (a probe reports a 3xx as it is), HTTP/2, request bodies,
+cookies. The connectivity canary and everything outside probing keep using httpx.
 """
 
 from __future__ import annotations
@@ -20,58 +25,78 @@ import ssl
 import time
 import zlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-MAX_HEAD_BYTES = 64 * 1024
-"""Largest response head accepted (status line, headers and the blank line ending them)."""
+from exporter.egress import DIRECT, Route, chain_expiry, open_socket
+from exporter.http11_protocol import (
+    MAX_HEAD_BYTES,
+    BodyTooLargeError,
+    ConnectError,
+    DecodingError,
+    DnsError,
+    HttpConnection,
+    ProtocolError,
+    StaleConnectionError,
+    TlsError,
+    TransportError,
+)
 
 _QUOTE_SAFE = "/%:@!$&'()*+,;=-._~?"
-_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+__all__ = [
+    "MAX_HEAD_BYTES",
+    "BodyTooLargeError",
+    "ConnectError",
+    "DecodingError",
+    "DnsError",
+    "Phases",
+    "ProbeClient",
+    "ProtocolError",
+    "Response",
+    "Route",
+    "StaleConnectionError",
+    "TlsError",
+    "TransportError",
+    "default_ssl_context",
+]
 
 
-class TransportError(Exception):
-    """No usable HTTP response: the connection failed, closed early, or spoke something else."""
-
-
-class ConnectError(TransportError):
-    """The connection could not be set up (refused, unreachable, DNS, TLS handshake)."""
-
-
-class ProtocolError(TransportError):
-    """The peer's answer is not valid HTTP/1.x, or it closed the connection mid-response."""
-
-
-class BodyTooLargeError(Exception):
-    """The response body (declared, received or decompressed) exceeds the caller's cap.
-
-    Attributes:
-        status: the response's status code (the head had arrived).
-    """
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"body of the HTTP {status} response exceeds the cap")
-        self.status = status
-
-
-class DecodingError(Exception):
-    """The body's ``Content-Encoding`` could not be decoded (or is not gzip/deflate/identity).
+@dataclass(frozen=True, slots=True)
+class Phases:
+    """Seconds spent in each phase of one request, as blackbox_exporter's
+    ``probe_http_duration_seconds`` splits them.
 
     Attributes:
-        status: the response's status code.
+        resolve: name lookup (of the proxy when proxied; 0 for an IP literal).
+        connect: TCP connection set-up (plus the proxy's ``CONNECT`` answer when proxied).
+        tls: TLS handshake (0 for plain HTTP).
+        processing: request written → first byte of the answer (the server's time).
+        transfer: first byte → last byte of the answer.
+
+    ``resolve``, ``connect`` and ``tls`` are 0 on a reused keep-alive connection. After a
+    stale reused connection is resent, the phases describe the new connection only, so their
+    sum is less than :attr:`Response.elapsed`.
     """
 
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+    resolve: float = 0.0
+    connect: float = 0.0
+    tls: float = 0.0
+    processing: float = 0.0
+    transfer: float = 0.0
+
+    def items(self) -> tuple[tuple[str, float], ...]:
+        """``((phase, seconds), …)`` in :data:`exporter.egress.PHASES` order."""
+        return (
+            ("resolve", self.resolve),
+            ("connect", self.connect),
+            ("tls", self.tls),
+            ("processing", self.processing),
+            ("transfer", self.transfer),
+        )
 
 
-class StaleConnectionError(ProtocolError):
-    """A reused keep-alive connection closed before any byte of the answer: the server most
-    likely dropped it while idle, and a GET is safe to resend. Raised by
-    :meth:`ProbeClient.get` only with ``resend_stale=False``; the same on a new connection is a
-    plain :class:`ProtocolError`.
-    """
+NO_PHASES = Phases()
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +109,17 @@ class Response:
         body: the body, decoded from gzip/deflate when the server used them.
         elapsed: seconds from the start of :meth:`ProbeClient.get` (before connecting, when a
             new connection was needed) to the arrival of the last body byte.
+        phases: where that time went (all zero when unknown).
+        tls_cert_expiry: the earliest ``notAfter`` (Unix seconds) of the certificate chain the
+            server presented on this connection, or None (plain HTTP, unknown).
     """
 
     status: int
     headers: dict[str, str]
     body: bytes
     elapsed: float
+    phases: Phases = field(default_factory=lambda: NO_PHASES)
+    tls_cert_expiry: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,257 +127,6 @@ class _Request:
     origin: tuple[str, str, int]
     server_hostname: str | None
     data: bytes
-
-
-_HEAD, _FIXED, _CHUNKED, _UNTIL_CLOSE, _IDLE = range(5)
-
-
-class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection; one request at a time, parsed incrementally as bytes arrive."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.keep_alive = False
-        self.idle_since = 0.0
-        self._buffer = bytearray()
-        self._state = _IDLE
-        self._waiter: asyncio.Future[tuple[int, dict[str, str], bytes, float]] | None = None
-        self._limit = 0
-        self._started = 0.0
-        self._received_any = False
-        self._status = 0
-        self._headers: dict[str, str] = {}
-        self._remaining = 0
-        self._chunks: list[bytes] = []
-        self._size = 0
-
-    # asyncio.Protocol callbacks -------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            return
-        if self._state == _UNTIL_CLOSE and exc is None:
-            self._finish()
-            return
-        if not self._received_any:
-            error: TransportError = StaleConnectionError("connection closed before any response")
-        else:
-            error = ProtocolError("connection closed before the response was complete")
-        if exc is not None:
-            error.__cause__ = exc
-        waiter.set_exception(error)
-
-    def data_received(self, data: bytes) -> None:
-        waiter = self._waiter
-        if waiter is None or waiter.done():
-            self.close()  # bytes nobody asked for: the connection cannot be trusted
-            return
-        self._received_any = True
-        self._buffer += data
-        try:
-            self._advance()
-        except (TransportError, BodyTooLargeError) as exc:
-            self.keep_alive = False
-            self.close()
-            if not waiter.done():
-                waiter.set_exception(exc)
-
-    def eof_received(self) -> bool:
-        return False  # close the transport; connection_lost decides what EOF meant
-
-    # requests -------------------------------------------------------------------------------
-
-    def send(
-        self, data: bytes, limit: int, started: float
-    ) -> asyncio.Future[tuple[int, dict[str, str], bytes, float]]:
-        """Write one request; the future resolves to (status, headers, raw body, elapsed)."""
-        assert self.transport is not None
-        loop = asyncio.get_running_loop()
-        self._waiter = loop.create_future()
-        self._state = _HEAD
-        self._buffer.clear()
-        self._limit = limit
-        self._started = started
-        self._received_any = False
-        self._chunks = []
-        self._size = 0
-        self.transport.write(data)
-        return self._waiter
-
-    def close(self) -> None:
-        """Close the connection (idempotent)."""
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    def abort(self) -> None:
-        """Drop the connection at once (after a timeout or cancellation)."""
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    # parsing --------------------------------------------------------------------------------
-
-    def _advance(self) -> None:
-        while True:
-            state = self._state
-            if state == _HEAD:
-                if not self._parse_head():
-                    return
-            elif state == _FIXED:
-                buffer = self._buffer
-                if len(buffer) < self._remaining:
-                    return
-                if len(buffer) > self._remaining:
-                    self.keep_alive = False  # bytes after the body: do not reuse
-                self._chunks.append(bytes(buffer[: self._remaining]))
-                buffer.clear()
-                self._finish()
-                return
-            elif state == _CHUNKED:
-                if not self._parse_chunk():
-                    return
-            elif state == _UNTIL_CLOSE:
-                if len(self._buffer) > self._limit:
-                    raise BodyTooLargeError(self._status)
-                return
-            else:
-                return
-
-    def _parse_head(self) -> bool:
-        buffer = self._buffer
-        end = buffer.find(b"\r\n\r\n")
-        # The limit holds for a complete head too: one read can bring more than the limit.
-        if end + 4 > MAX_HEAD_BYTES or (end < 0 and len(buffer) > MAX_HEAD_BYTES):
-            raise ProtocolError(f"response head larger than {MAX_HEAD_BYTES} bytes")
-        if end < 0:
-            # A peer that is not speaking HTTP (an SSH banner, a TLS alert) may then wait for
-            # us: refuse at the first wrong byte rather than let the probe time out.
-            if not b"HTTP/".startswith(bytes(buffer[:5])):
-                raise ProtocolError(f"not an HTTP/1.x answer: {bytes(buffer[:60])!r}")
-            return False
-        lines = bytes(buffer[:end]).split(b"\r\n")
-        del buffer[: end + 4]
-        version, _, rest = lines[0].partition(b" ")
-        code = rest[:3]
-        if (
-            version not in (b"HTTP/1.1", b"HTTP/1.0")
-            or not code.isdigit()
-            or rest[3:4]
-            not in (
-                b"",
-                b" ",
-            )
-        ):
-            raise ProtocolError(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
-        status = int(code)
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(b":")
-            if not sep or not name or name[:1] in b" \t" or name[-1:] in b" \t":
-                raise ProtocolError(f"malformed header line: {line[:60]!r}")
-            key = name.decode("latin-1").lower()
-            text = value.strip().decode("latin-1")
-            previous = headers.get(key)
-            headers[key] = text if previous is None else f"{previous}, {text}"
-        if status < 100:
-            raise ProtocolError(f"status code out of range: {status}")
-        if status < 200:
-            return True  # interim answer (100 Continue, 103 Early Hints): the real one follows
-        self._status = status
-        self._headers = headers
-        connection = headers.get("connection", "").lower()
-        if version == b"HTTP/1.1":
-            self.keep_alive = "close" not in connection
-        else:
-            self.keep_alive = "keep-alive" in connection
-        if status in (204, 304):
-            self._finish()
-            return False
-        encoding = headers.get("transfer-encoding")
-        if encoding is not None:
-            if encoding.rsplit(",", 1)[-1].strip().lower() != "chunked":
-                raise ProtocolError(f"unsupported transfer-encoding: {encoding[:60]!r}")
-            self._state = _CHUNKED
-            return True
-        length = headers.get("content-length")
-        if length is not None:
-            values = {v.strip() for v in length.split(",")}
-            digits = values.pop() if len(values) == 1 else ""
-            # isascii: str.isdigit() also accepts digits int() rejects, such as "²"
-            if not (digits.isascii() and digits.isdigit()):
-                raise ProtocolError(f"invalid content-length: {length[:60]!r}")
-            self._remaining = int(digits)
-            if self._remaining > self._limit:
-                raise BodyTooLargeError(status)
-            self._state = _FIXED
-            return True
-        self.keep_alive = False
-        self._state = _UNTIL_CLOSE
-        return True
-
-    def _parse_chunk(self) -> bool:
-        buffer = self._buffer
-        line_end = buffer.find(b"\r\n")
-        if line_end > 1024 or (line_end < 0 and len(buffer) > 1024):
-            raise ProtocolError("chunk size line too long")
-        if line_end < 0:
-            return False
-        size_text = bytes(buffer[:line_end]).split(b";", 1)[0].strip()
-        # Hex digits only: int(x, 16) also takes "-2", "+2", "0x2" and "2_0", and a negative
-        # size would make the parser take chunk data for the next size line.
-        if not size_text or size_text.strip(_HEX_DIGITS):
-            raise ProtocolError(f"invalid chunk size: {size_text[:20]!r}")
-        size = int(size_text, 16)
-        if size == 0:
-            trailer = buffer.find(b"\r\n", line_end + 2)
-            if trailer < 0:
-                return False
-            end = trailer + 2
-            if trailer != line_end + 2:  # trailer fields: wait for the blank line ending them
-                blank = buffer.find(b"\r\n\r\n", line_end)
-                if blank < 0:
-                    return False
-                end = blank + 4
-            del buffer[:end]
-            self._finish()
-            return False
-        start = line_end + 2
-        if len(buffer) < start + size + 2:
-            # At most `size` bytes count: the chunk's CR may be here without its LF.
-            if self._size + min(len(buffer) - start, size) > self._limit:
-                raise BodyTooLargeError(self._status)
-            return False
-        if buffer[start + size : start + size + 2] != b"\r\n":
-            raise ProtocolError("chunk not terminated by CRLF")
-        self._size += size
-        if self._size > self._limit:
-            raise BodyTooLargeError(self._status)
-        self._chunks.append(bytes(buffer[start : start + size]))
-        del buffer[: start + size + 2]
-        return True
-
-    def _finish(self) -> None:
-        elapsed = time.perf_counter() - self._started
-        if self._state == _UNTIL_CLOSE:
-            self._chunks.append(bytes(self._buffer))
-            self._buffer.clear()
-        elif self._buffer:
-            self.keep_alive = False  # bytes after the end of the answer: do not reuse
-        self._state = _IDLE
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result((self._status, self._headers, b"".join(self._chunks), elapsed))
-        self._chunks = []
-        if not self.keep_alive:
-            self.close()
 
 
 def _decode(body: bytes, encoding: str, limit: int, status: int) -> bytes:
@@ -375,12 +154,18 @@ def _decode(body: bytes, encoding: str, limit: int, status: int) -> bytes:
     return decoded
 
 
-def default_ssl_context() -> ssl.SSLContext:
-    """Certificate-verifying TLS context with certifi's CA bundle (as httpx uses), ALPN
-    ``http/1.1``."""
+def default_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """Certificate-verifying TLS context, ALPN ``http/1.1``.
+
+    Args:
+        ca_file: PEM bundle of trusted CAs; None uses certifi's bundle (as httpx does).
+
+    Raises:
+        OSError, ssl.SSLError: ``ca_file`` cannot be read or holds no certificate.
+    """
     import certifi
 
-    context = ssl.create_default_context(cafile=certifi.where())
+    context = ssl.create_default_context(cafile=ca_file or certifi.where())
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -406,14 +191,20 @@ class ProbeClient:
     ) -> None:
         self._user_agent = user_agent
         self._ssl = ssl_context
+        self._ca_contexts: dict[str, ssl.SSLContext] = {}
         self._idle_timeout = idle_timeout
         self._max_idle = max_idle_per_origin
         self._requests: dict[str, _Request] = {}
-        self._idle: dict[tuple[str, str, int], deque[_Connection]] = {}
-        self._open: set[_Connection] = set()
+        self._idle: dict[tuple[tuple[str, str, int], Route], deque[HttpConnection]] = {}
+        self._open: set[HttpConnection] = set()
 
     async def get(
-        self, url: str, timeout: float, max_body_bytes: int, resend_stale: bool = True
+        self,
+        url: str,
+        timeout: float,
+        max_body_bytes: int,
+        resend_stale: bool = True,
+        route: Route = DIRECT,
     ) -> Response:
         """``GET url`` and read the whole response.
 
@@ -425,13 +216,18 @@ class ProbeClient:
                 answer, resend once on a new connection; False raises
                 :class:`StaleConnectionError` instead, so the caller decides (the prober counts
                 a resend against the exchange's probe gate: the request may have arrived).
+            route: proxy, source address, IP protocol and TLS trust; connections are pooled
+                per (origin, route), so exchanges with different egress never share one.
 
         Returns:
             The response, of any status.
 
         Raises:
             TimeoutError: no complete answer within ``timeout``.
-            ConnectError: the connection could not be set up.
+            DnsError: the host (or the proxy's) did not resolve (a :class:`ConnectError`).
+            TlsError: the TLS handshake failed (a :class:`ConnectError`).
+            ConnectError: the connection could not be set up (refused, unreachable, bind,
+                proxy refused ``CONNECT``).
             ProtocolError: not HTTP/1.x, or the connection closed mid-answer.
             StaleConnectionError: with ``resend_stale=False``, a reused connection closed
                 before any byte of the answer.
@@ -441,18 +237,23 @@ class ProbeClient:
         """
         request = self._requests.get(url) or self._prepare(url)
         started = time.perf_counter()
+        key = (request.origin, route)
         async with asyncio.timeout(timeout):
-            connection = self._checkout(request.origin)
+            connection = self._checkout(key)
             if connection is not None:
                 try:
-                    return await self._exchange(connection, request, max_body_bytes, started)
+                    return await self._exchange(
+                        connection, request, key, max_body_bytes, started, NO_PHASES
+                    )
                 except StaleConnectionError:
                     if not resend_stale:
                         raise
                     # The server dropped the idle connection: a GET is safe to resend.
-            connection = await self._connect(request)
+            connection, setup = await self._connect(request, route)
             try:
-                return await self._exchange(connection, request, max_body_bytes, started)
+                return await self._exchange(
+                    connection, request, key, max_body_bytes, started, setup
+                )
             except StaleConnectionError as exc:  # a new connection: not idle, not stale
                 raise ProtocolError(str(exc)) from exc
 
@@ -492,8 +293,8 @@ class ProbeClient:
             self._requests[url] = request
         return request
 
-    def _checkout(self, origin: tuple[str, str, int]) -> _Connection | None:
-        idle = self._idle.get(origin)
+    def _checkout(self, key: tuple[tuple[str, str, int], Route]) -> HttpConnection | None:
+        idle = self._idle.get(key)
         if not idle:
             return None
         expired_before = time.monotonic() - self._idle_timeout
@@ -504,38 +305,72 @@ class ProbeClient:
             self._discard(connection)
         return None
 
-    def _checkin(self, origin: tuple[str, str, int], connection: _Connection) -> None:
-        idle = self._idle.get(origin)
+    def _checkin(self, key: tuple[tuple[str, str, int], Route], connection: HttpConnection) -> None:
+        idle = self._idle.get(key)
         if idle is None:
-            idle = self._idle[origin] = deque()
+            idle = self._idle[key] = deque()
         if len(idle) >= self._max_idle:
             self._discard(connection)
             return
         connection.idle_since = time.monotonic()
         idle.append(connection)
 
-    def _discard(self, connection: _Connection) -> None:
+    def _discard(self, connection: HttpConnection) -> None:
         connection.close()
         self._open.discard(connection)
 
-    async def _connect(self, request: _Request) -> _Connection:
+    def _context(self, route: Route) -> ssl.SSLContext:
+        if route.ca_file is None:
+            self._ssl = self._ssl or default_ssl_context()
+            return self._ssl
+        context = self._ca_contexts.get(route.ca_file)
+        if context is None:
+            context = self._ca_contexts[route.ca_file] = default_ssl_context(route.ca_file)
+        return context
+
+    async def _connect(self, request: _Request, route: Route) -> tuple[HttpConnection, Phases]:
         scheme, host, port = request.origin
-        context = None
-        if scheme == "https":
-            context = self._ssl = self._ssl or default_ssl_context()
+        opened = await open_socket(route, host, port)
         loop = asyncio.get_running_loop()
+        tls_started = time.perf_counter()
         try:
-            _, connection = await loop.create_connection(
-                _Connection, host, port, ssl=context, server_hostname=request.server_hostname
-            )
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise ConnectError(f"{host}:{port}: {reason}") from exc
+            if scheme == "https":
+                server_hostname = route.server_name or request.server_hostname
+                context = self._context(route)
+                try:
+                    _, connection = await loop.create_connection(
+                        HttpConnection,
+                        sock=opened.sock,
+                        ssl=context,
+                        server_hostname=server_hostname,
+                    )
+                except (OSError, ssl.SSLError) as exc:  # SSLError is an OSError; be explicit
+                    reason = getattr(exc, "verify_message", None) or exc.strerror or str(exc)
+                    raise TlsError(
+                        f"{host}:{port}: TLS handshake failed: {reason or type(exc).__name__}"
+                    ) from exc
+                tls = time.perf_counter() - tls_started
+                assert connection.transport is not None
+                connection.tls_cert_expiry = chain_expiry(
+                    connection.transport.get_extra_info("ssl_object")
+                )
+            else:
+                _, connection = await loop.create_connection(HttpConnection, sock=opened.sock)
+                tls = 0.0
+        except BaseException:
+            opened.sock.close()
+            raise
         self._open.add(connection)
-        return connection
+        return connection, Phases(opened.resolve, opened.connect, tls)
 
     async def _exchange(
-        self, connection: _Connection, request: _Request, limit: int, started: float
+        self,
+        connection: HttpConnection,
+        request: _Request,
+        key: tuple[tuple[str, str, int], Route],
+        limit: int,
+        started: float,
+        setup: Phases,
     ) -> Response:
         try:
             status, headers, body, elapsed = await connection.send(request.data, limit, started)
@@ -544,10 +379,18 @@ class ProbeClient:
             self._open.discard(connection)
             raise
         if connection.keep_alive and not connection.closed:
-            self._checkin(request.origin, connection)
+            self._checkin(key, connection)
         else:
             self._discard(connection)
         encoding = headers.get("content-encoding")
         if encoding is not None:
             body = _decode(body, encoding, limit, status)
-        return Response(status, headers, body, elapsed)
+        first_byte = connection.first_byte_at
+        phases = Phases(
+            setup.resolve,
+            setup.connect,
+            setup.tls,
+            max(0.0, first_byte - connection.sent_at),
+            max(0.0, connection.done_at - first_byte),
+        )
+        return Response(status, headers, body, elapsed, phases, connection.tls_cert_expiry)

@@ -51,9 +51,27 @@ class ExporterMetrics:
         )
         self.requests = Counter(
             "exchange_api_requests",
-            "Probe requests by outcome; result is one of ok, timeout, connect_error, http_error, "
-            "rate_limited, banned, api_error, bad_response, maintenance.",
+            "Probe requests by outcome; result is one of ok, timeout, dns_error, tls_error, "
+            "connect_error, http_error, rate_limited, banned, api_error, bad_response, "
+            "maintenance.",
             ["exchange", "endpoint", "result"],
+            registry=r,
+        )
+        self.request_phase = Gauge(
+            "exchange_api_request_phase_seconds",
+            "Seconds the endpoint's last answered probe spent in each phase, as "
+            "blackbox_exporter's "
+            "probe_http_duration_seconds: resolve, connect (TCP, plus the proxy's CONNECT), tls "
+            "(handshake), processing (request written to first byte) and transfer (first to last "
+            "byte); resolve, connect and tls are 0 on a reused keep-alive connection.",
+            ["exchange", "endpoint", "phase"],
+            registry=r,
+        )
+        self.tls_cert_expiry = Gauge(
+            "exchange_tls_cert_expiry_timestamp_seconds",
+            "Unix time of the earliest notAfter of the TLS certificate chain the exchange (or a "
+            "TLS-inspecting proxy in the path) presented on the last new probe connection.",
+            ["exchange"],
             registry=r,
         )
         self.up = Gauge(
@@ -199,6 +217,8 @@ class ExporterMetrics:
         self._renderer = TextRenderer(
             [
                 self.request_duration,
+                self.request_phase,
+                self.tls_cert_expiry,
                 self.requests,
                 self.up,
                 self.consecutive_failures,
@@ -262,6 +282,7 @@ class ExporterMetrics:
         """Remove every series of an endpoint that is no longer configured (after a reload)."""
         for metric in (
             self.request_duration,
+            self.request_phase,
             self.requests,
             self.up,
             self.consecutive_failures,
@@ -281,6 +302,8 @@ class ExporterMetrics:
         self.market.forget_exchange(exchange)
         for metric in (
             self.request_duration,
+            self.request_phase,
+            self.tls_cert_expiry,
             self.requests,
             self.up,
             self.consecutive_failures,

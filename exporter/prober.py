@@ -13,12 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from exporter.clock import SYSTEM_CLOCK, Clock
+from exporter.egress import DIRECT, Route
 from exporter.http11 import (
     BodyTooLargeError,
     DecodingError,
+    DnsError,
     ProbeClient,
     Response,
     StaleConnectionError,
+    TlsError,
     TransportError,
 )
 from exporter.market.data import MarketData
@@ -27,10 +30,14 @@ from exporter.profiles import EndpointSpec, Profile, Result, Verdict
 from exporter.resilience import CircuitState
 from exporter.state import EndpointState, ExchangeState
 
-TRANSPORT_RESULTS = frozenset({Result.TIMEOUT, Result.CONNECT_ERROR})
+TRANSPORT_RESULTS = frozenset(
+    {Result.TIMEOUT, Result.CONNECT_ERROR, Result.DNS_ERROR, Result.TLS_ERROR}
+)
 """Results that mean no HTTP answer arrived."""
 
-CIRCUIT_FAILURES = frozenset({Result.TIMEOUT, Result.CONNECT_ERROR, Result.HTTP_ERROR})
+CIRCUIT_FAILURES = frozenset(
+    {Result.TIMEOUT, Result.CONNECT_ERROR, Result.DNS_ERROR, Result.TLS_ERROR, Result.HTTP_ERROR}
+)
 """Results that count as failures for the circuit breaker (the exchange is not answering
 properly); rate limits are handled by the rate-limit gate instead."""
 
@@ -49,6 +56,7 @@ class ProbeTarget:
         max_body_bytes: larger bodies are not read and the probe is ``bad_response``.
         market: the unified market a ticker probe reads (its quote goes to the market data),
             or None.
+        route: the exchange's egress (proxy, source address, IP protocol, TLS trust and name).
     """
 
     exchange: str
@@ -59,6 +67,7 @@ class ProbeTarget:
     timeout: float
     max_body_bytes: int = 1024 * 1024
     market: str | None = None
+    route: Route = DIRECT
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +133,10 @@ class Prober:
                 ``exchange_exporter_schedule_lag_seconds``.
 
         Transport failures are ``timeout`` (no complete answer within ``target.timeout``,
-        including a body that trickles in too slowly) or ``connect_error`` (refused, reset, TLS
-        or protocol failure). A body over ``target.max_body_bytes`` is ``bad_response``.
+        including a body that trickles in too slowly), ``dns_error`` (the name, or the proxy's,
+        did not resolve), ``tls_error`` (the handshake failed) or ``connect_error`` (refused,
+        reset, proxy refused ``CONNECT``, protocol failure). A body over
+        ``target.max_body_bytes`` is ``bad_response``.
 
         Raises:
             KeyError: the endpoint is not in its exchange's schedule (the gate admits nothing
@@ -158,7 +169,11 @@ class Prober:
                 raise TimeoutError
             try:
                 return await self._client.get(
-                    target.url, remaining, target.max_body_bytes, resend_stale=False
+                    target.url,
+                    remaining,
+                    target.max_body_bytes,
+                    resend_stale=False,
+                    route=target.route,
                 )
             except StaleConnectionError:
                 if admission.try_admit(target.endpoint.name)[1] is not None:
@@ -181,7 +196,13 @@ class Prober:
         except (TransportError, OSError) as exc:
             detail = str(exc)[:120]
             error = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-            record = ProbeRecord(Result.CONNECT_ERROR, None, None, None, error)
+            if isinstance(exc, DnsError):
+                result = Result.DNS_ERROR
+            elif isinstance(exc, TlsError):
+                result = Result.TLS_ERROR
+            else:
+                result = Result.CONNECT_ERROR
+            record = ProbeRecord(result, None, None, None, error)
         else:
             status, duration = response.status, response.elapsed
             verdict = target.profile.classify(
@@ -189,6 +210,7 @@ class Prober:
             )
             record = ProbeRecord(verdict.result, duration, status, verdict, verdict.message)
             self._record_response(target, response.headers, verdict, duration, wall_start)
+            self._record_phases(target, response)
             if self.market_data is not None and verdict.result is Result.OK:
                 self._hand_off(self.market_data, target, verdict)
         if status is not None:
@@ -233,6 +255,16 @@ class Prober:
             banned = verdict.result is Result.BANNED
             m.backoff_until.labels(exchange).set(state.gate.block(seconds, ban=banned))
             m.ban_until.labels(exchange).set(state.gate.ban_until)
+
+    def _record_phases(self, target: ProbeTarget, response: Response) -> None:
+        exchange, endpoint = target.exchange, target.endpoint.name
+        gauge = self._metrics.request_phase
+        phases = self._states[exchange].endpoints[endpoint].phases
+        for phase, seconds in response.phases.items():
+            gauge.labels(exchange, endpoint, phase).set(seconds)
+            phases[phase] = seconds
+        if response.tls_cert_expiry is not None:
+            self._metrics.tls_cert_expiry.labels(exchange).set(response.tls_cert_expiry)
 
     @staticmethod
     def _hand_off(data: MarketData, target: ProbeTarget, verdict: Verdict) -> None:

@@ -73,9 +73,11 @@ class ExporterRuntime:
         "maintenance", "maintenance_message", "clock_skew_seconds",
         "rate_limits": {window: {"used", "limit"}}, "probe_budget": {limit name: {"used",
         "cap", "window_seconds"}}, "backoff_until", "ip_ban_until",
-        "backoff_remaining_seconds", "endpoints": {endpoint: {"last_result",
+        "backoff_remaining_seconds", "egress", "endpoints": {endpoint: {"last_result",
         "last_error", "last_probe_at", "last_success_at", "consecutive_failures",
-        "interval_seconds", "latency_seconds": {"p50", "p95", "p99", "count"}}},
+        "interval_seconds", "latency_seconds": {"p50", "p95", "p99", "count"},
+        "phase_seconds": {phase: seconds} (the last answered probe's resolve, connect, tls,
+        processing and transfer; empty before one)}},
         "streams": None | {"url", "connected", "since", "waiting", "reconnects": {reason: n},
         "ping_rtt_seconds", "channels": {channel: {"up", "messages", "last_message_at",
         "stale_after_seconds", "lag_seconds": {"p50", "p99", "count"}, "sequence_gaps",
@@ -85,11 +87,14 @@ class ExporterRuntime:
         "api_keys": {key: :meth:`exporter.keys.status.KeyStatus.document`}}}}``; times are
         Unix seconds, latencies seconds over the last 5 minutes, ``location`` the config's
         (None without one), stream lag over the last
-        1,024 messages of the channel; ``streams`` is None for an exchange without a stream.
+        1,024 messages of the channel; ``streams`` is None for an exchange without a stream;
+        ``egress`` is :meth:`exporter.egress.Route.describe` of the exchange's route (``direct``,
+        or e.g. ``proxy http://10.0.0.2:3128, ip4``: never a credential).
         """
         intervals = {(t.exchange, t.endpoint.name): t.interval for t in self.scheduler.targets}
         keys = self.scheduler.keys
         key_statuses = keys.statuses if keys is not None else {}
+        routes = {exchange.name: exchange.route for exchange in self.scheduler.config.exchanges}
         exchanges: dict[str, Any] = {}
         for name, state in self.scheduler.states.items():
             exchanges[name] = {
@@ -112,6 +117,7 @@ class ExporterRuntime:
                 "backoff_until": state.gate.until,
                 "ip_ban_until": state.gate.ban_until,
                 "backoff_remaining_seconds": round(state.gate.remaining(), 3),
+                "egress": routes[name].describe() if name in routes else None,
                 "endpoints": {
                     endpoint: {
                         "last_result": ep.last_result,
@@ -121,6 +127,7 @@ class ExporterRuntime:
                         "consecutive_failures": ep.consecutive_failures,
                         "interval_seconds": intervals.get((name, endpoint)),
                         "latency_seconds": ep.percentiles(),
+                        "phase_seconds": dict(ep.phases),
                     }
                     for endpoint, ep in state.endpoints.items()
                 },

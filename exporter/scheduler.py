@@ -25,6 +25,7 @@ from exporter import __version__
 from exporter.canary import ConnectivityCanary
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import ExporterConfig
+from exporter.egress import Route
 from exporter.http11 import ProbeClient
 from exporter.keys.manager import KeyManager
 from exporter.market.data import MarketData
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 
 
 def build_targets(config: ExporterConfig) -> list[ProbeTarget]:
-    """Expand the config into one :class:`ProbeTarget` per (exchange, endpoint)."""
+    """Expand the config into one :class:`ProbeTarget` per (exchange, endpoint), each on its
+    exchange's egress route."""
     targets: list[ProbeTarget] = []
     for exchange in config.exchanges:
         profile = exchange.make_profile()
@@ -56,6 +58,7 @@ def build_targets(config: ExporterConfig) -> list[ProbeTarget]:
                     timeout=plan.timeout,
                     max_body_bytes=config.body_limit(exchange),
                     market=exchange.rest_market() if spec.name == "ticker" else None,
+                    route=exchange.route,
                 )
             )
     return targets
@@ -71,6 +74,7 @@ class _TargetKey:
     max_body_bytes: int
     profile: object
     market: str | None
+    route: Route
 
     @classmethod
     def of(cls, target: ProbeTarget) -> _TargetKey:
@@ -83,6 +87,7 @@ class _TargetKey:
             target.max_body_bytes,
             target.profile.fingerprint(target.endpoint.name),
             target.market,
+            target.route,
         )
 
 

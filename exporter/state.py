@@ -101,6 +101,8 @@ class EndpointState:
         maintenance: whether the last probe of this endpoint reported maintenance.
         maintenance_message: what the exchange said of it (capped by the profile), or "".
         samples: recent response latencies (:class:`LatencyWindow`).
+        phases: ``{phase: seconds}`` of the last answered probe (resolve, connect, tls,
+            processing, transfer), empty before the first.
     """
 
     last_result: str | None = None
@@ -112,6 +114,7 @@ class EndpointState:
     maintenance: bool = False
     maintenance_message: str = ""
     samples: LatencyWindow = field(default_factory=LatencyWindow)
+    phases: dict[str, float] = field(default_factory=dict)
 
     def add_latency(self, seconds: float) -> None:
         """Remember one response latency."""

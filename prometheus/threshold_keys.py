@@ -56,6 +56,7 @@ KEYS: dict[str, Key] = {
     ),
     "ws_reconnects": Key("ExchangeWebSocketReconnecting", _count, "a whole number >= 1"),
     "api_key_expiry_warning_days": Key("ExchangeApiKeyExpiringSoon", _positive, "a number > 0"),
+    "tls_cert_expiry_days": Key("ExchangeTlsCertExpiringSoon", _positive, "a number > 0"),
     "market_fresh_seconds": Key("the market-integrity rules", _positive, "a number > 0"),
     "price_deviation_bps": Key("ExchangePriceDeviation", _positive, "a number > 0"),
     "price_deviation_critical_bps": Key("ExchangePriceDeviation", _positive, "a number > 0"),

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 
 from exporter.config import ExporterConfig
+from exporter.egress import DIRECT, Route
 from exporter.http11 import ConnectError, Response
 from exporter.scheduler import build_targets
 from simulator import simulator_in_thread
@@ -125,7 +126,12 @@ class FakeExchanges:
         return plan[-1][0] if plan else "ok"
 
     async def get(
-        self, url: str, timeout: float, max_body_bytes: int, resend_stale: bool = True
+        self,
+        url: str,
+        timeout: float,
+        max_body_bytes: int,
+        resend_stale: bool = True,
+        route: Route = DIRECT,
     ) -> Response:
         """Answer like :meth:`exporter.http11.ProbeClient.get`."""
         exchange, endpoint = self._by_url[url]

@@ -2,6 +2,10 @@
 per configured key, started with the scheduler, following config reloads (unchanged keys keep
 running, changed ones restart, removed ones stop and lose their series), stopped cleanly.
 
+Each check leaves the host on its exchange's egress route (proxy, source address, IP protocol,
+TLS trust and name: :class:`exporter.keys.transport.RouteTransport`), as the probes do: an
+IP-bound key answers only from its bound IPs. A changed route restarts the exchange's checks.
+
 A key's ``/status`` record survives a restart of its check (a reload that changes its interval),
 so the facts of its last accepted answer stay available to classify the next one.
 """
@@ -17,10 +21,12 @@ import httpx
 from exporter import __version__
 from exporter.clock import SYSTEM_CLOCK, Clock
 from exporter.config import ExchangeConfig, ExporterConfig
+from exporter.egress import DIRECT, Route
 from exporter.keys.exchanges import key_api_for
 from exporter.keys.prober import KeyProber
 from exporter.keys.settings import ApiKeyConfig
 from exporter.keys.status import KeyStatus
+from exporter.keys.transport import RouteTransport
 from exporter.metrics import ExporterMetrics
 from exporter.state import ExchangeState
 
@@ -30,6 +36,7 @@ class _Check:
     config: ApiKeyConfig
     profile: str
     base_url: str
+    route: Route
     prober: KeyProber
     task: asyncio.Task[None]
 
@@ -40,8 +47,9 @@ class KeyManager:
     Args:
         metrics: the exporter's metrics (``metrics.keys`` holds ``exchange_api_key_*``).
         states: per-exchange state by name, kept in sync by the scheduler.
-        client: the HTTP client for key checks; by default one is created on the first
-            :meth:`apply` (and closed by :meth:`stop`).
+        client: the HTTP client for every key check, whatever its route (tests); by default
+            one per egress route is created when a check needs it (and closed by :meth:`stop`,
+            or by :meth:`apply` once no check uses the route).
         clock: the time source.
         rng: jitter source.
     """
@@ -57,7 +65,8 @@ class KeyManager:
         self._metrics = metrics
         self._states = states
         self._client = client
-        self._own_client = client is None
+        self._clients: dict[Route, httpx.AsyncClient] = {}
+        self._closing: set[asyncio.Task[None]] = set()
         self._clock = clock
         self._rng = rng or random.Random()
         self._checks: dict[tuple[str, str], _Check] = {}
@@ -93,6 +102,7 @@ class KeyManager:
                 and current.config == key
                 and current.profile == exchange.profile
                 and current.base_url == base_url
+                and current.route == exchange.route
                 and not current.task.done()
             ):
                 kept += 1
@@ -101,6 +111,7 @@ class KeyManager:
                 self._retire(ident)
             self._start(exchange, key, base_url)
             started += 1
+        self._close_unused({check.route for check in self._checks.values()})
         return {"kept": kept, "started": started, "stopped": stopped}
 
     def _start(self, exchange: ExchangeConfig, key: ApiKeyConfig, base_url: str) -> None:
@@ -120,23 +131,35 @@ class KeyManager:
             self._states[exchange.name],
             self._metrics,
             status,
-            self._http(),
+            self._http(exchange.route),
             self._clock,
             self._rng,
         )
         task = asyncio.create_task(prober.run(), name=f"api-key-{exchange.name}-{key.name}")
         self._checks[(exchange.name, key.name)] = _Check(
-            key, exchange.profile, base_url, prober, task
+            key, exchange.profile, base_url, exchange.route, prober, task
         )
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
+    def _http(self, route: Route) -> httpx.AsyncClient:
+        if self._client is not None:
+            return self._client
+        client = self._clients.get(route)
+        if client is None:
+            client = self._clients[route] = httpx.AsyncClient(
                 headers={"User-Agent": f"exchange-watch/{__version__}"},
                 trust_env=False,
                 follow_redirects=False,
+                transport=None if route == DIRECT else RouteTransport(route),
             )
-        return self._client
+        return client
+
+    def _close_unused(self, used: set[Route]) -> None:
+        """Close the clients of routes no check uses any more (in the background: a retired
+        check may still be unwinding on it)."""
+        for route in [r for r in self._clients if r not in used]:
+            task = asyncio.create_task(self._clients.pop(route).aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     def _retire(self, ident: tuple[str, str]) -> None:
         check = self._checks.pop(ident)
@@ -154,11 +177,10 @@ class KeyManager:
         return [c.task for c in self._checks.values()] + list(self._retiring)
 
     async def stop(self) -> None:
-        """Stop every check, wait for the tasks, close the client if it is ours."""
+        """Stop every check, wait for the tasks, close the clients that are ours."""
         for ident in list(self._checks):
             self._retire(ident)
         await asyncio.gather(*list(self._retiring), return_exceptions=True)
         self._retiring.clear()
-        if self._own_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(client.aclose() for client in clients), *list(self._closing))

@@ -166,7 +166,7 @@ def load_credentials(
     private_key = None
     cdp_name = None
     if config.private_key_file is not None:
-        text = _read_file("private_key_file", config.private_key_file, base_dir)
+        text = read_secret_file("private_key_file", config.private_key_file, base_dir)
         private_key, cdp_name = _cdp_key(text)
     key = _secret(config, "key", environ, base_dir)
     if key is None and cdp_name is not None:
@@ -192,11 +192,18 @@ def _secret(
         return SecretStr(value.strip())
     path = getattr(config, f"{name}_file")
     if path is not None:
-        return SecretStr(_read_file(f"{name}_file", path, base_dir).strip())
+        return SecretStr(read_secret_file(f"{name}_file", path, base_dir).strip())
     return None
 
 
-def _read_file(field: str, path: str, base_dir: Path | None) -> str:
+def read_secret_file(field: str, path: str, base_dir: Path | None) -> str:
+    """Read a secret file whole, one trailing newline removed; a relative ``path`` is taken
+    relative to ``base_dir`` (the config file's directory) when given.
+
+    Raises:
+        ValueError: the file is unreadable, larger than :data:`MAX_SECRET_BYTES`, not UTF-8
+            or empty; the message names ``field`` and ``path``, never the content.
+    """
     location = Path(path)
     if base_dir is not None and not location.is_absolute():
         location = base_dir / location

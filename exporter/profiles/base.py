@@ -27,7 +27,11 @@ class Result(StrEnum):
 
     - ``ok``: transport, HTTP and body all fine.
     - ``timeout``: no complete answer within the endpoint's timeout.
-    - ``connect_error``: transport failure (DNS, refused, reset, TLS, protocol error).
+    - ``dns_error``: the exchange's host (or the egress proxy's) did not resolve.
+    - ``tls_error``: the TLS handshake failed (untrusted, expired or misnamed certificate, a
+      peer that does not speak TLS, a reset mid-handshake — a TLS-inspecting middlebox).
+    - ``connect_error``: any other transport failure (refused, unreachable, reset, a proxy
+      that refused ``CONNECT``, an answer that is not HTTP or closed mid-response).
     - ``http_error``: an HTTP error status with nothing more specific in the body.
     - ``rate_limited``: the exchange says we (our IP) are over its limit (e.g. HTTP 429).
     - ``banned``: the exchange has banned our IP (Binance HTTP 418, Kraken lockout).
@@ -43,6 +47,8 @@ class Result(StrEnum):
     OK = "ok"
     TIMEOUT = "timeout"
     CONNECT_ERROR = "connect_error"
+    DNS_ERROR = "dns_error"
+    TLS_ERROR = "tls_error"
     HTTP_ERROR = "http_error"
     RATE_LIMITED = "rate_limited"
     BANNED = "banned"

@@ -11,6 +11,12 @@ Before every connection attempt:
 
 Each replaced connection counts ``exchange_ws_reconnects_total{reason}``, failed attempts
 included (reason ``error``).
+
+Connections leave the host the way the exchange's :class:`exporter.egress.Route` says, as its
+REST probes do (:func:`websocket_connect_kwargs`): through its HTTP ``CONNECT`` proxy (never a
+proxy from the environment), from its source address, over its IP protocol, trusting its CA
+bundle and checking its TLS server name. A failed attempt's text never holds the proxy's
+credentials.
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from exporter import __version__
+from exporter.egress import DIRECT, Route
+from exporter.http11 import default_ssl_context
 from exporter.market.data import MarketData
 from exporter.state import ExchangeState
 from exporter.streams.backoff import Backoff
@@ -49,6 +59,99 @@ well under it)."""
 
 BAN_RECHECK_SECONDS = 5.0
 """While the IP is banned, how often the gate is looked at again (a ban may be extended)."""
+
+
+def websocket_proxy_url(route: Route) -> str | None:
+    """The route's proxy as ``websockets`` must be given it, or None for a direct connection.
+
+    Returns ``http://[user:password@]host:port`` with the port always written — ``websockets``
+    takes 80 for an ``http`` proxy without one, the route (and so the REST probes) 3128 — and
+    a password always present (``websockets`` refuses a user without one; the route sends such
+    a user as ``user:``, RFC 7617). The credentials stay percent-encoded as configured;
+    ``websockets`` decodes them and sends ``Proxy-Authorization: Basic`` with ``CONNECT``.
+
+    Raises:
+        ValueError: the proxy URL is malformed (the message holds no credentials).
+    """
+    proxy = route.proxy
+    if proxy is None or route.proxy_url is None:
+        return None
+    parts = urlsplit(route.proxy_url.get_secret_value().strip())
+    userinfo = ""
+    if parts.username is not None or parts.password is not None:
+        userinfo = f"{parts.username or ''}:{parts.password or ''}@"
+    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
+    return f"http://{userinfo}{host}:{proxy.port}"
+
+
+def websocket_connect_kwargs(
+    route: Route, url: str, ssl_context: ssl.SSLContext | None
+) -> dict[str, Any]:
+    """Keyword arguments for ``websockets.asyncio.client.connect(url, ...)`` that send the
+    connection the way ``route`` says (checked against websockets 17's ``asyncio/client.py``):
+
+    - ``proxy``: :func:`websocket_proxy_url`, or None — explicitly, since the default (True)
+      would take a proxy from the environment (``wss_proxy``/``https_proxy``/``socks_proxy``…,
+      ``urllib.request.getproxies``);
+    - ``family`` and ``local_addr`` (:meth:`Route.websocket_kwargs`): websockets hands them to
+      ``loop.create_connection`` of the TCP connection — to the proxy's address when proxied
+      (with the target's name resolved by the proxy), to the target's otherwise;
+    - for a ``wss://`` URL, ``ssl`` (``ssl_context``, required then) and ``server_hostname``
+      (the route's TLS server name, when set): websockets uses them for the TLS handshake with
+      the target, inside the proxy's tunnel when proxied. A ``ws://`` URL gets neither (the
+      library refuses ``ssl`` with ``ws://``).
+
+    Raises:
+        ValueError: the route's proxy URL is malformed (no credentials in the message).
+    """
+    kwargs = route.websocket_kwargs()
+    kwargs["proxy"] = websocket_proxy_url(route)
+    if urlsplit(url).scheme.lower() == "wss":
+        if ssl_context is None:
+            raise ValueError("a wss:// URL needs a TLS context")
+        kwargs["ssl"] = ssl_context
+        if route.server_name:
+            kwargs["server_hostname"] = route.server_name
+    return kwargs
+
+
+def scrub_credentials(text: str, route: Route) -> str:
+    """``text`` with the route's proxy credentials replaced by ``***``: the whole proxy URL
+    (as configured and as given to websockets), its ``user:password`` part and its password,
+    percent-encoded and decoded, and the ``Basic`` token. Scrub before truncating."""
+    if route.proxy_url is None:
+        return text
+    raw = route.proxy_url.get_secret_value()
+    secrets = {raw, raw.strip()}
+    try:
+        normal = websocket_proxy_url(route)
+        if normal is not None:
+            secrets.add(normal)
+        parts = urlsplit(raw.strip())
+        userinfo = parts.netloc.rpartition("@")[0]
+        password = parts.password
+    except ValueError:
+        userinfo, password = raw.strip().rpartition("@")[0], None
+    for value in (userinfo, password):
+        if value:
+            secrets.update((value, unquote(value)))
+    try:
+        proxy = route.proxy
+    except ValueError:
+        proxy = None
+    if proxy is not None and proxy.authorization is not None:
+        token = proxy.authorization.get_secret_value()
+        secrets.update((token, token.removeprefix("Basic ")))
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _describe(route: Route) -> str:
+    try:
+        return route.describe()
+    except ValueError:  # a malformed proxy URL: say so without it
+        return "proxy (malformed URL)"
 
 
 class StreamConnection:
@@ -101,6 +204,7 @@ class StreamConnection:
         """Set by :meth:`stop`: no metric is written after it (the series may be gone)."""
         self.attempts = 0
         self.session: StreamSession | None = None
+        self._tls: tuple[str | None, ssl.SSLContext] | None = None
 
     def stop(self) -> None:
         """Set the connection's gauges to 0 and stop writing metrics (call before cancelling
@@ -145,8 +249,11 @@ class StreamConnection:
         plan = self.plan
         dialect = self._dialect()
         subscriptions = [Subscription(c, m) for c in plan.channels for m in plan.markets]
+        route = plan.route
         try:
             url = dialect.connect_url(plan.url, subscriptions)
+            secure = urlsplit(url).scheme.lower() == "wss"
+            egress = websocket_connect_kwargs(route, url, self._tls_context() if secure else None)
             ws: ClientConnection = await connect(
                 url,
                 open_timeout=plan.open_timeout,
@@ -154,11 +261,13 @@ class StreamConnection:
                 ping_timeout=None,
                 close_timeout=CLOSE_TIMEOUT_SECONDS,
                 max_size=MAX_MESSAGE_BYTES,
-                proxy=None,
                 user_agent_header=f"exchange-watch/{__version__}",
+                **egress,  # proxy (None: never the environment's), family, local_addr, ssl…
             )
-        except Exception as exc:  # refused, DNS, TLS, handshake, timeout: try again later
-            text = str(exc)[:200] or type(exc).__name__
+        except Exception as exc:  # refused, DNS, TLS, proxy, handshake, timeout: try again later
+            text = scrub_credentials(str(exc), route)[:200] or type(exc).__name__
+            if route != DIRECT:
+                text += f" (route: {_describe(route)})"
             return SessionEnd(ReconnectReason.ERROR, f"connect failed: {text}", 0.0)
         cells = {
             channel: Cell(self.status.channels[channel], self._channels[channel])
@@ -186,6 +295,16 @@ class StreamConnection:
         finally:
             self.session = None
             self._disconnected()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The TLS context for ``wss://``: :func:`exporter.http11.default_ssl_context` with the
+        route's CA bundle — certifi's bundle without one, the same trust as the exchange's REST
+        probes — built once per connection object (not per reconnect); a bundle that cannot be
+        read raises (a connect failure) and is tried again at the next attempt."""
+        ca_file = self.plan.route.ca_file
+        if self._tls is None or self._tls[0] != ca_file:
+            self._tls = (ca_file, default_ssl_context(ca_file))
+        return self._tls[1]
 
     def _ping_rtt(self) -> Any:
         if self.stopped:

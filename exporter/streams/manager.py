@@ -132,6 +132,7 @@ class StreamManager:
                 plan.rest_timeout,
                 plan.max_body_bytes,
                 on_hold=functools.partial(self._held, name),
+                route=plan.route,
             ).fetch
         connection = StreamConnection(
             plan,

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from exporter.durations import parse_duration
+from exporter.egress import DIRECT, Route
 from exporter.streams.dialect import StreamDialect
 from exporter.streams.events import CHANNELS, Channel
 
@@ -163,6 +164,8 @@ class StreamPlan:
         rest_timeout: seconds allowed for a REST book snapshot.
         max_body_bytes: largest REST snapshot body read.
         skew_resolution: see :data:`SKEW_RESOLUTION_SECONDS` (0.001 unless listed there).
+        route: the exchange's egress (proxy, source address, IP protocol, TLS trust and name),
+            shared with its REST probes.
     """
 
     exchange: str
@@ -177,6 +180,7 @@ class StreamPlan:
     rest_timeout: float
     max_body_bytes: int
     skew_resolution: float = 0.001
+    route: Route = DIRECT
 
     @property
     def stale_map(self) -> dict[Channel, float]:

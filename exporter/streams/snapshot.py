@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
 from exporter.admission import HoldReason
+from exporter.egress import DIRECT, Route
 from exporter.http11 import ProbeClient
 from exporter.profiles import Profile, Result
 from exporter.state import ExchangeState
@@ -39,6 +40,7 @@ class SnapshotFetcher:
         timeout: seconds allowed per request.
         max_body_bytes: largest body read.
         on_hold: called with the reason each time the gate holds a snapshot back.
+        route: the exchange's egress (the same as its probes' and stream's).
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class SnapshotFetcher:
         timeout: float,
         max_body_bytes: int,
         on_hold: Callable[[HoldReason], None] | None = None,
+        route: Route = DIRECT,
     ) -> None:
         self._client = client
         self._state = state
@@ -58,6 +61,7 @@ class SnapshotFetcher:
         self._timeout = timeout
         self._max_body = max_body_bytes
         self._on_hold = on_hold
+        self._route = route
 
     async def fetch(self, path: str, query: Mapping[str, str], weight: float) -> object:
         """Wait for the gate to admit ``weight``, GET ``path?query`` and return the JSON body.
@@ -78,7 +82,7 @@ class SnapshotFetcher:
         url = f"{self._base_url}{path}"
         if query:
             url += f"?{urlencode(dict(query))}"
-        response = await self._client.get(url, self._timeout, self._max_body)
+        response = await self._client.get(url, self._timeout, self._max_body, route=self._route)
         if response.status != 200:
             verdict = self._profile.classify(
                 SNAPSHOT_ENDPOINT, response.status, response.headers, response.body

@@ -18,6 +18,11 @@ category replaces the one found so far, support accumulates.
   move, the rate-limit window's time to the limit, the announced maintenance window;
 * the other exchanges' state (:func:`our_network`, :func:`other_exchanges_answer`,
   :func:`failing_exchanges`): every other exchange down at once → our network;
+* where the probes' time goes (:func:`receiver.diagnosis.pathhealth.request_phases`): for
+  latency alerts, the request phase that slowed against the window before the alert - slow
+  connect or TLS → the network path, slow DNS → our resolver, slow processing → the exchange's
+  backend, slow transfer → bandwidth or larger answers; the TLS certificate's expiry for the TLS
+  alerts (:func:`receiver.diagnosis.pathhealth.tls_certificate`);
 * the series statistics where they matter for the category found so far (z-score against the
   pre-alert baseline, least-squares trend): latency, rate-limit usage and the time to reach the
   limit, the sign and drift of the clock skew, the error ratio.
@@ -33,6 +38,7 @@ from receiver.diagnosis.codes import CLASS_CATEGORY
 from receiver.diagnosis.keyhealth import api_key
 from receiver.diagnosis.knowledge import CLASS_BY_NAME, KNOWLEDGE_BASE, fill
 from receiver.diagnosis.markethealth import market
+from receiver.diagnosis.pathhealth import request_phases, tls_certificate
 from receiver.diagnosis.schema import CodeCount, Context, RootCauseCategory
 from receiver.diagnosis.stats import baseline_text, fmt_count, fmt_number, fmt_value, slope_text
 
@@ -116,7 +122,7 @@ def error_codes(case: Case, so_far: Findings) -> Finding | None:
             continue
         values = {**case.values, "codes": _code_list(items), "n": fmt_count(count)}
         sentences.append(fill(texts.sentence, values))
-        if cls == "network" and others >= 1 and up == 0:
+        if cls in ("network", "dns") and others >= 1 and up == 0:
             continue  # our_network brings its own actions
         actions.append(fill(texts.action, values))
         classes.append(cls)
@@ -126,13 +132,17 @@ def error_codes(case: Case, so_far: Findings) -> Finding | None:
     support = category == entry_category or {category, entry_category} <= _EXCHANGE_SIDE
     dominant_enough = case.symptom and count >= 3 and count >= 0.5 * total
     override: RootCauseCategory | None = None
+    runbook: str | None = None
     if not support and category is not None and dominant_enough:
         override = cast(RootCauseCategory, category)
+        texts = CLASS_BY_NAME.get(dominant)
+        runbook = texts.runbook if texts is not None else None
     return Finding(
         sentences=tuple(sentences),
         actions=tuple(actions),
         classes=tuple(classes),
         category=override,
+        runbook=runbook,
         support=support,
     )
 
@@ -353,7 +363,9 @@ EVIDENCE: tuple[Evidence, ...] = (
     our_network,
     other_exchanges_answer,
     failing_exchanges,
+    tls_certificate,
     latency,
+    request_phases,
     throttling_prelude,
     rate_limit_usage,
     order_count_limit,
@@ -374,5 +386,6 @@ def analyse(case: Case) -> Findings:
         found.add(evidence(case, found))
     if found.category == case.entry.category:
         found.category = None
+        found.runbook = None
         found.support = True
     return found

@@ -61,6 +61,8 @@ class Finding:
         classes: evidence classes whose advice was added (their entries' generic action with the
             same advice is dropped, see :attr:`Entry.superseded`).
         category: a root cause category that replaces the alert's.
+        runbook: with ``category``, the name of the runbook (a ``RUNBOOKS`` entry) whose texts
+            apply instead of the category's cause runbook (``None``: the cause's).
         support: the evidence confirms the alert's own category (raises the confidence).
     """
 
@@ -70,14 +72,17 @@ class Finding:
     lead_actions: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
     category: RootCauseCategory | None = None
+    runbook: str | None = None
     support: bool = False
 
 
 @dataclass
 class Findings:
-    """Everything found: a category override, sentences, actions (most urgent first)."""
+    """Everything found: a category override (and its runbook), sentences, actions (most urgent
+    first)."""
 
     category: RootCauseCategory | None = None
+    runbook: str | None = None
     sentences: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     support: bool = False
@@ -95,6 +100,7 @@ class Findings:
         self.support = self.support or finding.support
         if finding.category is not None:
             self.category = finding.category
+            self.runbook = finding.runbook
 
 
 #: One kind of evidence: the case and the findings so far → what it adds, or ``None``.

@@ -6,7 +6,10 @@ undocumented is ``other``), HTTP statuses in ``exchange_api_http_responses_total
 outcomes in ``exchange_api_requests_total{result}``. This table classifies them so the rules can
 tell, for example, a rate limit (Binance -1003, Bybit 10006, OKX 50011) from clock skew (-1021,
 10002, 50102) from a key/IP-whitelist problem (-2015, 10010, 50110) from an exchange-side
-failure (-1007 "execution status unknown", 10016, 50001 maintenance).
+failure (-1007 "execution status unknown", 10016, 50001 maintenance). Transport failures are
+split like blackbox_exporter's: ``dns_error`` (class ``dns``), ``tls_error`` (class ``tls``) and
+``connect_error`` (refused, reset, unreachable, the egress proxy refused: class ``network``);
+DNS and TLS failures point at the path (root cause ``network``), not at the exchange's API.
 
 Facts from shared/reference/exchange-api-facts.md (Binance errors.md / rest-api.md, Bybit v5
 error.mdx / rate-limit.mdx, OKX docs-v5 error codes, Kraken errors guide, Coinbase rate limits).
@@ -29,6 +32,8 @@ CodeClass = Literal[
     "maintenance",
     "request",
     "network",
+    "dns",
+    "tls",
     "bad_response",
     "ok",
     "unknown",
@@ -45,6 +50,11 @@ CLASS_CATEGORY: dict[str, str | None] = {
     "maintenance": "maintenance",
     "request": None,
     "network": None,  # exchange-side or our side: decided by the other exchanges' state
+    # Name resolution fails (our resolver or the exchange's DNS): the path, not the API.
+    "dns": "network",
+    # The handshake fails (a TLS-inspecting middlebox, an untrusted or expired certificate, a
+    # wrong server name): the path or our TLS settings, not the API.
+    "tls": "network",
     "bad_response": None,
     "ok": None,
     "unknown": None,
@@ -178,7 +188,11 @@ def describe_http_status(exchange: str | None, status: str) -> CodeInfo:
 RESULT_CLASSES: dict[str, CodeInfo] = {
     "ok": CodeInfo("ok", "succeeded"),
     "timeout": CodeInfo("network", "timed out"),
-    "connect_error": CodeInfo("network", "connection failed (DNS, refused, reset, TLS)"),
+    "dns_error": CodeInfo("dns", "host name did not resolve"),
+    "connect_error": CodeInfo(
+        "network", "connection failed (refused, reset, unreachable, or the proxy refused)"
+    ),
+    "tls_error": CodeInfo("tls", "TLS handshake failed (certificate, server name, middlebox)"),
     "http_error": CodeInfo("exchange_error", "HTTP error status"),
     "rate_limited": CodeInfo("rate_limit", "rate-limited"),
     "banned": CodeInfo("ban", "IP banned"),

@@ -20,7 +20,9 @@ endpoint and code), probe results (``exchange_api_requests_total`` by endpoint a
 error statuses, which exchanges are up, the API key's state for alerts with a ``key`` label
 (:mod:`receiver.diagnosis.keycontext`), the market context of the market-integrity alerts
 (:mod:`receiver.diagnosis.marketcontext`: the price group's quotes, the rate-limit window, the
-announced maintenance), and the alert's own expression (``g0.expr`` of
+announced maintenance), for the other alerts of an exchange where the probes' time goes (the
+request phases now and before the alert, and the TLS certificate's expiry:
+:mod:`receiver.diagnosis.pathcontext`), and the alert's own expression (``g0.expr`` of
 ``generatorURL``, see :mod:`receiver.diagnosis.evidence`). Every result is capped (series,
 points, response bytes), label values are capped and stripped of control characters.
 
@@ -53,6 +55,13 @@ from receiver.diagnosis.evidence import (
 )
 from receiver.diagnosis.keycontext import KEY_QUERIES, key_state
 from receiver.diagnosis.marketcontext import MARKET_QUERY_NAMES, market_queries, market_state
+from receiver.diagnosis.pathcontext import (
+    PATH_QUERY_NAMES,
+    cert_text,
+    path_queries,
+    path_state,
+    path_windows,
+)
 from receiver.diagnosis.redact import redact_text
 from receiver.diagnosis.schema import CodeCount, Context, SeriesKey, SeriesStats
 from receiver.diagnosis.stats import compute_stats, fmt_count, render_stats
@@ -72,6 +81,7 @@ MAX_WINDOW_SECONDS = 24 * 3600
 LABEL_LIMIT = 64
 SUMMARY_LIMIT = 1000
 FIELD_LIMIT = 300
+MAX_FIELDS = 8
 
 
 @dataclass(frozen=True)
@@ -183,6 +193,12 @@ def render_context(ctx: Context) -> tuple[str, dict[str, str]]:
         fields["market"] = ctx.market.text
     for st in ctx.series:
         fields[st.label] = st.text.removeprefix(st.label + " ")
+    if ctx.path is not None:
+        if ctx.path.text:
+            fields["request phases"] = ctx.path.text
+        cert = cert_text(ctx.path, ctx.end)
+        if cert:
+            fields["TLS certificate"] = cert
     codes = _counts_text(ctx.counts, "error_code")
     if codes:
         fields["error codes"] = codes
@@ -208,7 +224,10 @@ def render_context(ctx: Context) -> tuple[str, dict[str, str]]:
         fields["alert value"] = ctx.alert_value
     if ctx.note:
         fields["context"] = ctx.note
-    fields = {k: cap(v, FIELD_LIMIT) for k, v in list(fields.items())[:8]}
+    items = list(fields.items())
+    if len(items) > MAX_FIELDS and ctx.note:  # why the context is partial always shows
+        items = [*items[: MAX_FIELDS - 1], ("context", ctx.note)]
+    fields = {k: cap(v, FIELD_LIMIT) for k, v in items[:MAX_FIELDS]}
     series_labels = {st.label for st in ctx.series}
     # "p99 latency 1.84 s (...)" reads better than "p99 latency: 1.84 s (...)".
     lines = [f"{k} {v}" if k in series_labels else f"{k}: {v}" for k, v in fields.items()]
@@ -390,8 +409,13 @@ class ContextBuilder:
                         "/api/v1/query",
                         {"query": template.format(sel=key_sel, w=window), "time": at},
                     )
-            for name, query in market_queries(alert.alertname, alert.labels, promql_string).items():
+            market_jobs = market_queries(alert.alertname, alert.labels, promql_string)
+            for name, query in market_jobs.items():
                 jobs[name] = self._get("/api/v1/query", {"query": query, "time": at})
+            if not raw_key and not market_jobs:  # API-key and market alerts: their own context
+                path_jobs = path_queries(alert.labels, starts, end, self._lookback, promql_string)
+                for name, (query, when) in path_jobs.items():
+                    jobs[name] = self._get("/api/v1/query", {"query": query, "time": f"{when:.3f}"})
         jobs["up"] = self._get("/api/v1/query", {"query": UP_QUERY, "time": at})
         expr = expr_from_generator_url(alert.generator_url) if alert.generator_url else None
         if expr is not None:
@@ -477,6 +501,18 @@ class ContextBuilder:
             else None
         )
 
+        path = (
+            path_state(
+                alert.labels,
+                results,
+                _parse_vector,
+                path_windows(starts, end, self._lookback),
+                _label,
+            )
+            if any(name in jobs for name in PATH_QUERY_NAMES)
+            else None
+        )
+
         status: Literal["ok", "partial", "failed"] = "ok"
         note: str | None = None
         if errors:
@@ -490,7 +526,7 @@ class ContextBuilder:
                     f"{len(errors)} of {len(tasks)} Prometheus queries failed "
                     f"({cap(reason, 80)}): context is partial"
                 )
-        elif exchange is not None and not series and not counts and key is None and not market:
+        elif exchange is not None and not (series or counts or key or market or path):
             note = f"no data for exchange {_label(exchange)} in Prometheus over the window"
         ctx = Context(
             exchange=_label(exchange) if exchange else None,
@@ -503,6 +539,7 @@ class ContextBuilder:
             alert_value=alert_value,
             key=key,
             market=market,
+            path=path,
             note=note,
         )
         summary, fields = render_context(ctx)

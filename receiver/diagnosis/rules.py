@@ -6,7 +6,9 @@ actions, a rollback plan and a recovery estimate. The evidence
 (:mod:`receiver.diagnosis.analysis`: error codes, the other exchanges' state, series statistics
 from the alert's :class:`~receiver.diagnosis.schema.Context`) then sharpens it: evidence-driven
 sentences and actions go first, and a clearly dominant cause may replace the entry's category
-and texts with those of the cause's runbook, plus the exchange's documented facts for it.
+and texts with those of the cause's runbook (or of the runbook the evidence names, e.g.
+``network_path`` for slow connect/TLS phases or DNS/TLS failures of one exchange), plus the
+exchange's documented facts for it.
 
 Labels (``exchange``, ``endpoint``, ``severity``, an API-key alert's ``key`` name and ``result``)
 and annotations (``summary``, ``description``) are woven into the text as quoted evidence; they
@@ -21,6 +23,7 @@ from receiver.diagnosis.analysis import Case, analyse
 from receiver.diagnosis.knowledge import (
     CAUSE_BY_CATEGORY,
     KNOWLEDGE_BASE,
+    RUNBOOKS,
     cause_runbook,
     fill,
     lookup_rule,
@@ -130,7 +133,10 @@ def diagnose_with_rules(
     values = _values(alert)
     exact = alert.alertname in KNOWLEDGE_BASE
     findings = analyse(Case(alert=alert, entry=entry, context=context, values=values))
-    final = (cause_runbook(findings.category) or entry) if findings.category else entry
+    final = entry
+    if findings.category:
+        runbook = RUNBOOKS.get(findings.runbook) if findings.runbook else None
+        final = runbook or cause_runbook(findings.category) or entry
     category: RootCauseCategory = findings.category or entry.category
 
     text = [fill(entry.diagnosis, values)]

@@ -123,8 +123,8 @@ class CodeCount(BaseModel):
         count: increase over the window (Prometheus extrapolates: may be fractional).
         meaning: short classification, e.g. ``"timestamp outside recvWindow"``.
         cls: bounded class used by the rules (``rate_limit``, ``ban``, ``timestamp``, ``auth``,
-            ``waf``, ``exchange_error``, ``maintenance``, ``request``, ``network``,
-            ``bad_response``, ``ok``, ``unknown``).
+            ``waf``, ``exchange_error``, ``maintenance``, ``request``, ``network``, ``dns``,
+            ``tls``, ``bad_response``, ``ok``, ``unknown``).
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
@@ -259,6 +259,59 @@ class MarketState(BaseModel):
         return [q for q in self.quotes if q.exchange != self.exchange]
 
 
+#: The request phases of ``exchange_api_request_phase_seconds``, in request order.
+Phase = Literal["resolve", "connect", "tls", "processing", "transfer"]
+
+
+class PhaseTiming(BaseModel):
+    """One request phase of the alert's exchange: now against the window before the alert.
+
+    Attributes:
+        phase: ``resolve`` (DNS), ``connect`` (TCP, plus the egress proxy's CONNECT), ``tls``
+            (handshake), ``processing`` (request written to the first byte of the answer),
+            ``transfer`` (first to last byte).
+        now: seconds, the average of the non-zero samples over the recent window, averaged over
+            the endpoints (``None``: no sample; for ``resolve``/``connect``/``tls`` that means
+            every probe reused a keep-alive connection, which records 0).
+        before: the same over the window before the alert (``None``: no sample).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    phase: Phase
+    now: float | None = None
+    before: float | None = None
+
+
+class PathState(BaseModel):
+    """Where the probes' time goes, and the TLS certificate (:mod:`receiver.diagnosis.pathcontext`).
+
+    Attributes:
+        phases: the phases with a sample in either window, in request order.
+        window: seconds of the recent window (from 5 min before ``startsAt`` to now, ≤ 1 h).
+        baseline_window: seconds of the window before it (ends 5 min before ``startsAt``).
+        location: the alert's ``location`` label the queries were restricted to (``""``: every
+            location).
+        tls_cert_expiry: ``exchange_tls_cert_expiry_timestamp_seconds``, its lowest value over
+            the last hour, Unix seconds: the earliest ``notAfter`` of the chain presented (the
+            exchange's, or a TLS-inspecting proxy's); ``None`` when absent.
+        text: compact rendering of the phases for the context fields (≤ 300 chars).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    phases: list[PhaseTiming] = Field(default_factory=list)
+    window: float = 0.0
+    baseline_window: float = 0.0
+    location: str = ""
+    tls_cert_expiry: float | None = None
+    text: str = ""
+
+    def timing(self, phase: str) -> PhaseTiming | None:
+        """The timing of ``phase``, if it had a sample."""
+        return next((p for p in self.phases if p.phase == phase), None)
+
+
 class Context(BaseModel):
     """Prometheus context of one firing alert, built by :mod:`receiver.diagnosis.context`.
 
@@ -272,6 +325,8 @@ class Context(BaseModel):
         alert_value: the alert expression's current value (``g0.expr`` of ``generatorURL``).
         key: the API key's state, for alerts carrying a ``key`` label (else ``None``).
         market: the market context of a market-integrity alert (else ``None``).
+        path: the request phases and TLS certificate expiry of the alert's exchange (alerts
+            with an ``exchange`` label, except the API-key and market-integrity alerts).
         note: why the context is empty or partial (Prometheus down or slow), else ``None``.
         summary: compact multi-line text for messages (≤ 1000 chars).
         fields: ordered ``label → short text`` pairs for notifiers (≤ 8, values ≤ 300 chars).
@@ -289,6 +344,7 @@ class Context(BaseModel):
     alert_value: str | None = None
     key: KeyState | None = None
     market: MarketState | None = None
+    path: PathState | None = None
     note: str | None = None
     summary: str = ""
     fields: dict[str, str] = Field(default_factory=dict)
@@ -307,6 +363,7 @@ class Context(BaseModel):
             or self.alert_value
             or self.key
             or self.market
+            or self.path
         )
 
 

@@ -12,6 +12,7 @@ from exporter.admission import (
     budget_windows,
 )
 from exporter.config import ConfigError, parse_config
+from exporter.egress import DIRECT, Route
 from exporter.profiles import get_profile
 from exporter.profiles.base import LimitRule
 from exporter.resilience import RateLimitGate
@@ -159,7 +160,12 @@ def test_a_stale_connection_is_resent_only_through_the_gate() -> None:
         calls = 0
 
         async def get(
-            self, url: str, timeout: float, max_body_bytes: int, resend_stale: bool = True
+            self,
+            url: str,
+            timeout: float,
+            max_body_bytes: int,
+            resend_stale: bool = True,
+            route: Route = DIRECT,
         ) -> Response:
             assert resend_stale is False
             self.calls += 1

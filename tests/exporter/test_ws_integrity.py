@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from test_ws_fakes import FakeBook, FakeDialect, exchange_config
 
 from exporter.admission import HoldReason
+from exporter.egress import DIRECT, Route
 from exporter.http11 import Response
 from exporter.profiles import get_profile
 from exporter.state import ExchangeState
@@ -112,9 +113,13 @@ class FakeClient:
     def __init__(self, *responses: Response) -> None:
         self.responses = list(responses)
         self.urls: list[str] = []
+        self.routes: list[Route] = []
 
-    async def get(self, url: str, timeout: float, max_body_bytes: int) -> Response:
+    async def get(
+        self, url: str, timeout: float, max_body_bytes: int, route: Route = DIRECT
+    ) -> Response:
         self.urls.append(url)
+        self.routes.append(route)
         return self.responses.pop(0)
 
 

@@ -44,6 +44,11 @@ import yaml
 from deploy.stack import Stack
 from receiver.metrics import ReceiverMetrics
 from tests.monitoring.market_panels import check_market_row, market_query_required
+from tests.monitoring.probe_panels import (
+    check_probe_depth_panels,
+    tls_exchanges,
+    tls_query_required,
+)
 from tests.monitoring.test_rules import (
     EXPORTER_METRICS,
     EXPORTER_SELECTOR,
@@ -352,6 +357,39 @@ def test_keyed_exchanges_reads_the_api_keys_blocks(tmp_path: Path) -> None:
     assert key_query_required(f"max(exchange_api_up{{{EXPORTER_SELECTOR}}})", set())
 
 
+def test_tls_exchanges_reads_the_base_urls(tmp_path: Path) -> None:
+    config = tmp_path / "exporter.yml"
+    config.write_text(
+        "exchanges:\n"
+        "  - {name: binance, profile: binance, base_url: 'https://api.binance.com'}\n"
+        "  - {name: bybit, profile: bybit, base_url: '${SIM:-http://127.0.0.1:8000}/bybit'}\n"
+        "  - {name: okx, profile: okx, base_url: '${SIM:-https://x.test}/okx'}\n"
+        "  - {name: kraken, profile: kraken}\n"
+    )
+    assert tls_exchanges(config) == {"binance", "okx"}
+    assert tls_exchanges(REPO / "deploy" / "exporter.demo.yml") == set()
+    expiry = f"min(exchange_tls_cert_expiry_timestamp_seconds{{{EXPORTER_SELECTOR}}}) - time()"
+    assert not tls_query_required(expiry, set()) and tls_query_required(expiry, {"binance"})
+    assert tls_query_required(f"max(exchange_api_up{{{EXPORTER_SELECTOR}}})", set())
+
+
+def test_overview_lists_every_probe_result() -> None:
+    """A description that lists the probe results lists all of them (exporter Result)."""
+    from exporter.profiles.base import Result
+
+    results = {r.value for r in Result}
+    listed = [
+        p
+        for path in DASHBOARD_FILES
+        for p in _panels(_load(path)["panels"])
+        if "connect_error" in p.get("description", "")
+    ]
+    assert listed, "no panel lists the probe results"
+    for panel in listed:
+        missing = {r for r in results if r not in panel["description"]}
+        assert not missing, f"{panel['title']}: results not listed: {sorted(missing)}"
+
+
 def _check_api_keys_row(dashboard: dict[str, Any]) -> None:
     """The "API keys" row (issue 14): every key series, state per key, the expiry countdown in
     seconds, a permissions matrix with withdraw highlighted, and the IP restriction."""
@@ -475,6 +513,7 @@ def test_detail_dashboard_is_templated_on_exchange() -> None:
 
     _check_api_keys_row(dashboard)
     check_market_row(dashboard)
+    check_probe_depth_panels(dashboard)
 
     # Links both ways between the two dashboards.
     overview_links = [link["url"] for link in _load(OVERVIEW)["links"]]
@@ -523,12 +562,19 @@ def test_every_panel_query_returns_data(stack: Stack, timings: dict[str, float])
         "exchange-overview": keyed,
         "exchange-detail": keyed & {SUBSTITUTIONS["$exchange"]},
     }
+    # The TLS certificate needs an exchange probed over https (the simulator is plain HTTP).
+    tls = tls_exchanges(stack.options.exporter_config)
+    tls_in_view = {
+        "exchange-overview": tls,
+        "exchange-detail": tls & {SUBSTITUTIONS["$exchange"]},
+    }
     parse_only = [
         (where, expr)
         for where, expr in queries
         if (_is_stream_query(expr) and not streams_required.get(where.split(":", 1)[0], True))
         or not key_query_required(expr, keyed_in_view.get(where.split(":", 1)[0], keyed))
         or not market_query_required(expr)
+        or not tls_query_required(expr, tls_in_view.get(where.split(":", 1)[0], tls))
     ]
     queries = [q for q in queries if q not in parse_only]
     prometheus = stack.urls["prometheus"]

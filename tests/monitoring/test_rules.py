@@ -135,7 +135,15 @@ PROMETHEUS_BUILTINS = {"up", "ALERTS", "ALERTS_FOR_STATE"}
 
 # Alerts about the monitoring itself: they carry no `exchange` label (documented in
 # prometheus/rules/exchange-alerts.yml and docs/alerts.md). Every other alert must have one.
-GLOBAL_ALERTS = {"ExchangeExporterDown", "ExchangeMonitorNetworkDown", "Watchdog"}
+GLOBAL_ALERTS = {
+    "ExchangeExporterDown",
+    "ExchangeMonitorNetworkDown",
+    "ExchangeMonitorDnsFailing",
+    "Watchdog",
+}
+# Global alerts nothing may mute. ExchangeMonitorDnsFailing (our resolver) is muted by the
+# canary's ExchangeMonitorNetworkDown only, the wider statement (test_inhibition_hierarchy).
+NEVER_MUTED = GLOBAL_ALERTS - {"ExchangeMonitorDnsFailing"}
 # The always-firing dead man's switch has no "must not fire" case.
 ALWAYS_FIRING = {"Watchdog"}
 
@@ -395,6 +403,22 @@ def test_key_label_values_are_the_exporters() -> None:
             assert set(values.split("|")) <= KEY_RESULTS, f"{_rel(path)}: result {values!r}"
         for values in re.findall(r'permission(?:!~|=~|!=|=)"([^"]*)"', rule["expr"]):
             assert set(values.split("|")) <= KEY_PERMISSIONS, f"{_rel(path)}: {values!r}"
+
+
+def test_probe_results_in_rules_are_the_exporters() -> None:
+    """`result` values that rules and their annotations read from exchange_api_requests_total
+    are exporter.profiles.base.Result's (the key rules' `result` is KeyResult, checked above)."""
+    from exporter.profiles.base import Result
+
+    results = {r.value for r in Result}
+    assert {"dns_error", "tls_error", "connect_error"} <= results
+    for path, rule in ALERT_RULES + RECORDING_RULES:
+        text = rule["expr"] + " ".join(rule.get("annotations", {}).values())
+        if "exchange_api_requests_total" not in text:
+            continue
+        for values in re.findall(r'result(?:!~|=~|!=|=)"([^"]*)"', text):
+            unknown = set(values.split("|")) - results
+            assert not unknown, f"{_rel(path)}: {rule.get('alert') or rule['record']}: {unknown}"
 
 
 def test_only_auth_class_results_make_a_key_invalid() -> None:
@@ -1122,6 +1146,8 @@ def test_inhibition_hierarchy() -> None:
         | {("ExchangeRateLimited", s) for s in symptoms | {"ExchangeApiDown"}}
         | {("ExchangeIpBanned", s) for s in symptoms | {"ExchangeApiDown", "ExchangeRateLimited"}}
         | {("ExchangeMonitorNetworkDown", a) for a in per_exchange}
+        | {("ExchangeMonitorDnsFailing", a) for a in per_exchange}
+        | {("ExchangeMonitorNetworkDown", "ExchangeMonitorDnsFailing")}
     )
     # Several locations (issue 16): the quorum page, maintenance, a ban or a rate limit explain
     # one location failing; that location's failure explains its own open circuit (the
@@ -1156,22 +1182,20 @@ def test_inhibition_hierarchy() -> None:
     )
     missing = expected - edges
     assert not missing, f"inhibitions missing: {sorted(missing)}"
+    # Our side (the canary, our resolver) mutes every per-exchange alert.
+    ours = {"ExchangeMonitorNetworkDown", "ExchangeMonitorDnsFailing"}
     # Market integrity: only maintenance, an outage, a hit limit or ban (for the forecast), our
     # network and the critical level of the same alert mute a market alert; a market alert
     # mutes nothing else, and the maintenance announcement is muted by our network only.
-    market_edges = {
-        e
-        for e in edges
-        if e[1] in MARKET_ALERTS and e[0] not in {"ExchangeMonitorNetworkDown", e[1]}
-    }
-    assert market_edges == {
-        e for e in expected if e[1] in MARKET_ALERTS and e[0] != "ExchangeMonitorNetworkDown"
-    }, sorted(market_edges)
+    market_edges = {e for e in edges if e[1] in MARKET_ALERTS and e[0] not in {*ours, e[1]}}
+    assert market_edges == {e for e in expected if e[1] in MARKET_ALERTS and e[0] not in ours}, (
+        sorted(market_edges)
+    )
     assert not [e for e in edges if e[0] in MARKET_ALERTS and e[1] != e[0]]
     # API keys: only our network, the measured clock skew (for timestamp rejections) and a
     # rejected key (for its expiry warning) mute a key alert; an exchange outage never does,
     # and a key alert mutes no other kind of alert.
-    key_edges = {e for e in edges if e[1] in keys and e[0] != "ExchangeMonitorNetworkDown"}
+    key_edges = {e for e in edges if e[1] in keys and e[0] not in ours}
     assert key_edges == {
         ("ExchangeClockSkewHigh", "ExchangeApiKeyTimestampRejected"),
         ("ExchangeApiKeyInvalid", "ExchangeApiKeyExpiringSoon"),
@@ -1179,11 +1203,14 @@ def test_inhibition_hierarchy() -> None:
     assert not [e for e in edges if e[0] in keys and e[1] not in keys]
     # Data-integrity events stand on their own: only maintenance and our network mute them.
     integrity_sources = {src for src, dst in edges if dst in integrity}
-    assert integrity_sources == {"ExchangeMaintenance", "ExchangeMonitorNetworkDown"}
+    assert integrity_sources == {"ExchangeMaintenance", *ours}
     # Nothing about a stream mutes a REST alert.
     assert not [e for e in edges if e[0] in streams and e[1] not in streams]
-    for name in GLOBAL_ALERTS:
+    for name in NEVER_MUTED:
         assert not [e for e in edges if e[1] == name], f"{name} must never be muted"
+    assert {e for e in edges if e[1] == "ExchangeMonitorDnsFailing"} == {
+        ("ExchangeMonitorNetworkDown", "ExchangeMonitorDnsFailing")
+    }
     assert not [e for e in edges if e[0] in {"ExchangeExporterDown", "Watchdog"}]
     # The one-location warning mutes nothing exchange-wide: only its location's circuit.
     assert {e[1] for e in edges if e[0] == from_location} == {"ExchangeCircuitOpen"}

@@ -3,7 +3,8 @@
 * :mod:`.model`: the frozen dataclasses (:class:`Entry`, :class:`Cause`, :class:`EvidenceClass`);
 * :mod:`.alerts`: one :class:`Entry` per alert (``prometheus/rules/`` and the receiver's own),
   matching ``docs/alerts.md`` (the stream alerts' from :mod:`.streams`, the API-key alerts' and
-  their exchange facts from :mod:`.keys`);
+  their exchange facts from :mod:`.keys`, the DNS/TLS alerts' and the network-path runbook from
+  :mod:`.path`);
 * :mod:`.causes`: per root cause, the exchange facts and the runbook used when the evidence
   changes an alert's category; what to say per evidence class; keywords for unknown alerts.
 
@@ -22,6 +23,7 @@ from receiver.diagnosis.knowledge.causes import (
     KEYWORDS,
 )
 from receiver.diagnosis.knowledge.model import Cause, Entry, EvidenceClass, fill
+from receiver.diagnosis.knowledge.path import NETWORK_PATH
 
 __all__ = [
     "ALERTS",
@@ -32,6 +34,7 @@ __all__ = [
     "DEFAULT",
     "EVIDENCE_CLASSES",
     "KNOWLEDGE_BASE",
+    "NETWORK_PATH",
     "RECONCILE",
     "RUNBOOKS",
     "Cause",
@@ -46,7 +49,12 @@ __all__ = [
 KNOWLEDGE_BASE: dict[str, Entry] = {entry.name: entry for entry in ALERTS}
 
 #: Every entry by name: the alerts' plus the runbooks no alert names.
-RUNBOOKS: dict[str, Entry] = {**KNOWLEDGE_BASE, AUTH.name: AUTH, DEFAULT.name: DEFAULT}
+RUNBOOKS: dict[str, Entry] = {
+    **KNOWLEDGE_BASE,
+    AUTH.name: AUTH,
+    DEFAULT.name: DEFAULT,
+    NETWORK_PATH.name: NETWORK_PATH,
+}
 
 #: Causes by root cause category.
 CAUSE_BY_CATEGORY: dict[str, Cause] = {cause.category: cause for cause in CAUSES}

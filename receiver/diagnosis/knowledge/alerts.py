@@ -3,7 +3,8 @@
 Every alert a rule in ``prometheus/rules/`` defines has exactly one entry here (the WebSocket
 stream alerts' in :mod:`receiver.diagnosis.knowledge.streams`, the API-key alerts' in
 :mod:`receiver.diagnosis.knowledge.keys`, the market-integrity alerts' in
-:mod:`receiver.diagnosis.knowledge.market`, all appended to :data:`ALERTS`), and so
+:mod:`receiver.diagnosis.knowledge.market`, the network-path (DNS, TLS) alerts' in
+:mod:`receiver.diagnosis.knowledge.path`, all appended to :data:`ALERTS`), and so
 has the receiver's own ``AlertingPipelineDown`` (the dead man's switch); ``docs/alerts.md`` has a
 section for each. ``tests/receiver/diagnosis/test_diagnosis_knowledge.py`` checks the three
 against each other (names, severities, scope). The exchange facts quoted per cause live in
@@ -15,6 +16,7 @@ from __future__ import annotations
 from receiver.diagnosis.knowledge.keys import KEY_ALERTS
 from receiver.diagnosis.knowledge.market import MARKET_ALERTS
 from receiver.diagnosis.knowledge.model import Entry
+from receiver.diagnosis.knowledge.path import PATH_ALERTS
 from receiver.diagnosis.knowledge.streams import STREAM_ALERTS
 
 #: Shared action: an order whose request got a 5xx or timed out may have been filled.
@@ -558,6 +560,7 @@ ALERTS: tuple[Entry, ...] = (
     *STREAM_ALERTS,
     *KEY_ALERTS,
     *MARKET_ALERTS,
+    *PATH_ALERTS,
     EXPORTER_DOWN,
     NETWORK,
     WATCHDOG,

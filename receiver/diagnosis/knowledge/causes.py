@@ -17,7 +17,9 @@ documentation:
 
 Besides the per-alert entries (:mod:`receiver.diagnosis.knowledge.alerts`) two runbooks no alert
 names live here: :data:`AUTH` (the evidence shows rejected credentials) and :data:`DEFAULT` (an
-alert nothing matches). :data:`KEYWORDS` maps an unknown alert name to a runbook.
+alert nothing matches); a third, ``network_path`` (the path to one exchange: DNS, connect, TLS),
+in :mod:`receiver.diagnosis.knowledge.path`. :data:`KEYWORDS` maps an unknown alert name to a
+runbook.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ CAUSES: tuple[Cause, ...] = (
         facts=_PARTIAL_OUTAGE_FACTS,
     ),
     Cause("outage", "an outage", "ExchangeApiDown", facts=_OUTAGE_FACTS),
-    Cause("network", "our own network", "ExchangeMonitorNetworkDown"),
+    Cause("network", "the network (DNS, route, egress proxy)", "ExchangeMonitorNetworkDown"),
 )
 
 #: What the rules say when codes of a class were counted (classes without an entry add nothing).
@@ -244,9 +246,30 @@ EVIDENCE_CLASSES: tuple[EvidenceClass, ...] = (
     ),
     EvidenceClass(
         "network",
-        "Timeouts and connection failures over the window ({codes}): no answer at all.",
-        "Trace the path to {exchange} from this host (DNS, TCP connect, TLS) and test from "
-        "another network ({codes}).",
+        "Timeouts and connection failures over the window ({codes}): no answer at all "
+        "(refused, reset, unreachable, or the egress proxy refused).",
+        "Trace the path to {exchange} from this host (TCP connect, the egress proxy) and test "
+        "from another network ({codes}).",
+    ),
+    EvidenceClass(
+        "dns",
+        "DNS failures over the window ({codes}): the {exchange} API host name does not resolve "
+        "from here - our resolver, or {exchange}'s DNS.",
+        "Check name resolution from the exporter host ({codes}): `dig` the {exchange} API host "
+        "against our resolver and another one - only ours failing is our resolver; NXDOMAIN or "
+        "SERVFAIL from both points at {exchange}'s DNS.",
+        runbook="network_path",
+    ),
+    EvidenceClass(
+        "tls",
+        "TLS handshake failures over the window ({codes}): the path presents a certificate the "
+        "exporter does not trust or that does not match {exchange}'s host - a TLS-inspecting "
+        "middlebox, an expired certificate or a wrong `tls.server_name`.",
+        "Check the chain presented to the exporter host ({codes}): `openssl s_client "
+        "-servername <host> -showcerts` through its proxy; an unexpected issuer is a "
+        "TLS-inspecting middlebox (its CA belongs in `tls.ca_file`), a name mismatch is "
+        "`tls.server_name`.",
+        runbook="network_path",
     ),
     EvidenceClass(
         "bad_response",
@@ -271,6 +294,7 @@ KEYWORDS: tuple[tuple[tuple[str, ...], str], ...] = (
     (("budget", "burn", "slo"), "ExchangeApiAvailabilityBudgetBurn"),
     (("error", "5xx", "failure"), "ExchangeApiErrorRateHigh"),
     (("exporter", "scrape", "targetdown"), "ExchangeExporterDown"),
+    (("tls", "certificate", "handshake"), "network_path"),
     (("network", "dns", "unreachable"), "ExchangeMonitorNetworkDown"),
     (("endpoint",), "ExchangeEndpointDown"),
     (("down", "outage", "unavailable"), "ExchangeApiDown"),

@@ -102,8 +102,12 @@ class EvidenceClass:
         sentence: diagnosis sentence template; ``{codes}`` lists the codes seen
             (e.g. ``-1021 ×12``), ``{n}`` is their total.
         action: action template put before the entry's own actions.
+        runbook: name of the entry whose texts apply when this class changes the alert's
+            category (``None``: the runbook of the category's :class:`Cause`), e.g. DNS and TLS
+            failures of one exchange: the network path, not our whole network.
     """
 
     cls: str
     sentence: str
     action: str
+    runbook: str | None = None

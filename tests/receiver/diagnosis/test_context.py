@@ -374,7 +374,7 @@ def test_garbage_and_oversized_answers_are_bounded() -> None:
         mock.get(url__startswith=PROM).mock(side_effect=reply)
         ctx, status = build(alert())
     assert status == "partial" and ctx.series == [] and ctx.counts == []
-    assert ctx.note is not None and "2 of 9 Prometheus queries failed" in ctx.note
+    assert ctx.note is not None and "2 of 12 Prometheus queries failed" in ctx.note
 
 
 # --- through the engine -----------------------------------------------------------------------

@@ -103,6 +103,7 @@ def test_causes_classes_and_keywords_resolve() -> None:
     assert {item.cls for item in EVIDENCE_CLASSES} <= code_classes
     for item in EVIDENCE_CLASSES:
         assert "{" not in fill(item.sentence + item.action, {**VALUES, "codes": "x", "n": "1"})
+        assert item.runbook is None or item.runbook in RUNBOOKS, item.cls
     for _words, name in KEYWORDS:
         assert name in RUNBOOKS
     assert lookup_rule("BinanceWeightHigh") is KNOWLEDGE_BASE["ExchangeRateLimited"]

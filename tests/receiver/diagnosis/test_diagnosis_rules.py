@@ -56,8 +56,10 @@ EXPECTED: dict[str, tuple[str, tuple[str, ...]]] = {
         "maintenance",
         ("before the window", "ExchangeMaintenance", "Cancel resting orders"),
     ),
+    "ExchangeTlsCertExpiringSoon": ("network", ("tls.ca_file", "proxy", "openssl")),
     "ExchangeExporterDown": ("monitoring", ("exporter", "Prometheus targets")),
     "ExchangeMonitorNetworkDown": ("network", ("DNS", "another host")),
+    "ExchangeMonitorDnsFailing": ("network", ("resolver", "dig")),
     "Watchdog": ("monitoring", ("No action needed",)),
     "AlertingPipelineDown": ("monitoring", ("Alertmanager", "/heartbeat")),
 }
@@ -69,7 +71,13 @@ LABELS = {
     "clock_skew": "clock skew",
 }
 
-GLOBAL = {"ExchangeExporterDown", "ExchangeMonitorNetworkDown", "Watchdog", "AlertingPipelineDown"}
+GLOBAL = {
+    "ExchangeExporterDown",
+    "ExchangeMonitorNetworkDown",
+    "ExchangeMonitorDnsFailing",
+    "Watchdog",
+    "AlertingPipelineDown",
+}
 
 
 def alert(alertname: str, exchange: str | None = "binance", **labels: str) -> Alert:
