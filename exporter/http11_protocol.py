@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import cast
 
 import httptools
 
@@ -154,8 +155,8 @@ class HttpConnection(asyncio.Protocol):
     # asyncio.Protocol callbacks -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's do not subclass asyncio.Transport, but implement it).
+        self.transport = cast(asyncio.Transport, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True

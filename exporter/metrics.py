@@ -9,6 +9,8 @@ exporter with a ``location`` (config) adds ``location="<value>"`` to every serie
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from exporter import __version__
@@ -29,6 +31,73 @@ SCHEDULE_LAG_BUCKETS_SECONDS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+class EndpointSeries:
+    """The labelled series one probe of an (exchange, endpoint) writes, looked up once.
+
+    ``labels()`` costs a lock and a tuple key per call, and a probe writes about fifteen series:
+    at 1,000 probes/s that was a tenth of the exporter's CPU. Children are cached here and
+    dropped with the endpoint's series (:meth:`ExporterMetrics.forget_endpoint`,
+    :meth:`ExporterMetrics.forget_exchange`), so a forgotten series is never written again.
+
+    Attributes:
+        duration: ``exchange_api_request_duration_seconds`` child.
+        up, consecutive_failures, last_probe: the gauges' children.
+        phases: ``(phase, child)`` of ``exchange_api_request_phase_seconds``, in
+            :data:`exporter.egress.PHASES` order.
+        maintenance, circuit_state: the exchange's gauges' children.
+    """
+
+    __slots__ = (
+        "_metrics",
+        "_requests",
+        "_responses",
+        "circuit_state",
+        "consecutive_failures",
+        "duration",
+        "endpoint",
+        "exchange",
+        "last_probe",
+        "maintenance",
+        "phases",
+        "up",
+    )
+
+    def __init__(self, metrics: ExporterMetrics, exchange: str, endpoint: str) -> None:
+        self._metrics = metrics
+        self.exchange = exchange
+        self.endpoint = endpoint
+        self.duration = metrics.request_duration.labels(exchange, endpoint)
+        self.up = metrics.up.labels(exchange, endpoint)
+        self.consecutive_failures = metrics.consecutive_failures.labels(exchange, endpoint)
+        self.last_probe = metrics.last_probe.labels(exchange, endpoint)
+        self.maintenance = metrics.maintenance.labels(exchange)
+        self.circuit_state = metrics.circuit_state.labels(exchange)
+        self.phases: tuple[tuple[str, Any], ...] = tuple(
+            (phase, metrics.request_phase.labels(exchange, endpoint, phase))
+            for phase in ("resolve", "connect", "tls", "processing", "transfer")
+        )
+        self._requests: dict[str, Any] = {}
+        self._responses: dict[int, Any] = {}
+
+    def requests(self, result: str) -> Any:
+        """The ``exchange_api_requests_total`` child for ``result``."""
+        child = self._requests.get(result)
+        if child is None:
+            child = self._requests[result] = self._metrics.requests.labels(
+                self.exchange, self.endpoint, result
+            )
+        return child
+
+    def responses(self, status: int) -> Any:
+        """The ``exchange_api_http_responses_total`` child for HTTP ``status``."""
+        child = self._responses.get(status)
+        if child is None:
+            child = self._responses[status] = self._metrics.http_responses.labels(
+                self.exchange, self.endpoint, str(status)
+            )
+        return child
+
+
 class ExporterMetrics:
     """Every metric the exporter publishes, registered on one registry.
 
@@ -40,6 +109,7 @@ class ExporterMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._series: dict[tuple[str, str], EndpointSeries] = {}
         self.request_duration = Histogram(
             "exchange_api_request_duration_seconds",
             "Time from sending a probe request to receiving the whole response, for probes that "
@@ -278,8 +348,16 @@ class ExporterMetrics:
         for reason in HoldReason:
             self.probes_held.labels(exchange, reason.value)
 
+    def endpoint(self, exchange: str, endpoint: str) -> EndpointSeries:
+        """The cached series of one (exchange, endpoint) that every probe writes."""
+        series = self._series.get((exchange, endpoint))
+        if series is None:
+            series = self._series[(exchange, endpoint)] = EndpointSeries(self, exchange, endpoint)
+        return series
+
     def forget_endpoint(self, exchange: str, endpoint: str) -> None:
         """Remove every series of an endpoint that is no longer configured (after a reload)."""
+        self._series.pop((exchange, endpoint), None)
         for metric in (
             self.request_duration,
             self.request_phase,
@@ -297,6 +375,8 @@ class ExporterMetrics:
         """Remove every series of an exchange that is no longer configured (its endpoints'
         and its stream's and keys' too: a last ``exchange_api_up`` 0 left behind would keep
         ExchangeApiDown firing)."""
+        for key in [key for key in self._series if key[0] == exchange]:
+            del self._series[key]
         self.streams.forget_exchange(exchange)
         self.keys.forget_exchange(exchange)
         self.market.forget_exchange(exchange)

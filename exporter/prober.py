@@ -214,9 +214,7 @@ class Prober:
             if self.market_data is not None and verdict.result is Result.OK:
                 self._hand_off(self.market_data, target, verdict)
         if status is not None:
-            self._metrics.http_responses.labels(
-                target.exchange, target.endpoint.name, str(status)
-            ).inc()
+            self._metrics.endpoint(target.exchange, target.endpoint.name).responses(status).inc()
         self._record_outcome(target, record)
         return record
 
@@ -231,7 +229,7 @@ class Prober:
         m = self._metrics
         exchange, endpoint = target.exchange, target.endpoint.name
         state = self._states[exchange]
-        m.request_duration.labels(exchange, endpoint).observe(duration)
+        m.endpoint(exchange, endpoint).duration.observe(duration)
         state.endpoints[endpoint].add_latency(duration)
         for reading in target.profile.rate_limits(headers):
             m.rate_limit_used.labels(exchange, reading.window).set(reading.used)
@@ -258,10 +256,10 @@ class Prober:
 
     def _record_phases(self, target: ProbeTarget, response: Response) -> None:
         exchange, endpoint = target.exchange, target.endpoint.name
-        gauge = self._metrics.request_phase
+        series = self._metrics.endpoint(exchange, endpoint).phases
         phases = self._states[exchange].endpoints[endpoint].phases
-        for phase, seconds in response.phases.items():
-            gauge.labels(exchange, endpoint, phase).set(seconds)
+        for (phase, child), (_, seconds) in zip(series, response.phases.items(), strict=True):
+            child.set(seconds)
             phases[phase] = seconds
         if response.tls_cert_expiry is not None:
             self._metrics.tls_cert_expiry.labels(exchange).set(response.tls_cert_expiry)
@@ -323,9 +321,10 @@ class Prober:
             state.recover()
         elif first_transport_failure and not was_failing:
             state.sweep()  # the other endpoints confirm the outage now
-        m.requests.labels(exchange, endpoint, result.value).inc()
-        m.up.labels(exchange, endpoint).set(1 if ok else 0)
-        m.consecutive_failures.labels(exchange, endpoint).set(ep.consecutive_failures)
-        m.last_probe.labels(exchange, endpoint).set(now)
-        m.maintenance.labels(exchange).set(1 if state.in_maintenance() else 0)
-        m.circuit_state.labels(exchange).set(int(state.circuit.state))
+        series = m.endpoint(exchange, endpoint)
+        series.requests(result.value).inc()
+        series.up.set(1 if ok else 0)
+        series.consecutive_failures.set(ep.consecutive_failures)
+        series.last_probe.set(now)
+        series.maintenance.set(1 if state.in_maintenance() else 0)
+        series.circuit_state.set(int(state.circuit.state))
