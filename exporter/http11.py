@@ -154,6 +154,12 @@ def _decode(body: bytes, encoding: str, limit: int, status: int) -> bytes:
     return decoded
 
 
+def _expire(answer: asyncio.Future[tuple[int, dict[str, str], bytes, float]]) -> None:
+    """The probe's deadline passed before its answer was complete."""
+    if not answer.done():
+        answer.set_exception(TimeoutError())
+
+
 def default_ssl_context(ca_file: str | None = None) -> ssl.SSLContext:
     """Certificate-verifying TLS context, ALPN ``http/1.1``.
 
@@ -238,24 +244,28 @@ class ProbeClient:
         request = self._requests.get(url) or self._prepare(url)
         started = time.perf_counter()
         key = (request.origin, route)
-        async with asyncio.timeout(timeout):
-            connection = self._checkout(key)
-            if connection is not None:
-                try:
-                    return await self._exchange(
-                        connection, request, key, max_body_bytes, started, NO_PHASES
-                    )
-                except StaleConnectionError:
-                    if not resend_stale:
-                        raise
-                    # The server dropped the idle connection: a GET is safe to resend.
-            connection, setup = await self._connect(request, route)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        connection = self._checkout(key)
+        if connection is not None:
+            # A reused connection: the deadline is one timer on the answer's future, not an
+            # asyncio.timeout (which cancels the task); measurably cheaper at 1,000 probes/s.
             try:
                 return await self._exchange(
-                    connection, request, key, max_body_bytes, started, setup
+                    connection, request, key, max_body_bytes, started, NO_PHASES, deadline
                 )
-            except StaleConnectionError as exc:  # a new connection: not idle, not stale
-                raise ProtocolError(str(exc)) from exc
+            except StaleConnectionError:
+                if not resend_stale:
+                    raise
+                # The server dropped the idle connection: a GET is safe to resend.
+        async with asyncio.timeout_at(deadline):
+            connection, setup = await self._connect(request, route)
+        try:
+            return await self._exchange(
+                connection, request, key, max_body_bytes, started, setup, deadline
+            )
+        except StaleConnectionError as exc:  # a new connection: not idle, not stale
+            raise ProtocolError(str(exc)) from exc
 
     async def aclose(self) -> None:
         """Close every connection."""
@@ -371,13 +381,19 @@ class ProbeClient:
         limit: int,
         started: float,
         setup: Phases,
+        deadline: float,
     ) -> Response:
+        loop = asyncio.get_running_loop()
+        answer = connection.send(request.data, limit, started)
+        timer = loop.call_at(deadline, _expire, answer)
         try:
-            status, headers, body, elapsed = await connection.send(request.data, limit, started)
+            status, headers, body, elapsed = await answer
         except BaseException:
             connection.abort()
             self._open.discard(connection)
             raise
+        finally:
+            timer.cancel()
         if connection.keep_alive and not connection.closed:
             self._checkin(key, connection)
         else:

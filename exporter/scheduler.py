@@ -288,7 +288,7 @@ class ProbeScheduler:
         next_at = loop.time() + offset
         while True:
             delay = next_at - loop.time()
-            if delay > 0 and await _sleep_unless(state.wakeup, delay):
+            if delay > 0 and await state.wakeup.sleep(delay):
                 if not state.woken(endpoint):
                     continue  # a wake-up for the other endpoints: sleep on
                 next_at = loop.time()  # an outage to confirm, or a recovery
@@ -332,13 +332,3 @@ def _offsets(targets: list[ProbeTarget]) -> dict[tuple[str, str], float]:
         for j, target in enumerate(members):
             offsets[(target.exchange, target.endpoint.name)] = target.interval * (j + x / count) / n
     return offsets
-
-
-async def _sleep_unless(event: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds`` unless ``event`` is set first; return True when woken by it."""
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        return False
-    return True
