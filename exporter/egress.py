@@ -149,15 +149,35 @@ class Route:
             parts.append(f"server_name {self.server_name}")
         return ", ".join(parts) or "direct"
 
+    def websocket_proxy_url(self) -> str | None:
+        """The proxy as ``websockets`` must be given it, or None for a direct connection.
+
+        Returns ``http://[user:password@]host:port`` with the port always written —
+        ``websockets`` takes 80 for an ``http`` proxy without one, the route (and so the REST
+        probes) 3128 — and a password always present (``websockets`` refuses a user without
+        one; the route sends such a user as ``user:``, RFC 7617). The credentials stay
+        percent-encoded as configured; ``websockets`` decodes them and sends
+        ``Proxy-Authorization: Basic`` with ``CONNECT``.
+
+        Raises:
+            ValueError: the proxy URL is malformed (the message holds no credentials).
+        """
+        proxy = self.proxy
+        if proxy is None or self.proxy_url is None:
+            return None
+        parts = urlsplit(self.proxy_url.get_secret_value().strip())
+        userinfo = ""
+        if parts.username is not None or parts.password is not None:
+            userinfo = f"{parts.username or ''}:{parts.password or ''}@"
+        return f"http://{userinfo}{proxy.display.removeprefix('http://')}"
+
     def websocket_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``websockets.asyncio.client.connect``: ``proxy`` (the URL with
-        its credentials; the library sends ``CONNECT`` with ``Proxy-Authorization: Basic``),
-        ``family`` and ``local_addr`` (which the library applies to the TCP connection — to
-        the proxy when there is one). TLS settings are the caller's (``ssl``,
-        ``server_hostname``)."""
-        kwargs: dict[str, Any] = {
-            "proxy": None if self.proxy_url is None else self.proxy_url.get_secret_value()
-        }
+        """Keyword arguments for ``websockets.asyncio.client.connect``: ``proxy``
+        (:meth:`websocket_proxy_url`, None explicitly for a direct route: the library's default
+        takes a proxy from the environment), ``family`` and ``local_addr`` (which the library
+        applies to the TCP connection — to the proxy when there is one). TLS settings are the
+        caller's (``ssl``, ``server_hostname``)."""
+        kwargs: dict[str, Any] = {"proxy": self.websocket_proxy_url()}
         if self.ip_protocol != "auto":
             kwargs["family"] = self.family
         if self.source_address:

@@ -28,7 +28,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from exporter.egress import DIRECT, Route, chain_expiry, open_socket
+from exporter.egress import DIRECT, PHASES, Route, chain_expiry, open_socket
 from exporter.http11_protocol import (
     MAX_HEAD_BYTES,
     BodyTooLargeError,
@@ -87,12 +87,12 @@ class Phases:
 
     def items(self) -> tuple[tuple[str, float], ...]:
         """``((phase, seconds), …)`` in :data:`exporter.egress.PHASES` order."""
-        return (
-            ("resolve", self.resolve),
-            ("connect", self.connect),
-            ("tls", self.tls),
-            ("processing", self.processing),
-            ("transfer", self.transfer),
+        return tuple(
+            zip(
+                PHASES,
+                (self.resolve, self.connect, self.tls, self.processing, self.transfer),
+                strict=True,
+            )
         )
 
 

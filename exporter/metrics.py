@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from exporter import __version__
 from exporter.admission import HoldReason
+from exporter.egress import PHASES
 from exporter.exposition import TextRenderer
 from exporter.keys.metrics import KeyMetrics
 from exporter.market.metrics import MarketMetrics
@@ -73,8 +74,7 @@ class EndpointSeries:
         self.maintenance = metrics.maintenance.labels(exchange)
         self.circuit_state = metrics.circuit_state.labels(exchange)
         self.phases: tuple[tuple[str, Any], ...] = tuple(
-            (phase, metrics.request_phase.labels(exchange, endpoint, phase))
-            for phase in ("resolve", "connect", "tls", "processing", "transfer")
+            (phase, metrics.request_phase.labels(exchange, endpoint, phase)) for phase in PHASES
         )
         self._requests: dict[str, Any] = {}
         self._responses: dict[int, Any] = {}

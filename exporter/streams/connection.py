@@ -61,36 +61,13 @@ BAN_RECHECK_SECONDS = 5.0
 """While the IP is banned, how often the gate is looked at again (a ban may be extended)."""
 
 
-def websocket_proxy_url(route: Route) -> str | None:
-    """The route's proxy as ``websockets`` must be given it, or None for a direct connection.
-
-    Returns ``http://[user:password@]host:port`` with the port always written — ``websockets``
-    takes 80 for an ``http`` proxy without one, the route (and so the REST probes) 3128 — and
-    a password always present (``websockets`` refuses a user without one; the route sends such
-    a user as ``user:``, RFC 7617). The credentials stay percent-encoded as configured;
-    ``websockets`` decodes them and sends ``Proxy-Authorization: Basic`` with ``CONNECT``.
-
-    Raises:
-        ValueError: the proxy URL is malformed (the message holds no credentials).
-    """
-    proxy = route.proxy
-    if proxy is None or route.proxy_url is None:
-        return None
-    parts = urlsplit(route.proxy_url.get_secret_value().strip())
-    userinfo = ""
-    if parts.username is not None or parts.password is not None:
-        userinfo = f"{parts.username or ''}:{parts.password or ''}@"
-    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
-    return f"http://{userinfo}{host}:{proxy.port}"
-
-
 def websocket_connect_kwargs(
     route: Route, url: str, ssl_context: ssl.SSLContext | None
 ) -> dict[str, Any]:
     """Keyword arguments for ``websockets.asyncio.client.connect(url, ...)`` that send the
     connection the way ``route`` says (checked against websockets 17's ``asyncio/client.py``):
 
-    - ``proxy``: :func:`websocket_proxy_url`, or None — explicitly, since the default (True)
+    - ``proxy``: :meth:`Route.websocket_proxy_url`, or None — explicitly, since the default (True)
       would take a proxy from the environment (``wss_proxy``/``https_proxy``/``socks_proxy``…,
       ``urllib.request.getproxies``);
     - ``family`` and ``local_addr`` (:meth:`Route.websocket_kwargs`): websockets hands them to
@@ -105,7 +82,6 @@ def websocket_connect_kwargs(
         ValueError: the route's proxy URL is malformed (no credentials in the message).
     """
     kwargs = route.websocket_kwargs()
-    kwargs["proxy"] = websocket_proxy_url(route)
     if urlsplit(url).scheme.lower() == "wss":
         if ssl_context is None:
             raise ValueError("a wss:// URL needs a TLS context")
@@ -124,7 +100,7 @@ def scrub_credentials(text: str, route: Route) -> str:
     raw = route.proxy_url.get_secret_value()
     secrets = {raw, raw.strip()}
     try:
-        normal = websocket_proxy_url(route)
+        normal = route.websocket_proxy_url()
         if normal is not None:
             secrets.add(normal)
         parts = urlsplit(raw.strip())

@@ -24,7 +24,6 @@ from exporter.egress import DIRECT, Route
 from exporter.streams.connection import (
     scrub_credentials,
     websocket_connect_kwargs,
-    websocket_proxy_url,
 )
 from testsupport.connect_proxy import ConnectProxy
 from testsupport.tls_certs import make_chain
@@ -95,14 +94,14 @@ async def failed(rig: Rig) -> str:
 
 
 def test_the_proxy_url_given_to_websockets_always_has_a_port_and_a_password() -> None:
-    assert websocket_proxy_url(DIRECT) is None
-    assert websocket_proxy_url(proxied("http://10.0.0.2")) == "http://10.0.0.2:3128"
-    assert websocket_proxy_url(proxied("http://u:p%40ss@proxy:8080/")) == (
+    assert DIRECT.websocket_proxy_url() is None
+    assert proxied("http://10.0.0.2").websocket_proxy_url() == "http://10.0.0.2:3128"
+    assert proxied("http://u:p%40ss@proxy:8080/").websocket_proxy_url() == (
         "http://u:p%40ss@proxy:8080"
     )
-    assert websocket_proxy_url(proxied("http://u@[fd00::2]")) == "http://u:@[fd00::2]:3128"
+    assert proxied("http://u@[fd00::2]").websocket_proxy_url() == "http://u:@[fd00::2]:3128"
     with pytest.raises(ValueError) as raised:
-        websocket_proxy_url(proxied(f"socks5://{USER}:{PASSWORD}@proxy:1080"))
+        proxied(f"socks5://{USER}:{PASSWORD}@proxy:1080").websocket_proxy_url()
     assert PASSWORD not in str(raised.value)
 
 
