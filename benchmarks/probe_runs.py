@@ -170,6 +170,23 @@ class ExporterProcess:
             raise RuntimeError(f"/metrics answered {head[:40]!r}")
         return body.decode("utf-8"), elapsed
 
+    def warm_up(self, seconds: float, scrape_every: float = 5.0) -> None:
+        """Let the exporter run ``seconds`` before a measurement, scraped from the start every
+        ``scrape_every`` s as Prometheus scrapes it from the moment it is up.
+
+        The first scrape of a process fills the renderer's label-string cache
+        (``exporter.exposition``): about 190 ms of CPU with 1,000 endpoints, against about
+        45 ms for every later one. Prometheus pays it once, seconds after a start; left inside
+        a 10 s window it added about 15 µs to every probe of the window. blackbox_exporter's
+        window likewise starts after its warm-up."""
+        deadline = next_scrape = time.monotonic()
+        deadline += seconds
+        while (now := time.monotonic()) < deadline:
+            if now >= next_scrape:
+                self.scrape()
+                next_scrape = now + scrape_every
+            time.sleep(max(min(next_scrape, deadline) - time.monotonic(), 0.0))
+
     def measure(self, seconds: float, scrape_every: float = 5.0) -> ExporterRun:
         """Measure a window of ``seconds``, scraping ``/metrics`` every ``scrape_every`` s as
         Prometheus would (the scrapes' CPU is part of the exporter's cost)."""

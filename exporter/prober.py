@@ -293,10 +293,14 @@ class Prober:
         result = record.result
         ok = result is Result.OK
         now = self._clock.time()
-        # The exchange was down: its circuit had opened, or no endpoint's last probe succeeded.
-        was_down = state.circuit.state is not CircuitState.CLOSED or all(
-            e.consecutive_failures > 0 for e in state.endpoints.values()
+        # The exchange was down: its circuit had opened, or no endpoint's last probe succeeded
+        # (only asked after a success, the one case that can end an outage).
+        circuit_before = state.circuit.state
+        was_down = ok and (
+            circuit_before is not CircuitState.CLOSED
+            or all(e.consecutive_failures > 0 for e in state.endpoints.values())
         )
+        was_maintenance = ep.maintenance
         ep.last_result = result.value
         ep.last_error = "" if ok else (record.error or result.value)
         ep.last_probe_at = now
@@ -317,7 +321,7 @@ class Prober:
         # failure of an endpoint of a healthy exchange.
         was_failing = state.circuit.failures > 0
         state.circuit.record(result not in CIRCUIT_FAILURES)
-        if ok and was_down:
+        if was_down:
             state.recover()
         elif first_transport_failure and not was_failing:
             state.sweep()  # the other endpoints confirm the outage now
@@ -326,5 +330,9 @@ class Prober:
         series.up.set(1 if ok else 0)
         series.consecutive_failures.set(ep.consecutive_failures)
         series.last_probe.set(now)
-        series.maintenance.set(1 if state.in_maintenance() else 0)
-        series.circuit_state.set(int(state.circuit.state))
+        # The exchange's gauges change only with this endpoint's flag or the circuit: written
+        # then (the stream manager writes the maintenance gauge on its own changes).
+        if ep.maintenance != was_maintenance:
+            series.maintenance.set(1 if state.in_maintenance() else 0)
+        if state.circuit.state is not circuit_before:
+            series.circuit_state.set(int(state.circuit.state))

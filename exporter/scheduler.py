@@ -163,10 +163,12 @@ class ProbeScheduler:
             else:
                 state.configure(exchange)
             planned = {plan.name: plan.interval for plan in exchange.endpoint_plan()}
-            for endpoint in list(state.endpoints):
-                if endpoint not in planned:
-                    del state.endpoints[endpoint]
-                    self.metrics.forget_endpoint(name, endpoint)
+            removed = [endpoint for endpoint in state.endpoints if endpoint not in planned]
+            for endpoint in removed:
+                del state.endpoints[endpoint]
+                self.metrics.forget_endpoint(name, endpoint)
+            if removed:  # a removed endpoint may have been the one reporting maintenance
+                self.metrics.maintenance.labels(name).set(1 if state.in_maintenance() else 0)
             for endpoint, interval in planned.items():
                 capacity = window_capacity(interval)
                 current = state.endpoints.get(endpoint)

@@ -118,3 +118,21 @@ def test_new_connection_cost_through_a_real_tinyproxy() -> None:
     assert sorted(os.sched_getaffinity(0)) == cpus  # affinity restored
     for cost in (direct, proxied):
         assert cost.cpu_us > 0 and cost.connect_ms > 0 and cost.elapsed_ms >= cost.connect_ms
+
+
+def test_warm_up_scrapes_from_the_start_as_prometheus_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first scrape (the renderer's one-time label cache fill) falls in the warm-up, and
+    later ones every ``scrape_every`` seconds, never beyond the warm-up."""
+    from benchmarks import probe_runs
+
+    now = [0.0]
+    scrapes: list[float] = []
+    monkeypatch.setattr(probe_runs.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(probe_runs.time, "sleep", lambda s: now.__setitem__(0, now[0] + s))
+    process = probe_runs.ExporterProcess.__new__(probe_runs.ExporterProcess)
+    monkeypatch.setattr(process, "scrape", lambda: (scrapes.append(now[0]), ("", 0.0))[1])
+    process.warm_up(12.0, scrape_every=5.0)
+    assert scrapes == [0.0, 5.0, 10.0]
+    assert now[0] == 12.0

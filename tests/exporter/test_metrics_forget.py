@@ -40,3 +40,31 @@ def test_removing_an_exchange_removes_its_endpoint_series_too() -> None:
     assert exchanges_in(metrics) == {"binance", "okx"}
     scheduler.apply(config("binance"))
     assert exchanges_in(metrics) == {"binance"}
+
+
+def test_removing_the_endpoint_that_reported_maintenance_clears_the_exchange_gauge() -> None:
+    """The prober writes ``exchange_maintenance`` only when an endpoint's maintenance flag
+    changes; an endpoint removed by a reload while reporting maintenance must not leave the
+    exchange marked in maintenance."""
+
+    def okx(*endpoints: str):
+        return parse_config(
+            {
+                "exchanges": [
+                    {
+                        "name": "okx",
+                        "profile": "okx",
+                        "base_url": "https://www.okx.com",
+                        "endpoints": list(endpoints),
+                        "weight_budget": 1.0,
+                    }
+                ]
+            }
+        )
+
+    metrics = ExporterMetrics()
+    scheduler = ProbeScheduler(okx("time", "status"), metrics)
+    scheduler.states["okx"].endpoints["status"].maintenance = True
+    metrics.maintenance.labels("okx").set(1)
+    scheduler.apply(okx("time"))
+    assert metrics.registry.get_sample_value("exchange_maintenance", {"exchange": "okx"}) == 0

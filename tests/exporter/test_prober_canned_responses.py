@@ -348,6 +348,38 @@ def test_connect_error_counts_transport_failures_and_opens_circuit() -> None:
     )
 
 
+def test_circuit_gauge_follows_the_circuit_open_then_closed() -> None:
+    """``exchange_circuit_state`` is written when the circuit changes (not on every probe):
+    open after the threshold of connect errors, closed again by the next success."""
+    targets, metrics, states = setup(
+        "coinbase", circuit={"failure_threshold": 2}, interval="500ms", timeout="100ms"
+    )
+    target = targets["time"]
+    answer = {"iso": "2015-01-07T23:47:25.201Z", "epoch": time.time()}
+    seen: list[float | None] = []
+
+    async def go() -> list[Result]:
+        async with canned_server({}) as closed:
+            pass  # the port is closed now: connections are refused
+        client = ProbeClient("test")
+        results = []
+        try:
+            prober = Prober(client, metrics, states)
+            for _ in range(2):
+                results.append((await prober.probe(local(target, closed))).result)
+                seen.append(sample(metrics, "exchange_circuit_state", exchange="coinbase"))
+            async with canned_server({target.url: httpx.Response(200, json=answer)}) as base:
+                results.append((await prober.probe(local(target, base))).result)
+                seen.append(sample(metrics, "exchange_circuit_state", exchange="coinbase"))
+        finally:
+            await client.aclose()
+        return results
+
+    results = asyncio.run(go())
+    assert results == [Result.CONNECT_ERROR, Result.CONNECT_ERROR, Result.OK]
+    assert seen == [0, 1, 0]
+
+
 @pytest.mark.parametrize(
     ("name", "endpoint", "body"), OK_CASES, ids=[f"{c[0]}-{c[1]}" for c in OK_CASES]
 )
