@@ -15,7 +15,7 @@ help:
 	@echo "            2 clustered Alertmanagers, 2 receivers on PostgreSQL) against the simulator"
 	@echo "make lint   ruff check, ruff format check and mypy"
 	@echo "make rules  render prometheus/thresholds.yml into the rules, rule tests and dashboards"
-	@echo "make bench  run benchmarks/ (~75 min, quiet machine): docs/benchmarks.md + benchmarks/results/"
+	@echo "make bench  run benchmarks/ (~5 h with the detection runs, quiet machine): docs/benchmarks.md + benchmarks/results/"
 
 system-deps:
 	@PYTHON=$(PYTHON) bash deploy/install-system-deps.sh

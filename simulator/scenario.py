@@ -22,6 +22,14 @@ only; offsets must not decrease from one step to the next) and exactly one actio
   where in a window the step lands);
 * ``limits:`` the body of ``POST /_control/limits``.
 
+A scenario may say what it should page as, for the detection benchmark and the demo tour::
+
+    expect:
+      alertname: ExchangeApiDown   # the alert the incident should be notified under
+      exchange: binance            # its exchange label (omit for a global alert)
+      category: outage             # the diagnosis' root_cause_category
+      within: 10s                  # the detection budget from the first step to the page
+
 Everything is validated at load time; a :class:`ScenarioError` names the file, the step index,
 the field and the value, e.g. ``"bad.yml: steps[1].fault.latency_ms: must be a number between 0
 and 600000, got -5"``. Shipped scenarios live in ``simulator/scenarios/<name>.yml``.
@@ -43,6 +51,7 @@ from simulator.specs import SpecError
 __all__ = [
     "ACTIONS",
     "SCENARIO_DIR",
+    "Expectation",
     "Scenario",
     "ScenarioError",
     "Step",
@@ -95,14 +104,44 @@ class Step:
 
 
 @dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a scenario should be notified as (its ``expect:`` block).
+
+    Attributes:
+        alertname: the alert the incident should page under.
+        exchange: that alert's ``exchange`` label, or None for a global alert.
+        category: the diagnosis' expected ``root_cause_category``.
+        within: the budget as written (``"10s"``); ``within_s``: in seconds, from the
+            scenario's start to the first notification of ``alertname``.
+    """
+
+    alertname: str
+    exchange: str | None
+    category: str
+    within: str
+    within_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"alertname", "exchange", "category", "within"}``."""
+        return {
+            "alertname": self.alertname,
+            "exchange": self.exchange,
+            "category": self.category,
+            "within": self.within,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Scenario:
-    """A validated scenario: ``name``, ``description``, ``steps`` (sorted by ``at``) and the
-    ``source`` it came from (file name or ``"<inline>"``)."""
+    """A validated scenario: ``name``, ``description``, ``steps`` (sorted by ``at``), the
+    ``source`` it came from (file name or ``"<inline>"``) and its ``expect`` block (None when
+    it has none)."""
 
     name: str
     description: str
     steps: tuple[Step, ...]
     source: str
+    expect: Expectation | None = None
 
 
 def parse_duration(value: Any) -> float:
@@ -144,8 +183,8 @@ def load_scenario(
     if not isinstance(data, dict):
         raise fail("scenario", f"expected a mapping with name and steps, got {data!r:.80}")
     for key in data:
-        if key not in ("name", "description", "steps"):
-            raise fail(str(key), "unexpected field (fields: description, name, steps)")
+        if key not in ("name", "description", "steps", "expect"):
+            raise fail(str(key), "unexpected field (fields: description, expect, name, steps)")
     name = data.get("name")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise fail("name", f"required, letters/digits/._- only (1-100), got {name!r}")
@@ -164,7 +203,43 @@ def load_scenario(
                 f"offsets must not decrease ({step.at!r} comes after {steps[-1].at!r})",
             )
         steps.append(step)
-    return Scenario(name, description, tuple(steps), source)
+    expect = _load_expect(data["expect"], source) if "expect" in data else None
+    return Scenario(name, description, tuple(steps), source, expect)
+
+
+_ALERTNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
+_TOKEN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_EXPECT_FIELDS = ("alertname", "category", "exchange", "within")
+
+
+def _load_expect(raw: Any, source: str) -> Expectation:
+    """Validate an ``expect:`` block (see the module docstring)."""
+    if not isinstance(raw, dict):
+        raise _error(source, "expect", f"expected a mapping, got {raw!r:.80}")
+    for key in raw:
+        if key not in _EXPECT_FIELDS:
+            raise _error(
+                source, f"expect.{key}", f"unexpected field (fields: {', '.join(_EXPECT_FIELDS)})"
+            )
+    alertname = raw.get("alertname")
+    if not isinstance(alertname, str) or not _ALERTNAME.fullmatch(alertname):
+        raise _error(source, "expect.alertname", f"required, an alert name, got {alertname!r}")
+    exchange = raw.get("exchange")
+    if exchange is not None and (not isinstance(exchange, str) or not _TOKEN.fullmatch(exchange)):
+        raise _error(source, "expect.exchange", f"must be an exchange name, got {exchange!r}")
+    category = raw.get("category")
+    if not isinstance(category, str) or not _TOKEN.fullmatch(category):
+        raise _error(
+            source, "expect.category", f"required, a root cause category, got {category!r}"
+        )
+    within = raw.get("within")
+    try:
+        within_s = parse_duration(within)
+    except ValueError as exc:
+        raise _error(source, "expect.within", f"required, {exc}") from None
+    if within_s <= 0:
+        raise _error(source, "expect.within", f"must be longer than 0s, got {within!r}")
+    return Expectation(alertname, exchange, category, str(within), within_s)
 
 
 def _error(source: str, path: str, msg: str) -> ScenarioError:

@@ -115,7 +115,8 @@ class ScenarioRunner:
         {"name", "description", "source", "state": "running"|"finished"|"stopped",
          "started_at": epoch s, "elapsed_s": s, "steps_total": n,
          "steps_done": [{"index", "at", "<action>": spec, "applied_at": epoch s}],
-         "steps_pending": [{"index", "at", "<action>": spec}], "error": str | null}
+         "steps_pending": [{"index", "at", "<action>": spec}], "error": str | null,
+         "expect": {"alertname", "exchange", "category", "within"} | null}
         """
         run = self._run
         if run is None:
@@ -134,4 +135,5 @@ class ScenarioRunner:
             "steps_done": done,
             "steps_pending": pending,
             "error": run.error,
+            "expect": scenario.expect.to_json() if scenario.expect is not None else None,
         }

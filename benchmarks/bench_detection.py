@@ -1,0 +1,297 @@
+"""Benchmark (issue 18): detection per incident class, and silence on an ordinary day.
+
+With every shipped config unchanged (the native stack of ``deploy/stack.py``: the exporter
+schedule of ``deploy/exporter.demo.yml``, ``prometheus/prometheus.yml``, the rules and
+thresholds, ``deploy/alertmanager.yml``; the receiver with its rules diagnosis, no LLM), every
+scenario of ``simulator/scenarios/`` is played in turn, each once the stack is quiet again. Per
+scenario: the alert it should page as (its ``expect:`` block), the first notification's alert,
+its route, the time from the scenario's start to the expected alert's firing notification, the
+diagnosis' ``root_cause_category``, and the time from clearing to its resolved notification
+(:mod:`benchmarks.detection_runs`). Then a quiet run (default 30 minutes) under ordinary jitter
+(:mod:`benchmarks.quiet_jitter`: latency noise, an isolated timeout or 5xx per exchange every few
+minutes, a WebSocket stream closed by the exchange now and then) counts every notification: the
+Watchdog goes to the receiver's heartbeat endpoint, not to notifiers, so every one counts.
+
+    python benchmarks/bench_detection.py --runs 3                 # ~3.5 hours
+    python benchmarks/bench_detection.py --runs 1 --quiet-minutes 0 --scenarios binance-outage
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import common
+from benchmarks.bench_notify import STARTUP_TIMEOUT, StackBench
+from benchmarks.detection_runs import NotificationLog, ScenarioPlayer, ScenarioRun
+from benchmarks.quiet_jitter import JitterPlayer, plan
+from deploy.stack import DEMO_EXPORTER_CONFIG, ROOT, Stack, StackError, StackOptions
+from exporter.config import load_config
+from simulator.scenario import parse_duration, shipped_scenarios
+from testsupport.fake_chat import FakeChat
+
+NAME = "detection"
+TITLE = "Detection per incident class and silence on an ordinary day (shipped configs)"
+RUN_DIR = ROOT / "run" / "bench-detection"
+SLACK_PATH = "/slack/T000/B000/bench-detection"
+QUIET_MINUTES = 30.0
+QUIET_TAIL_SECONDS = 120.0
+"""After the last blip, how long notifications are still counted (an alert's ``for`` and the
+warning route's group_wait)."""
+
+
+def _log(text: str) -> None:
+    print(f"[bench_detection {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def quiet_run(
+    stack: Stack, player: ScenarioPlayer, log: NotificationLog, minutes: float, seed: int
+) -> dict[str, Any]:
+    """Jitter for ``minutes`` on a quiet stack; count the notifications meanwhile."""
+    config = load_config(DEMO_EXPORTER_CONFIG)
+    endpoints = {e.name: [p.name for p in e.endpoint_plan()] for e in config.exchanges}
+    seconds = minutes * 60.0
+    blips = plan(endpoints, seconds, random.Random(seed))
+    with player.bench.client() as client:
+        blocking = player.wait_quiet(client)
+    if blocking:
+        return {"error": f"stack not quiet: {'; '.join(blocking)}", "notifications": []}
+    log.skip_to_end()
+    jitter = JitterPlayer(stack.urls["simulator"], blips, player.bench.abort)
+    _log(f"quiet run: {minutes:g} min, {len(blips)} blips planned")
+    jitter.start(list(endpoints))
+    player.bench.sleep(seconds + QUIET_TAIL_SECONDS)
+    jitter.join(5.0)
+    with player.bench.client() as client:
+        player.clear(client)
+    log.poll()
+    notified = [f"{n.status} {n.alertname} {n.exchange or '-'} ({n.route})" for n in log.seen]
+    _log(f"quiet run: {len(notified)} notifications: {notified}")
+    return {
+        "minutes": minutes,
+        "blips": len(jitter.applied),
+        "blip_kinds": dict(Counter(b.body["fault"] for _, b in jitter.applied)),
+        "errors": jitter.errors,
+        "notifications": notified,
+    }
+
+
+def measure(
+    runs: int, names: Sequence[str], quiet_minutes: float
+) -> tuple[dict[str, list[ScenarioRun]], list[dict[str, Any]]]:
+    """Start the stack, play ``names`` ``runs`` times with a quiet run after each pass."""
+    abort = threading.Event()
+    slack = FakeChat().start()
+    results: dict[str, list[ScenarioRun]] = {name: [] for name in names}
+    quiet: list[dict[str, Any]] = []
+    try:
+        options = StackOptions(
+            run_dir=RUN_DIR,
+            receiver_env={
+                "SLACK_WEBHOOK_URL": f"{slack.url}{SLACK_PATH}",
+                "DISCORD_WEBHOOK_URL": "",
+                "LLM_BASE_URL": "",
+                "LLM_MODEL": "",
+                "RECEIVER_ROUTING_FILE": "",
+            },
+            ports={},
+        )
+        _log(f"starting the stack in {RUN_DIR}")
+        with Stack(options) as stack:
+            bench = StackBench(stack, slack, abort)
+            with bench.client() as client:
+                if not bench.wait(lambda: bench.all_up(client, 5), STARTUP_TIMEOUT):
+                    raise StackError("not every exchange came up:\n" + stack.log_tail("exporter"))
+            log = NotificationLog(stack.notify_file)
+            player = ScenarioPlayer(bench, log)
+            try:
+                for index in range(runs):
+                    for name in names:
+                        _log(f"pass {index + 1}/{runs}: {name}")
+                        run = player.play(name)
+                        _log(f"{name}: {_describe(run)}")
+                        results[name].append(run)
+                    if quiet_minutes > 0:
+                        quiet.append(quiet_run(stack, player, log, quiet_minutes, seed=index))
+            except BaseException:
+                abort.set()
+                raise
+    finally:
+        slack.stop()
+    return results, quiet
+
+
+def _describe(run: ScenarioRun) -> str:
+    if run.error and run.notify_s is None:
+        return f"failed: {run.error}"
+    first = run.first.alertname if run.first else "-"
+    return (
+        f"notified {run.notify_s:.1f} s (first notification: {first}), category "
+        f"{run.expected.category if run.expected else '-'}, resolved "
+        f"{'-' if run.resolved_s is None else f'{run.resolved_s:.0f} s'}, "
+        f"others {run.others or 'none'}"
+    )
+
+
+def _most_common(values: list[str]) -> str:
+    if not values:
+        return "-"
+    counts = Counter(values).most_common()
+    return counts[0][0] if len(counts) == 1 else ", ".join(f"{v} ×{n}" for v, n in counts)
+
+
+def build_section(
+    results: dict[str, list[ScenarioRun]], quiet: list[dict[str, Any]], runs: int
+) -> dict[str, Any]:
+    """The ``detection`` section (see :func:`common.section`) from the measured runs."""
+    rows: list[dict[str, Any]] = []
+    targets: list[dict[str, Any]] = []
+    notes: list[str] = []
+    right = 0
+    for name, measured in results.items():
+        expect = next((r.expect for r in measured if r.expect), {})
+        within = parse_duration(expect["within"]) if expect else float("nan")
+        # A failed run counts as infinitely late in the median.
+        times = [r.notify_s if r.notify_s is not None else float("inf") for r in measured]
+        categories = [r.expected.category for r in measured if r.expected]
+        firsts = [r.first.alertname for r in measured if r.first]
+        ok = bool(measured) and all(
+            r.expected is not None
+            and r.expected.category == expect.get("category")
+            and r.first is not None
+            and r.first.alertname == expect.get("alertname")
+            for r in measured
+        )
+        right += ok
+        rows.append(
+            {
+                "scenario": name,
+                "expected": f"{expect.get('alertname', '-')} {expect.get('exchange') or ''}",
+                "first_notified": _most_common(firsts),
+                "route": _most_common([r.expected.route for r in measured if r.expected]),
+                "notify_s": common.median(times) if times else float("nan"),
+                "each_run_s": ", ".join(
+                    f"{t:.1f}" if t != float("inf") else "failed" for t in times
+                ),
+                "budget_s": within,
+                "category": _most_common(categories),
+                "expected_category": expect.get("category", "-"),
+                "resolved_s": common.median([r.resolved_s for r in measured if r.resolved_s]),
+                "other_notifications": sum(len(r.others) for r in measured),
+            }
+        )
+        targets.append(
+            common.target(
+                f"{name}: {expect.get('alertname')} notified (median)",
+                rows[-1]["notify_s"],
+                "<=",
+                within,
+                "s",
+            )
+        )
+        for index, r in enumerate(measured, 1):
+            if r.error:
+                notes.append(f"{name} run {index}: {r.error}.")
+            if r.others:
+                notes.append(f"{name} run {index} also notified: {'; '.join(r.others)}.")
+    targets.append(
+        common.target(
+            "scenarios notified first under their expected alert, with the expected category",
+            right,
+            ">=",
+            len(results),
+        )
+    )
+    for index, q in enumerate(quiet, 1):
+        rows.append(
+            {
+                "scenario": f"quiet run {index} ({q.get('minutes', 0):g} min)",
+                "expected": "no notification",
+                "first_notified": (q["notifications"] or ["-"])[0],
+                "other_notifications": len(q["notifications"]),
+            }
+        )
+        notes.append(
+            f"quiet run {index}: {q.get('blips', 0)} blips applied "
+            f"({q.get('blip_kinds', {})}); notifications: {q['notifications'] or 'none'}"
+            + (f"; {q['error']}" if q.get("error") else "")
+        )
+    if quiet:
+        counts = [len(q["notifications"]) if not q.get("error") else float("inf") for q in quiet]
+        targets.append(
+            common.target(
+                "quiet run: notifications besides the Watchdog (median)",
+                common.median(counts),
+                "<=",
+                0,
+            )
+        )
+    notes.append(
+        "notify_s runs from the scenario's start (its first step) to the expected alert's "
+        "firing notification (the receiver's JSONL line); resolved_s from clearing every fault "
+        "and limit to its resolved notification. A run starts once every exchange is up and no "
+        "alert but the Watchdog is pending or firing. Shipped configs, rules diagnosis (no LLM)."
+    )
+    return common.section(NAME, TITLE, rows, targets, notes, runs=runs)
+
+
+def run(
+    runs: int = 3, names: Sequence[str] | None = None, quiet_minutes: float = QUIET_MINUTES
+) -> dict[str, Any]:
+    """Measure ``runs`` passes (at least one); return the section."""
+    names = list(names or shipped_scenarios())
+    results, quiet = measure(max(1, runs), names, quiet_minutes)
+    return build_section(results, quiet, max(1, runs))
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line; prints the section."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=3, help="passes (default 3)")
+    parser.add_argument("--json", type=Path, help="also write the section as JSON here")
+    parser.add_argument(
+        "--quiet-minutes",
+        type=float,
+        default=QUIET_MINUTES,
+        help="length of each quiet run (0: none)",
+    )
+    parser.add_argument("--scenarios", help="comma-separated scenario names (default: all)")
+    args = parser.parse_args(argv)
+    names = args.scenarios.split(",") if args.scenarios else None
+    unknown = sorted(set(names or ()) - set(shipped_scenarios()))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; shipped: {', '.join(shipped_scenarios())}")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _raise_interrupt)
+    try:
+        result = run(args.runs, names, args.quiet_minutes)
+    except KeyboardInterrupt:
+        print("interrupted; every process started has been stopped", file=sys.stderr)
+        return 130
+    except StackError as exc:
+        print(f"stack failed: {exc}", file=sys.stderr)
+        return 1
+    common.print_section(result)
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
