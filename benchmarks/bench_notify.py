@@ -187,7 +187,10 @@ SCENARIOS: tuple[Scenario, ...] = (
 # -- the fake Slack --------------------------------------------------------------------------
 
 _HEADER = re.compile(r"^(?:🔴 FIRING|✅ RESOLVED): (?P<alert>[^\s·]+)(?: · (?P<exchange>\S+))?")
-_FALLBACK = re.compile(r"^(?:🔴 FIRING|✅ RESOLVED): (?P<alert>\S+)(?: \[(?P<exchange>[^\]]+)\])?")
+_FALLBACK = re.compile(
+    r"^(?:🔴 FIRING|✅ RESOLVED): (?P<alert>[^\s·]+)"
+    r"(?: (?:· (?P<exchange>\S+)|\[(?P<bracketed>[^\]]+)\]))?"
+)
 _SINCE = re.compile(r"\bsince (?P<ts>\S+)")
 
 
@@ -261,7 +264,9 @@ def parse_slack_message(body: Any) -> SlackMessage | None:
             head_status = "resolved"
     status = (fields.get("Status") or head_status or "").lower()
     alertname = fields.get("Alert") or (found["alert"] if found else None)
-    exchange = fields.get("Exchange") or (found["exchange"] if found else None)
+    exchange = fields.get("Exchange") or (
+        (found.groupdict().get("exchange") or found.groupdict().get("bracketed")) if found else None
+    )
     if status not in ("firing", "resolved") or not alertname:
         return None
     if exchange in ("", "-"):

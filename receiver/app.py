@@ -263,9 +263,15 @@ def create_app(
         client = httpx.AsyncClient(follow_redirects=False)
         notifiers_for, notifiers = make_notifiers(cfg, client, metrics)
         metrics.deliveries_for((n.channel, n.name) for n in notifiers)
+        diagnose = make_diagnose(cfg, client, metrics)
+        # The engine's rules fast path lets pages skip a slow LLM (receiver.updates).
+        engine = getattr(diagnose, "__self__", None)
+        rules_now = None
+        if isinstance(engine, DiagnosisEngine) and engine.llm_enabled:
+            rules_now = engine.rules_now
         worker = Worker(
             store,
-            make_diagnose(cfg, client, metrics),
+            diagnose,
             notifiers_for,
             metrics=metrics,
             concurrency=cfg.worker_concurrency,
@@ -285,6 +291,8 @@ def create_app(
             owner=cfg.instance,
             lease_seconds=cfg.receiver_lease_seconds,
             clock=clock,
+            fallback=rules_now,
+            critical_budget_seconds=cfg.llm_critical_budget_seconds,
         )
         app.state.worker = worker
         if start_worker:

@@ -26,7 +26,13 @@ row per notifier of its route (``notifiers_for(route)``), then attempt each due 
 * per notifier, a later notification of an alert (e.g. resolved) waits until the earlier ones
   (firing) are final for that notifier, so a resolved message never overtakes its firing one;
 * delivery state is kept per notifier instance (its ``name``, else its ``channel``), so each
-  notifier gets each notification once across crashes, restarts and duplicate webhooks.
+  notifier gets each notification once across crashes, restarts and duplicate webhooks;
+* what identifies each delivered message (its time, the platform's message id) is stored with
+  the delivery, for a later update.
+
+Pages never wait for the LLM: a firing notification on the ``critical`` route waits for its
+diagnosis at most ``critical_budget_seconds`` and then goes out with the rules' diagnosis; the
+LLM's late answer follows as an update of the messages (:mod:`receiver.updates`).
 
 Nothing a notifier or the diagnosis does can crash the loop.
 """
@@ -48,12 +54,16 @@ from receiver.logs import SummarizedLog
 from receiver.metrics import ReceiverMetrics
 from receiver.models import Alert
 from receiver.notifiers.base import (
+    MessageIds,
     Notification,
     Notifier,
     NotifyError,
     PermanentNotifyError,
     RateLimitedError,
+    SentMessage,
 )
+from receiver.pacing import Pacer
+from receiver.routing import CRITICAL_ROUTE
 from receiver.store import (
     FINAL_STATES,
     Delivery,
@@ -62,6 +72,7 @@ from receiver.store import (
     Store,
     StoreError,
 )
+from receiver.updates import LateDiagnoses, notification_of
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +81,8 @@ Sleep = Callable[[float], Awaitable[None]]
 NotifiersFor = Callable[[str], Sequence[Notifier]]
 #: The diagnosis seam: never raises (falls back to rules).
 Diagnose = Callable[[Alert], Awaitable[Diagnosis]]
+#: The bounded rules fast path (``DiagnosisEngine.rules_now``): no I/O, never raises.
+RulesNow = Callable[[Alert], Diagnosis]
 
 #: Earliest re-look at a delivery waiting for an earlier one of the same alert.
 _DEFER_MIN = 0.05
@@ -104,6 +117,12 @@ class Worker:
         metrics: receiver metrics, optional.
         clock: Unix-seconds clock (tests may inject one; the store should share it).
         sleep: sleep function (tests may replace it).
+        fallback: the rules fast path (``DiagnosisEngine.rules_now``) when an LLM is configured;
+            ``None`` (no LLM) keeps every notification waiting for ``diagnose``.
+        critical_budget_seconds: longest a firing notification on ``critical_route`` waits for
+            ``diagnose`` before it is sent with ``fallback``'s diagnosis
+            (``LLM_CRITICAL_BUDGET_SECONDS``); ``None``: no budget.
+        critical_route: the route paged through (``critical``).
     """
 
     def __init__(
@@ -125,6 +144,9 @@ class Worker:
         metrics: ReceiverMetrics | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
+        fallback: RulesNow | None = None,
+        critical_budget_seconds: float | None = None,
+        critical_route: str = CRITICAL_ROUTE,
     ) -> None:
         self._store = store
         self._diagnose = diagnose
@@ -136,7 +158,7 @@ class Worker:
         self._max_retry_after = max_retry_after_seconds
         self._max_age = max_age_seconds
         self._poll_interval = poll_interval
-        self._min_interval = dict(min_send_interval or {})
+        self._pacer = Pacer(min_send_interval, sleep)
         self._owner = owner
         self._lease = max(1.0, lease_seconds)
         self._renewer: asyncio.Task[None] | None = None
@@ -145,14 +167,27 @@ class Worker:
         self._sleep = sleep
         self._wake = asyncio.Event()
         self._inflight: dict[int, tuple[asyncio.Task[None], tuple[str, str]]] = {}
-        self._send_locks: dict[str, asyncio.Lock] = {}
-        self._last_send: dict[str, float] = {}
         self._paused_until: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         # One INFO line per finished notification when quiet, a summary every 10 s under load.
         self._done_log = SummarizedLog(
             log, "%d more notifications done in the last %.0fs (each one at DEBUG)"
+        )
+        self._late = LateDiagnoses(
+            store,
+            diagnose,
+            fallback,
+            critical_budget_seconds,
+            route=critical_route,
+            notifiers_for=self._route_notifiers,
+            send=self._pacer.run,
+            count=self._count,
+            rounds_of=lambda key: [t for t, k in self._inflight.values() if k == key],
+            wake=self.wake,
+            max_retry_after=max_retry_after_seconds,
+            retry_base=retry_base_seconds,
+            sleep=sleep,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -173,6 +208,11 @@ class Worker:
     def inflight(self) -> int:
         """Notifications being processed now."""
         return len(self._inflight)
+
+    @property
+    def late_diagnoses(self) -> int:
+        """Pages sent before their LLM diagnosis, whose update is still to come."""
+        return self._late.pending
 
     def wake(self) -> None:
         """Ask the loop to poll the store now (called after something was stored)."""
@@ -201,6 +241,7 @@ class Worker:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await self._late.stop(grace)
         if cancelled:
             try:
                 await asyncio.to_thread(self._store.release, self._owner, cancelled)
@@ -279,7 +320,7 @@ class Worker:
     def _start(self, rows: Sequence[PendingNotification], free: int) -> list[int]:
         """Start up to ``free`` of the claimed ``rows``, never two of the same alert; return
         the ids of the claimed rows left unstarted (their leases are to be released)."""
-        busy = {key for _, key in self._inflight.values()}
+        busy = {key for _, key in self._inflight.values()} | self._late.held
         started = 0
         unstarted: list[int] = []
         for row in rows:
@@ -324,6 +365,9 @@ class Worker:
                 return Diagnosis.model_validate(row.diagnosis), None
             except ValidationError:
                 log.warning("notification %d: stored diagnosis invalid, redoing it", row.id)
+        if self._late.applies(row, alert):
+            diagnosis, final = await self._late.diagnose(row, alert)
+            return diagnosis, diagnosis.model_dump(mode="json") if final else None
         diagnosis = await self._diagnose(alert)
         return diagnosis, diagnosis.model_dump(mode="json")
 
@@ -344,22 +388,10 @@ class Worker:
             log.error("notification %d: stored alert is unreadable; marking done", row.id)
             await asyncio.to_thread(self._store.complete, row.id)
             return
+        if alert.status == "resolved":
+            self._late.note_resolved(row, alert)
         diagnosis, new_diagnosis = await self._diagnosis(row, alert)
-        notification = Notification(
-            id=row.id,
-            route=row.route,
-            receiver=row.receiver,
-            group_key=row.group_key,
-            external_url=row.external_url,
-            status=alert.status,
-            labels=dict(alert.labels),
-            annotations=dict(alert.annotations),
-            starts_at=alert.starts_at,
-            ends_at=alert.ends_at,
-            generator_url=alert.generator_url,
-            fingerprint=alert.fingerprint,
-            diagnosis=diagnosis,
-        )
+        notification = notification_of(row, alert, diagnosis)
         notifiers = self._route_notifiers(row.route)
         now = self._clock()
         # Diagnosis cached, delivery rows planned and earlier unfinished notifications of the
@@ -437,29 +469,6 @@ class Worker:
         delay: float = self._retry_base * 2.0 ** min(attempt - 1, 30)
         return min(self._retry_max, delay * random.uniform(0.9, 1.1))
 
-    def _interval(self, name: str, notifier: Notifier) -> float:
-        for key in (name, notifier.channel):
-            if key in self._min_interval:
-                return self._min_interval[key]
-        return float(notifier.min_send_interval)
-
-    async def _send_spaced(self, name: str, notifier: Notifier, notification: Notification) -> None:
-        interval = self._interval(name, notifier)
-        if interval <= 0:
-            await notifier.send(notification)
-            return
-        lock = self._send_locks.setdefault(name, asyncio.Lock())
-        async with lock:
-            last = self._last_send.get(name)
-            if last is not None:
-                wait = last + interval - time.monotonic()
-                if wait > 0:
-                    await self._sleep(wait)
-            try:
-                await notifier.send(notification)
-            finally:
-                self._last_send[name] = time.monotonic()
-
     async def _already_delivered(self, notifier: Notifier, notification: Notification) -> bool:
         try:
             return await notifier.delivered_before(notification)
@@ -506,7 +515,9 @@ class Worker:
             keep_error=True,
         )
         try:
-            await self._send_spaced(name, notifier, notification)
+            ids: MessageIds | None = await self._pacer.run(
+                name, notifier, lambda: notifier.send(notification)
+            )
         except asyncio.CancelledError:
             raise  # stays 'sending': resolved as above at the next start
         except PermanentNotifyError as exc:
@@ -519,7 +530,10 @@ class Worker:
         except Exception as exc:
             await self._failed(notifier, delivery, notification, created_ts, attempt, exc)
             return
-        await asyncio.to_thread(update, nid, name, DeliveryState.DELIVERED, error=None)
+        ref = SentMessage(self._clock(), ids or {}).to_json()
+        await asyncio.to_thread(
+            update, nid, name, DeliveryState.DELIVERED, error=None, message_ref=ref
+        )
         self._count(channel, name, "delivered")
 
     async def _failed(

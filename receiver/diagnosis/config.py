@@ -17,6 +17,11 @@ the receiver's own fields. Every field is the upper-case environment variable of
 ``LLM_CACHE_SECONDS``            reuse an LLM diagnosis per (alertname, exchange, endpoint, key,
                                  result) for this long (default 900; 0 disables)
 ``LLM_MAX_CONCURRENCY``          LLM diagnoses in flight at once, all providers (default 2)
+``LLM_CRITICAL_BUDGET_SECONDS``  longest a *firing* notification on the ``critical`` route waits
+                                 for its diagnosis (context + LLM; default 2, ≥ 0): after it the
+                                 page goes out with the rules' diagnosis and the LLM's answer
+                                 follows as an update of the message (see
+                                 :mod:`receiver.updates`); other routes wait the full stage
 ``LLM_PRICES``                   JSON ``{"model": {"input_per_1k": 0.00015,
                                  "output_per_1k": 0.0006}}``, USD per 1000 tokens
 ``LLM_PRICES_FILE``              the same as a YAML (or JSON) file; ``LLM_PRICES`` wins per model
@@ -96,6 +101,7 @@ class DiagnosisSettings(EnvSettings):
     llm_total_timeout_seconds: float | None = Field(default=None, gt=0, le=1800)
     llm_cache_seconds: float = Field(default=900.0, ge=0, le=7 * 86400)
     llm_max_concurrency: int = Field(default=2, ge=1, le=64)
+    llm_critical_budget_seconds: float = Field(default=2.0, ge=0, le=600, allow_inf_nan=False)
     llm_prices: dict[str, ModelPrice] = Field(default_factory=dict)
     llm_prices_file: Path | None = None
     prometheus_url: str | None = None

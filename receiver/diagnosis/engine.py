@@ -18,6 +18,12 @@ For each alert :meth:`DiagnosisEngine.diagnose` returns a :class:`Diagnosis` (ne
 The LLM stage takes at most ``LLM_TOTAL_TIMEOUT_SECONDS`` (default ``LLM_TIMEOUT_SECONDS`` per
 configured provider): a hung, garbage-producing or schema-violating model costs at most that much
 before the rules answer.
+
+Pages do not wait for all of that: :meth:`DiagnosisEngine.rules_now` is the bounded fast path the
+worker uses when a critical notification's diagnosis is not done within
+``LLM_CRITICAL_BUDGET_SECONDS`` (:mod:`receiver.updates`). It runs the rules at once, with the
+Prometheus context if a diagnosis in progress already fetched it and without it otherwise; the
+diagnosis in progress is left running and its answer follows as an update.
 """
 
 from __future__ import annotations
@@ -114,6 +120,8 @@ class DiagnosisEngine:
         )
         self._inflight: dict[tuple[str, str, str, str, str], asyncio.Future[Diagnosis | None]] = {}
         self._seen: OrderedDict[tuple[str, str, str, str], Diagnosis] = OrderedDict()
+        #: Context fetched by diagnoses in progress, per incident (for :meth:`rules_now`).
+        self._contexts: dict[tuple[str, str, str, str], Context | None] = {}
 
     @property
     def llm_enabled(self) -> bool:
@@ -205,6 +213,28 @@ class DiagnosisEngine:
         self.metrics.diagnoses.labels(result.source).inc()
         return result
 
+    def rules_now(self, alert: Alert) -> Diagnosis:
+        """The rules' diagnosis of ``alert`` at once: no I/O, no waiting, never raises.
+
+        The fast path for a page that cannot wait for :meth:`diagnose` (the worker's
+        ``LLM_CRITICAL_BUDGET_SECONDS``). It uses the Prometheus context when a :meth:`diagnose`
+        of the same incident (:meth:`repeat_key`) in progress has already fetched it, so a slow
+        Prometheus never delays it: the rules then run without context. A repeat of an
+        incident already diagnosed by the LLM returns that diagnosis. Not counted in
+        ``alert_receiver_diagnosis_total`` (the :meth:`diagnose` in progress is).
+
+        Returns:
+            A :class:`Diagnosis` with ``source="rules"`` (or the remembered ``"llm"`` one).
+        """
+        key = self.repeat_key(alert)
+        previous = self._seen.get(key)
+        context = self._contexts.get(key)
+        if previous is not None and previous.source == "llm":
+            return previous.model_copy(update={"context": context})
+        if alert.status != "firing":
+            return diagnose_with_rules(alert)
+        return self._rules(alert, context)
+
     async def diagnose(self, alert: Alert) -> Diagnosis:
         """Diagnose one alert; never raises (rules are the last resort).
 
@@ -220,6 +250,15 @@ class DiagnosisEngine:
         context = await self.context_for(alert)
         if not self.providers:
             return self._done(self._rules(alert, context))
+        incident = self.repeat_key(alert)
+        self._contexts[incident] = context
+        try:
+            return await self._diagnose_firing(alert, context)
+        finally:
+            self._contexts.pop(incident, None)
+
+    async def _diagnose_firing(self, alert: Alert, context: Context | None) -> Diagnosis:
+        """Steps 4-7 of the module docstring for a firing alert with its ``context``."""
 
         previous = self._seen.get(self.repeat_key(alert))
         if previous is not None:

@@ -12,7 +12,7 @@ Routing-file fields per type (``*`` = a secret, given as ``<field>_env: VAR`` or
 ``<field>_file: PATH``, exactly one of the two; never inline):
 
 ===========  =========================================================================
-slack        ``webhook_url*``
+slack        ``webhook_url*``, ``bot_token*``, ``channel``, ``api_url``
 discord      ``webhook_url*``
 telegram     ``bot_token*``, ``chat_id`` (number or ``@channel``), ``message_thread_id``,
              ``api_url`` (default ``https://api.telegram.org``)

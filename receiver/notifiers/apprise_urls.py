@@ -167,12 +167,19 @@ def notify_type(n: Notification) -> apprise.NotifyType:
     return apprise.NotifyType.INFO
 
 
-def render_apprise(n: Notification, *, body_max: int, title_max: int) -> tuple[str, str]:
-    """``(title, body)`` for a service with those limits (title ``""`` if it has none)."""
+def render_apprise(
+    n: Notification, *, body_max: int, title_max: int, now: float | None = None
+) -> tuple[str, str]:
+    """``(title, body)`` for a service with those limits (title ``""`` if it has none).
+
+    The title is the headline; the body starts with the rest of the five-line summary (the
+    headline too when the service has no title), then a separator line and the details
+    (:func:`receiver.notifiers.common.compose`; ``now``: Unix seconds for the alert's age).
+    """
     if title_max > 0:
         title = fit(headline(n), title_max, neutralise_text)
-        return title, compose(n, STYLE, body_max, with_headline=False)
-    return "", compose(n, STYLE, body_max)
+        return title, compose(n, STYLE, body_max, with_headline=False, now=now)
+    return "", compose(n, STYLE, body_max, now=now)
 
 
 class AppriseOptions(NotifierOptions):

@@ -12,18 +12,25 @@ use ``await notifier.send(notification)``; subclasses implement ``_send``. Error
 * :class:`NotifyError` - anything else worth retrying (5xx, network error, I/O error).
 
 Error messages never contain webhook URLs, tokens or other secrets.
+
+Late diagnoses: a page sent with the rules' diagnosis (the LLM missed the critical budget,
+:mod:`receiver.updates`) is updated with the LLM's diagnosis when it comes. :meth:`Notifier.send`
+returns the platform's ids of the message it sent (kept durably with the delivery as a
+:class:`SentMessage`), and :meth:`Notifier.send_update` later edits that message, replies to it
+or sends a follow-up naming it, whichever the platform allows (each channel documents its way).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 import httpx
@@ -43,18 +50,35 @@ from receiver.notifiers.options import (
 from receiver.text import format_duration, strip_control
 
 __all__ = [
+    "MessageIds",
     "Notification",
     "Notifier",
     "NotifyError",
     "PermanentNotifyError",
     "RateLimitedError",
+    "SentMessage",
+    "UpdateKind",
     "WebhookUrlNotifier",
     "human_time",
     "parse_retry_after_header",
     "post_json",
     "raise_for_status",
+    "request_json",
+    "response_json",
     "retry_after_from_json",
 ]
+
+#: The platform's identifiers of a sent message (``{"message_id": "1234"}``, ``{"channel":
+#: "C1", "ts": "1700000000.000100"}``): small, JSON-serialisable, never secret.
+MessageIds = dict[str, str | int]
+
+#: What :meth:`Notifier.send_update` did: ``edited`` the message, ``replied`` in its thread,
+#: sent a ``follow_up`` message naming it, ``recorded`` an update record (file), or
+#: ``unsupported`` (nothing: the target has no way to update, see its module).
+UpdateKind = Literal["edited", "replied", "follow_up", "recorded", "unsupported"]
+
+#: Longest :class:`SentMessage` JSON kept (a platform answering huge ids is not trusted).
+SENT_MESSAGE_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -161,6 +185,64 @@ class Notification:
         """
         parts = (self.group_key, self.fingerprint, self.status, self.starts_at, self.ends_at)
         return hashlib.sha256("\x00".join(parts).encode("utf-8", "replace")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A delivered message as the worker recorded it, to update it later.
+
+    Stored as JSON with the delivery (``deliveries.message_ref``), so an update after a restart
+    still knows what to edit.
+
+    Attributes:
+        sent_at: Unix seconds when its delivery was recorded, ``None`` when unknown (a delivery
+            recorded before this existed).
+        ids: the platform's identifiers of the message (:data:`MessageIds`), ``{}`` when it
+            gives none (incoming webhooks, files) or they are unknown.
+    """
+
+    sent_at: float | None = None
+    ids: Mapping[str, str | int] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """``{"sent_at": float|null, "ids": {...}}``; ids dropped if they make it longer than
+        :data:`SENT_MESSAGE_MAX`."""
+        text = json.dumps({"sent_at": self.sent_at, "ids": dict(self.ids)}, separators=(",", ":"))
+        if len(text) > SENT_MESSAGE_MAX:
+            text = json.dumps({"sent_at": self.sent_at, "ids": {}}, separators=(",", ":"))
+        return text
+
+    @classmethod
+    def from_json(cls, text: str | None) -> SentMessage:
+        """Read :meth:`to_json`'s text; ``None`` or anything unreadable gives an empty one."""
+        if not text:
+            return cls()
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        sent_at = data.get("sent_at")
+        if not isinstance(sent_at, int | float) or isinstance(sent_at, bool):
+            sent_at = None
+        raw = data.get("ids")
+        ids: dict[str, str | int] = {}
+        if isinstance(raw, dict):
+            for key, value in raw.items():
+                if isinstance(value, str | int) and not isinstance(value, bool):
+                    ids[str(key)] = value
+        return cls(None if sent_at is None else float(sent_at), ids)
+
+    @property
+    def sent_text(self) -> str | None:
+        """``sent_at`` as ``2026-11-21 07:22:05 UTC``, or ``None``."""
+        if self.sent_at is None or not math.isfinite(self.sent_at):
+            return None
+        try:
+            return datetime.fromtimestamp(self.sent_at, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        except (OverflowError, OSError, ValueError):
+            return None
 
 
 def human_time(value: str) -> str:
@@ -303,8 +385,12 @@ class Notifier(ABC):
 
     # --- sending ------------------------------------------------------------------------------
 
-    async def send(self, notification: Notification) -> None:
+    async def send(self, notification: Notification) -> MessageIds | None:
         """Deliver one notification.
+
+        Returns:
+            The platform's ids of the message sent (:data:`MessageIds`), when it gives them and
+            the channel can update a message with them; ``None`` otherwise.
 
         Raises:
             RateLimitedError: HTTP 429 (with ``retry_after`` seconds when known).
@@ -313,13 +399,13 @@ class Notifier(ABC):
         """
         metrics = self._metrics
         if metrics is None:
-            await self._send(notification)
-            return
+            return await self._send(notification)
         started = time.perf_counter()
         result: str | None = "error"
         try:
-            await self._send(notification)
+            ids = await self._send(notification)
             result = "ok"
+            return ids
         except RateLimitedError:
             result = "rate_limited"
             raise
@@ -334,8 +420,30 @@ class Notifier(ABC):
                 metrics.attempt(self.channel, self.name, result, time.perf_counter() - started)
 
     @abstractmethod
-    async def _send(self, notification: Notification) -> None:
+    async def _send(self, notification: Notification) -> MessageIds | None:
         """Deliver one notification (the platform-specific part); see :meth:`send`."""
+
+    async def send_update(self, notification: Notification, sent: SentMessage) -> UpdateKind:
+        """Bring a message already delivered up to date with ``notification.diagnosis`` (a
+        late LLM diagnosis): edit it, reply to it or send a follow-up naming it, as the
+        platform allows. Not counted in the request metrics (the worker counts updates as
+        delivery results ``updated`` / ``update_failed``).
+
+        Args:
+            notification: the notification as first sent, with the new diagnosis.
+            sent: what was recorded of the first message (its time and ids, maybe empty).
+
+        Returns:
+            What was done (:data:`UpdateKind`); the default is ``unsupported`` (nothing).
+
+        Raises:
+            RateLimitedError, PermanentNotifyError, NotifyError: as :meth:`send`.
+        """
+        return await self._send_update(notification, sent)
+
+    async def _send_update(self, notification: Notification, sent: SentMessage) -> UpdateKind:
+        """The platform-specific part of :meth:`send_update` (default: nothing)."""
+        return "unsupported"
 
 
 class WebhookUrlNotifier(Notifier):
@@ -379,26 +487,55 @@ def retry_after_from_json(resp: httpx.Response, *path: str) -> float | None:
     return None
 
 
-async def post_json(
+async def request_json(
     client: httpx.AsyncClient,
-    url: str,
+    method: str,
+    url: str | httpx.URL,
     body: dict[str, object],
     *,
     channel: str,
     headers: Mapping[str, str] | None = None,
     timeout: float = 10.0,
 ) -> httpx.Response:
-    """POST ``body`` as JSON and map transport failures to :class:`NotifyError`.
+    """Send ``body`` as JSON with ``method`` and map transport failures to
+    :class:`NotifyError`.
 
     The returned response may have any status; callers interpret it. Error messages name the
     channel and the exception class only, never the (secret) URL or headers.
     """
     try:
-        return await client.post(
-            url, json=body, headers=dict(headers or {}), timeout=httpx.Timeout(timeout)
+        return await client.request(
+            method, url, json=body, headers=dict(headers or {}), timeout=httpx.Timeout(timeout)
         )
     except httpx.HTTPError as exc:
         raise NotifyError(f"{channel} request failed ({exc.__class__.__name__})") from None
+
+
+async def post_json(
+    client: httpx.AsyncClient,
+    url: str | httpx.URL,
+    body: dict[str, object],
+    *,
+    channel: str,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+) -> httpx.Response:
+    """POST ``body`` as JSON (:func:`request_json`)."""
+    return await request_json(
+        client, "POST", url, body, channel=channel, headers=headers, timeout=timeout
+    )
+
+
+def response_json(resp: httpx.Response) -> dict[str, object] | None:
+    """The response body as a JSON object, or ``None`` when it is empty, not JSON or not an
+    object (an answer is untrusted: callers check every value they use)."""
+    if not resp.content:
+        return None
+    try:
+        data = resp.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def raise_for_status(

@@ -1,19 +1,27 @@
 """The text message shared by the text-only notifiers (Telegram, LINE, Apprise).
 
-:func:`compose` lays a notification out as::
+:func:`compose` lays a notification out summary first (:mod:`receiver.notifiers.summary`),
+details folded below::
 
     <headline>                      🔴 FIRING: ExchangeApiDown · binance
+    <since>                         Critical · firing since 07:22:00 UTC (3 min)
+    Impact: …                       the diagnosis' impact, one line
+    First action: …                 its first action item, one line
+    Diagnosis: …                    what it found, one line (no PromQL in any of these)
+    <fold>                          a separator line, or Telegram's <blockquote expandable>
     <status line>                   Firing since 2026-11-21 07:22:00 UTC
     <facts>                         Exchange: binance · Endpoint: … · Severity: critical · …
 
     <Summary> / <Description> / <Diagnosis|Recovery check> / <Impact> / <Action items> /
-    <Rollback plan>                 (each a bold title line and its text)
+    <Rollback plan> / <Context (Prometheus)>   (each a bold title line and its text)
+    </fold>
 
     <links>                         Runbook · Prometheus graph · Alertmanager
 
-A resolved message starts ``✅ RESOLVED`` and its status line says how long the incident lasted.
-The result never exceeds ``limit`` (as the target counts length): the links are kept whole and
-reserved first, so a cut message still links to the details; the sections share what is left
+A resolved message starts ``✅ RESOLVED`` and says when it ended and how long it lasted.
+The result never exceeds ``limit`` (as the target counts length): the summary comes first (its
+lines dropped from the last when even they do not fit), then the links are kept whole and
+reserved, so a cut message still links to the details; the detail sections share what is left
 (short ones whole, long ones cut with ``…``). Escaping is the target's (:class:`Style`).
 """
 
@@ -23,11 +31,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from receiver.notifiers.base import Notification, human_time
+from receiver.notifiers.summary import SummaryLine, summary_lines
+from receiver.notifiers.summary import headline as headline
 from receiver.text import fit, safe_url
 
 HEADLINE_MAX = 200
 STATUS_MAX = 300
 FACTS_MAX = 400
+#: Most room one summary line may take (as the target counts, markup included).
+SUMMARY_LINE_MAX = 220
+#: Shortest cap of a summary line, however small the message limit.
+SUMMARY_LINE_MIN = 40
+#: The line between the summary and the details of a plain-text message.
+DETAILS_SEPARATOR = "────────── details ──────────"
 
 
 def _same(text: str) -> str:
@@ -48,6 +64,9 @@ class Style:
         link: ``(label, checked http(s) URL)`` → a link in the target's syntax.
         length: how the target measures length (``len`` or :func:`receiver.text.utf16_len`).
         link_separator: between two links.
+        fold_open, fold_close: markup around the details, when the target can fold them away
+            (Telegram's ``<blockquote expandable>``); empty for plain text.
+        separator: a line between the summary and the details (``""``: none).
     """
 
     escape: Callable[[str], str]
@@ -55,13 +74,47 @@ class Style:
     link: Callable[[str, str], str] = _plain_link
     length: Callable[[str], int] = len
     link_separator: str = "\n"
+    fold_open: str = ""
+    fold_close: str = ""
+    separator: str = DETAILS_SEPARATOR
 
 
-def headline(n: Notification) -> str:
-    """``🔴 FIRING: <alertname> · <exchange>`` or ``✅ RESOLVED: …`` (raw, unescaped)."""
-    prefix = "🔴 FIRING" if n.firing else "✅ RESOLVED"
-    where = f" · {n.exchange}" if n.exchange else ""
-    return f"{prefix}: {n.alertname}{where}"
+def render_summary_line(line: SummaryLine, style: Style, cap: int) -> str:
+    """One summary line in ``style``: ``<b>Impact:</b> text`` (labelled) or the text alone,
+    at most ``cap`` long as the target counts (the text is cut with ``…``)."""
+    if not line.label:
+        return fit(line.text, cap, style.escape, style.length)
+    label = style.bold(style.escape(line.label + ":")) + " "
+    return label + fit(line.text, max(1, cap - style.length(label)), style.escape, style.length)
+
+
+def render_summary(
+    n: Notification,
+    style: Style,
+    cap: int = SUMMARY_LINE_MAX,
+    *,
+    with_headline: bool = True,
+    now: float | None = None,
+) -> list[str]:
+    """The summary lines of ``n`` (:func:`receiver.notifiers.summary.summary_lines`) rendered
+    in ``style``, each at most ``cap`` long; the headline bold (left out without
+    ``with_headline``, for targets that show it as a title).
+
+    Args:
+        n: the notification.
+        style: the target's escaping and markup.
+        cap: most length of one line, as the target counts.
+        with_headline: include the headline line.
+        now: Unix seconds for the alert's age (default: the current time).
+    """
+    out: list[str] = []
+    for i, line in enumerate(summary_lines(n, now)):
+        if i == 0:
+            if with_headline:
+                out.append(style.bold(render_summary_line(line, style, min(cap, HEADLINE_MAX))))
+            continue
+        out.append(render_summary_line(line, style, cap))
+    return out
 
 
 def status_line(n: Notification) -> str:
@@ -105,7 +158,7 @@ def links(n: Notification) -> list[tuple[str, str]]:
 
 
 def sections(n: Notification) -> list[tuple[str, str]]:
-    """``(title, raw text)`` of every non-empty section, in display order."""
+    """``(title, raw text)`` of every non-empty detail section, in display order."""
     d = n.diagnosis
     out: list[tuple[str, str]] = []
     if n.summary:
@@ -117,6 +170,8 @@ def sections(n: Notification) -> list[tuple[str, str]]:
     out.append(("Impact", d.impact))
     out.append(("Action items", "\n".join(f"{i}. {a}" for i, a in enumerate(d.action_items, 1))))
     out.append(("Rollback plan", d.rollback_plan))
+    if d.context is not None and d.context.summary:
+        out.append(("Context (Prometheus)", d.context.summary))
     return out
 
 
@@ -134,6 +189,43 @@ def allocate(needs: list[int], budget: int) -> list[int]:
     return alloc
 
 
+def render_sections(blocks: list[tuple[str, str]], style: Style, available: int) -> list[str]:
+    """Titled sections (``(raw title, raw body)``) sharing ``available`` (as the target counts,
+    ``\\n\\n`` before each included): trailing sections whose titles do not fit are dropped,
+    the bodies share the rest fairly (:func:`allocate`) and are cut with ``…``."""
+    sep = "\n\n"
+    length = style.length
+    titled = [(style.bold(style.escape(title)) + "\n", body) for title, body in blocks]
+    while titled:
+        overhead = sum(length(t) + len(sep) for t, _ in titled)
+        if overhead + 2 * len(titled) <= available:
+            break
+        titled.pop()
+    if not titled:
+        return []
+    overhead = sum(length(t) + len(sep) for t, _ in titled)
+    needs = [length(style.escape(body)) for _, body in titled]
+    budgets = allocate(needs, available - overhead)
+    return [
+        title + fit(body, budget, style.escape, length)
+        for (title, body), budget in zip(titled, budgets, strict=True)
+    ]
+
+
+def fold(head: list[str], blocks: list[tuple[str, str]], style: Style, budget: int) -> str:
+    """The folded details: ``style.fold_open``, ``style.separator``, the ``head`` lines
+    (rendered), the sections, ``style.fold_close``; ``""`` when not even the head fits in
+    ``budget``. Never longer than ``budget``."""
+    length = style.length
+    opening = style.fold_open + (style.separator + "\n" if style.separator else "")
+    top = "\n".join(head)
+    fixed = length(opening) + length(top) + length(style.fold_close)
+    if fixed > budget:
+        return ""
+    rendered = render_sections(blocks, style, budget - fixed)
+    return opening + "\n\n".join([top, *rendered]) + style.fold_close
+
+
 def compose(
     n: Notification,
     style: Style,
@@ -141,6 +233,7 @@ def compose(
     *,
     with_headline: bool = True,
     link_budget: int = 800,
+    now: float | None = None,
 ) -> str:
     """Render ``n`` as one text message of at most ``limit`` (see the module docstring).
 
@@ -150,21 +243,22 @@ def compose(
         limit: the target's maximum message length, measured with ``style.length``.
         with_headline: start with the headline (off when the target shows it as a title).
         link_budget: most room the links may take (whole links only).
+        now: Unix seconds for the alert's age in the summary (default: the current time).
 
     Returns:
         The message; never longer than ``limit``, never raises on long input.
     """
     length = style.length
-    sep = "\n\n"
-    head: list[str] = []
-    if with_headline:
-        head.append(style.bold(fit(headline(n), HEADLINE_MAX, style.escape, length)))
-    head.append(fit(status_line(n), STATUS_MAX, style.escape, length))
-    head.append(fit(facts_line(n), FACTS_MAX, style.escape, length))
-    top = "\n".join(head)
+    cap = max(SUMMARY_LINE_MIN, min(SUMMARY_LINE_MAX, limit // 8))
+    lines = render_summary(n, style, cap, with_headline=with_headline, now=now)
+    keep = 2 if with_headline else 1  # the headline and the since line, at least
+    while len(lines) > keep and length("\n".join(lines)) > limit:
+        lines.pop()
+    top = "\n".join(lines)
     if length(top) > limit:
         return fit(headline(n) + "\n" + status_line(n), limit, style.escape, length)
 
+    sep = "\n\n"
     footer_parts: list[str] = []
     used = 0
     room = min(link_budget, limit - length(top) - len(sep))
@@ -176,25 +270,13 @@ def compose(
             used += extra
     footer = style.link_separator.join(footer_parts)
 
-    available = limit - length(top) - (length(footer) + len(sep) if footer else 0)
-    blocks: list[tuple[str, str]] = []  # (rendered title, raw body)
-    for title, body in sections(n):
-        blocks.append((style.bold(style.escape(title)) + "\n", body))
-    # Drop trailing sections while even their titles do not fit.
-    while blocks:
-        overhead = sum(length(t) + len(sep) for t, _ in blocks)
-        if overhead + 2 * len(blocks) <= available:
-            break
-        blocks.pop()
-    rendered: list[str] = []
-    if blocks:
-        overhead = sum(length(t) + len(sep) for t, _ in blocks)
-        needs = [length(style.escape(body)) for _, body in blocks]
-        for (title, body), budget in zip(
-            blocks, allocate(needs, available - overhead), strict=True
-        ):
-            rendered.append(title + fit(body, budget, style.escape, length))
-    text = sep.join([top, *rendered, *([footer] if footer else [])])
+    budget = limit - length(top) - 1 - (length(footer) + len(sep) if footer else 0)
+    head = [
+        fit(status_line(n), STATUS_MAX, style.escape, length),
+        fit(facts_line(n), FACTS_MAX, style.escape, length),
+    ]
+    details = fold(head, sections(n), style, budget)
+    text = top + ("\n" + details if details else "") + (sep + footer if footer else "")
     if length(text) > limit:  # cannot happen by construction; never send an oversized body
         text = fit(headline(n) + "\n" + status_line(n), limit, style.escape, length)
     return text

@@ -18,6 +18,18 @@ cut with ``…`` so one hostile alert cannot produce a multi-megabyte line.
 
 :meth:`JsonlNotifier.delivered_before` tells the worker, after a crash between the write and
 the record of its success, whether the line is already there (so it is not written twice).
+
+A late LLM diagnosis of a notification already written (:mod:`receiver.updates`) is appended
+as an ``update`` record, the same way (one write, fsync)::
+
+    {"kind": "update", "notified_at": str, "notification_id": int,
+     "first_notified_at": str | null, "status": "firing", "alertname": str,
+     "exchange": str | null, "fingerprint": str, "group_key": str, "starts_at": str,
+     "ends_at": str, "diagnosis": {Diagnosis fields}}
+
+Only update records have ``kind``: a reader of notifications skips lines whose ``kind`` is
+``update`` (the benchmarks do); ``notification_id`` is the receiver's id of the notification it
+updates, ``first_notified_at`` when that one was written.
 """
 
 from __future__ import annotations
@@ -28,8 +40,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from exchange_common.timestamps import utc_now_iso
-from receiver.notifiers.base import Notification, Notifier, NotifyError
+from exchange_common.timestamps import iso_utc, utc_now_iso
+from receiver.notifiers.base import Notification, Notifier, NotifyError, SentMessage, UpdateKind
 from receiver.notifiers.options import NotifierConfig, NotifierOptions
 from receiver.text import cap
 
@@ -69,6 +81,27 @@ def render_jsonl(n: Notification, notified_at: str | None = None) -> dict[str, A
         "annotations": _capmap(n.annotations),
         "diagnosis": n.diagnosis.model_dump(mode="json"),
         "duration_seconds": n.duration_seconds,
+    }
+
+
+def render_jsonl_update(
+    n: Notification, sent: SentMessage, notified_at: str | None = None
+) -> dict[str, Any]:
+    """Return the ``update`` record of ``n`` (its new diagnosis; see the module docstring)."""
+    first = None if sent.sent_at is None or sent.sent_text is None else iso_utc(sent.sent_at)
+    return {
+        "kind": "update",
+        "notified_at": notified_at or utc_now_iso(),
+        "notification_id": n.id,
+        "first_notified_at": first,
+        "status": n.status,
+        "alertname": cap(n.alertname, VALUE_MAX),
+        "exchange": _opt(n.exchange),
+        "fingerprint": cap(n.fingerprint, VALUE_MAX),
+        "group_key": cap(n.group_key, VALUE_MAX),
+        "starts_at": n.starts_at,
+        "ends_at": n.ends_at,
+        "diagnosis": n.diagnosis.model_dump(mode="json"),
     }
 
 
@@ -122,7 +155,9 @@ class JsonlNotifier(Notifier):
                 record = json.loads(raw)
             except ValueError:
                 continue  # a cut first line or a torn write
-            if isinstance(record, dict) and all(record.get(k) == v for k, v in identity.items()):
+            if not isinstance(record, dict) or record.get("kind") == "update":
+                continue
+            if all(record.get(k) == v for k, v in identity.items()):
                 return True
         return False
 
@@ -147,7 +182,18 @@ class JsonlNotifier(Notifier):
         Raises:
             NotifyError: the file cannot be written (the message names the error class only).
         """
-        record = render_jsonl(notification)
+        await self._write(render_jsonl(notification))
+
+    async def _send_update(self, notification: Notification, sent: SentMessage) -> UpdateKind:
+        """Append the ``update`` record (:func:`render_jsonl_update`) and fsync it.
+
+        Raises:
+            NotifyError: the file cannot be written.
+        """
+        await self._write(render_jsonl_update(notification, sent))
+        return "recorded"
+
+    async def _write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         async with self._lock:
             try:

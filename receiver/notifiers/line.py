@@ -22,6 +22,11 @@ even after a receiver restart - sends the same key, and a replay of an already a
 gives 409, which counts as delivered. LINE text has no markup and plain text cannot mention
 anyone; text still goes through :func:`receiver.text.neutralise_text`. Length is counted in
 UTF-16 code units (at least Python's count, so the cap also holds if LINE counts code points).
+
+Late diagnoses (:mod:`receiver.updates`): the Messaging API cannot edit a pushed message (the
+message endpoints send, they do not modify), so the update is a follow-up push naming the first
+message (alert, exchange, when it was sent; :mod:`receiver.notifiers.followup`), with its own
+retry key (:func:`update_retry_key`), stable across the update's retries.
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ from pydantic import SecretStr, field_validator
 from receiver.notifiers.base import (
     Notification,
     Notifier,
+    SentMessage,
+    UpdateKind,
     parse_retry_after_header,
     post_json,
     raise_for_status,
 )
 from receiver.notifiers.common import Style, compose
+from receiver.notifiers.followup import compose_update
 from receiver.notifiers.options import HttpUrlOption, NotifierConfig, NotifierOptions
 from receiver.text import neutralise_text, utf16_len
 
@@ -53,14 +61,23 @@ RETRY_KEY_NAMESPACE = uuid.UUID("6f1d9a4e-3c55-4f0e-9a57-0b8d2f1c7e21")
 STYLE = Style(escape=neutralise_text, length=utf16_len)
 
 
-def render_line(n: Notification, to: str) -> dict[str, Any]:
-    """The push-message body: one text message of at most 5000 UTF-16 code units."""
-    return {"to": to, "messages": [{"type": "text", "text": compose(n, STYLE, TEXT_MAX)}]}
+def render_line(n: Notification, to: str, *, now: float | None = None) -> dict[str, Any]:
+    """The push-message body: one text message of at most 5000 UTF-16 code units, the
+    five-line summary first, then a separator line and the details
+    (:func:`receiver.notifiers.common.compose`; ``now``: Unix seconds for the alert's age,
+    default the current time)."""
+    text = compose(n, STYLE, TEXT_MAX, now=now)
+    return {"to": to, "messages": [{"type": "text", "text": text}]}
 
 
 def retry_key(n: Notification, *, notifier: str, to: str) -> str:
     """The ``X-Line-Retry-Key`` for sending ``n`` to ``to`` (stable across retries)."""
     return str(uuid.uuid5(RETRY_KEY_NAMESPACE, f"{notifier}\x00{to}\x00{n.delivery_key}"))
+
+
+def update_retry_key(n: Notification, *, notifier: str, to: str) -> str:
+    """The ``X-Line-Retry-Key`` of the update of ``n`` (differs from :func:`retry_key`)."""
+    return str(uuid.uuid5(RETRY_KEY_NAMESPACE, f"update\x00{notifier}\x00{to}\x00{n.delivery_key}"))
 
 
 _LINE_TO = re.compile(r"^[UCR][0-9a-f]{32}$")
@@ -140,12 +157,24 @@ class LineNotifier(Notifier):
             PermanentNotifyError: other 4xx except 409 (bad token, bad ``to``, bad body).
             NotifyError: 5xx or network failure (retried with the same key).
         """
-        token = self._token.get_secret_value()
-        headers = {
-            "Authorization": f"Bearer {token}",
-            "X-Line-Retry-Key": self.idempotency_key(notification),
-        }
         body = render_line(notification, self.to)
+        await self._push(body, self.idempotency_key(notification))
+
+    async def _send_update(self, notification: Notification, sent: SentMessage) -> UpdateKind:
+        """Push the follow-up message naming the first (see the module docstring).
+
+        Raises:
+            RateLimitedError, PermanentNotifyError, NotifyError: as :meth:`_send`.
+        """
+        text = compose_update(notification, sent, STYLE, TEXT_MAX)
+        body = {"to": self.to, "messages": [{"type": "text", "text": text}]}
+        key = update_retry_key(notification, notifier=self.name, to=self.to)
+        await self._push(body, key)
+        return "follow_up"
+
+    async def _push(self, body: dict[str, Any], key: str) -> None:
+        token = self._token.get_secret_value()
+        headers = {"Authorization": f"Bearer {token}", "X-Line-Retry-Key": key}
         resp = await post_json(
             self._client, self._api_url, body, channel=self.name, headers=headers
         )

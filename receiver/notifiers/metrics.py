@@ -25,7 +25,17 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 #: The closed set of ``result`` label values of the request counter.
 RESULTS = ("ok", "rate_limited", "rejected", "error")
 #: The closed set of ``result`` label values of the delivery counter.
-DELIVERY_RESULTS = ("delivered", "retried", "rejected", "dropped", "recovered", "uncertain")
+DELIVERY_RESULTS = (
+    "delivered",
+    "retried",
+    "rejected",
+    "dropped",
+    "recovered",
+    "uncertain",
+    # A late LLM diagnosis sent as an update of a delivered message (receiver/updates.py).
+    "updated",
+    "update_failed",
+)
 #: The label names, in the one order every family uses.
 LABELS = ("channel", "notifier")
 

@@ -22,6 +22,13 @@ A resolve event carries the same payload shape (summary saying how long it laste
 uses only ``routing_key``, ``event_action`` and ``dedup_key`` of it. PagerDuty renders plain
 text: untrusted text goes through :func:`receiver.text.neutralise_text` (no markup, no
 mentions if the event is forwarded to chat).
+
+Late diagnoses (:mod:`receiver.updates`): nothing is sent. Events API v2 has no "update" action;
+the only way to add to an alert is another ``trigger`` with the same ``dedup_key``, which is
+appended to the alert's log while the alert is open but *opens a new alert* (and pages again)
+once a responder has resolved it ("Alert De-Duplication",
+https://support.pagerduty.com/main/docs/event-management#alert-deduplication). A late diagnosis
+must never page again, so it reaches the chat and file targets only.
 """
 
 from __future__ import annotations

@@ -24,6 +24,13 @@ restart), so a receiver can drop duplicates. Body (version 1; fields are only ev
                     "estimated_recovery_time", "root_cause_category", "confidence", "source"}
     }
 
+A late LLM diagnosis (:mod:`receiver.updates`) is POSTed as a follow-up document: the same
+fields, re-rendered with the new diagnosis, plus ``"kind": "update"`` and ``"updates":
+{"idempotency_key": <the first document's key>, "sent_at": RFC 3339 | null}``; its own
+``idempotency_key`` (and header) is derived from the first's, so it is not dropped as a repeat
+of it and stays the same across its retries. A consumer that ignores ``kind`` sees the same alert
+again with a better diagnosis; first documents have no ``kind``.
+
 Strings longer than :data:`VALUE_MAX` characters are cut with ``…`` and maps keep at most
 :data:`MAX_MAP_ENTRIES` entries, so the body stays bounded (≈ 3.5 MB worst case, typically a
 few KB). Values are JSON strings, not markup: the consumer escapes for wherever it displays them
@@ -35,6 +42,7 @@ retried.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -42,10 +50,12 @@ from typing import Any
 import httpx
 from pydantic import Field, SecretStr
 
-from exchange_common.timestamps import utc_now_iso
+from exchange_common.timestamps import iso_utc, utc_now_iso
 from receiver.notifiers.base import (
     Notification,
     Notifier,
+    SentMessage,
+    UpdateKind,
     parse_retry_after_header,
     post_json,
     raise_for_status,
@@ -98,6 +108,23 @@ def render_webhook(n: Notification, *, notifier: str, sent_at: str | None = None
         "duration": n.duration_text,
         "diagnosis": n.diagnosis.model_dump(mode="json"),
     }
+
+
+def update_key(n: Notification) -> str:
+    """The ``Idempotency-Key`` of the update of ``n`` (64 hex, derived from the first's)."""
+    return hashlib.sha256(f"update\x00{n.delivery_key}".encode()).hexdigest()
+
+
+def render_webhook_update(
+    n: Notification, sent: SentMessage, *, notifier: str, sent_at: str | None = None
+) -> dict[str, Any]:
+    """The follow-up document of ``n``'s late diagnosis (see the module docstring)."""
+    body = render_webhook(n, notifier=notifier, sent_at=sent_at)
+    first = None if sent.sent_at is None or sent.sent_text is None else iso_utc(sent.sent_at)
+    body["kind"] = "update"
+    body["idempotency_key"] = update_key(n)
+    body["updates"] = {"idempotency_key": n.delivery_key, "sent_at": first}
+    return body
 
 
 _SECRET_HEADER = re.compile(r"auth|token|secret|key|passw|signature|session|cookie", re.I)
@@ -197,9 +224,22 @@ class WebhookNotifier(Notifier):
             PermanentNotifyError: other 4xx except 408/409/425.
             NotifyError: 3xx, 5xx or network failure.
         """
-        headers = {k: v.get_secret_value() for k, v in self._headers.items()}
-        headers["Idempotency-Key"] = self.idempotency_key(notification)
         body = render_webhook(notification, notifier=self.name)
+        await self._post(body, self.idempotency_key(notification))
+
+    async def _send_update(self, notification: Notification, sent: SentMessage) -> UpdateKind:
+        """POST the follow-up document (:func:`render_webhook_update`).
+
+        Raises:
+            RateLimitedError, PermanentNotifyError, NotifyError: as :meth:`_send`.
+        """
+        body = render_webhook_update(notification, sent, notifier=self.name)
+        await self._post(body, update_key(notification))
+        return "follow_up"
+
+    async def _post(self, body: dict[str, Any], key: str) -> None:
+        headers = {k: v.get_secret_value() for k, v in self._headers.items()}
+        headers["Idempotency-Key"] = key
         url = self._url.get_secret_value()
         resp = await post_json(
             self._client, url, body, channel=self.name, headers=headers, timeout=self._timeout

@@ -29,6 +29,7 @@ from receiver.store.records import (
     DeadmanOutcome,
     DeadmanState,
     DeadmanTransition,
+    Delivery,
     DeliveryState,
     IngestItem,
     IngestResult,
@@ -204,6 +205,7 @@ class Store(ABC):
         next_attempt_at: float | None = None,
         error: str | None = None,
         keep_error: bool = False,
+        message_ref: str | None = None,
     ) -> None:
         """Update the delivery of one notifier (created by :meth:`prepare`).
 
@@ -213,6 +215,27 @@ class Store(ABC):
             next_attempt_at: Unix seconds of the next attempt (unchanged when ``None``).
             error: last error message (must not contain secrets), or ``None``.
             keep_error: leave the stored last error as it is (``error`` is ignored).
+            message_ref: what identifies the sent message for a later update (opaque text,
+                no secrets; :attr:`Delivery.message_ref`); unchanged when ``None``.
+
+        Raises:
+            StoreError: nothing was written.
+        """
+
+    @abstractmethod
+    def deliveries(self, notification_id: int) -> dict[str, Delivery]:
+        """``{notifier name: Delivery}`` of every delivery of a notification (empty when it
+        has none), read without starting a round: what a later update of its messages needs.
+
+        Raises:
+            StoreError: the database cannot be read.
+        """
+
+    @abstractmethod
+    def set_diagnosis(self, notification_id: int, diagnosis: dict[str, Any]) -> None:
+        """Store (replace) the diagnosis of a notification, whatever its state: a late LLM
+        diagnosis that follows a page sent with the rules' one. From then on :meth:`due` and
+        :meth:`claim` return it, so deliveries still to be made carry it.
 
         Raises:
             StoreError: nothing was written.

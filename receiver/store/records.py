@@ -104,6 +104,10 @@ class Delivery:
         state: where the delivery is.
         attempts: attempts started so far.
         next_attempt_at: Unix seconds before which no attempt is made.
+        message_ref: what the worker recorded of the sent message, to update it later (JSON
+            text: when it was sent and the platform's message id, see
+            :class:`receiver.notifiers.base.SentMessage`); ``None`` before delivery and for
+            deliveries recorded before schema version 4 (SQLite) / migration 2 (PostgreSQL).
     """
 
     notifier: str
@@ -111,6 +115,7 @@ class Delivery:
     state: DeliveryState
     attempts: int
     next_attempt_at: float
+    message_ref: str | None = None
 
 
 class RoundStart(NamedTuple):

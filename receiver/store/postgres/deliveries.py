@@ -107,15 +107,7 @@ def prepare(
                 " ON CONFLICT (notification_id, notifier) DO NOTHING",
                 [(notification_id, name, channel, now, stamp) for name, channel in notifiers],
             )
-    rows = conn.execute(
-        "SELECT notifier, channel, state, attempts, next_attempt_at FROM deliveries"
-        " WHERE notification_id = %s ORDER BY notifier",
-        (notification_id,),
-    ).fetchall()
-    plan = {
-        row[0]: Delivery(row[0], row[1], DeliveryState(row[2]), int(row[3]), float(row[4]))
-        for row in rows
-    }
+    plan = deliveries(conn, notification_id)
     per_notifier = conn.execute(
         "SELECT d.notifier, min(d.next_attempt_at) FROM notifications n"
         " JOIN deliveries d ON d.notification_id = n.id"
@@ -135,6 +127,33 @@ def prepare(
     return RoundStart(plan, blocked, first)
 
 
+def deliveries(conn: psycopg.Connection[TupleRow], notification_id: int) -> dict[str, Delivery]:
+    """``{notifier: Delivery}`` of one notification, by notifier name."""
+    rows = conn.execute(
+        "SELECT notifier, channel, state, attempts, next_attempt_at, message_ref FROM deliveries"
+        " WHERE notification_id = %s ORDER BY notifier",
+        (notification_id,),
+    ).fetchall()
+    return {
+        row[0]: Delivery(row[0], row[1], DeliveryState(row[2]), int(row[3]), float(row[4]), row[5])
+        for row in rows
+    }
+
+
+def set_diagnosis(
+    conn: psycopg.Connection[TupleRow],
+    stamp: datetime,
+    notification_id: int,
+    diagnosis: dict[str, Any],
+) -> None:
+    """Replace a notification's cached diagnosis; see
+    :meth:`receiver.store.Store.set_diagnosis`."""
+    conn.execute(
+        "UPDATE notifications SET diagnosis = %s, updated_at = %s WHERE id = %s",
+        (json.dumps(diagnosis), stamp, notification_id),
+    )
+
+
 def update_delivery(
     conn: psycopg.Connection[TupleRow],
     stamp: datetime,
@@ -145,12 +164,14 @@ def update_delivery(
     next_attempt_at: float | None,
     error: str | None,
     keep_error: bool,
+    message_ref: str | None = None,
 ) -> None:
     """Update one delivery row; see :meth:`receiver.store.Store.update_delivery`."""
     conn.execute(
         "UPDATE deliveries SET state = %s, attempts = COALESCE(%s::integer, attempts),"
         " next_attempt_at = COALESCE(%s::float8, next_attempt_at),"
         " last_error = CASE WHEN %s::boolean THEN last_error ELSE %s::text END,"
+        " message_ref = COALESCE(%s::text, message_ref),"
         " updated_at = %s, delivered_at = %s WHERE notification_id = %s AND notifier = %s",
         (
             str(state),
@@ -158,6 +179,7 @@ def update_delivery(
             next_attempt_at,
             keep_error,
             None if error is None else error.replace("\x00", "\ufffd"),
+            None if message_ref is None else message_ref.replace("\x00", "\ufffd"),
             stamp,
             stamp if state == DeliveryState.DELIVERED else None,
             notification_id,

@@ -9,7 +9,8 @@ Tables (the SQLite schema's, see :mod:`receiver.store.sqlite.schema`, with Postg
   ``(group_key, fingerprint, status, starts_at, ends_at)``; ``next_attempt_at`` and
   ``lease_until`` are Unix seconds (``double precision``); ``lease_owner`` names the receiver
   holding it (both ``NULL`` when free);
-* ``deliveries`` - one row per (notification, notifier instance);
+* ``deliveries`` - one row per (notification, notifier instance); ``message_ref`` (migration 2,
+  nullable) identifies the sent message for a later update (as in SQLite);
 * ``deadman`` - a single row (``id = 1``, created by the migration so it can be locked with
   ``SELECT ... FOR UPDATE``);
 * ``health`` - a single row rewritten by the readiness probe.
@@ -106,7 +107,11 @@ _V1 = [
     "CREATE INDEX webhooks_received ON webhooks (received_at)",
 ]
 
-MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1)]
+#: The sent message's reference, for an update after a late LLM diagnosis (``NULL`` for the rows
+#: already there: they are updated by a follow-up message, or not at all).
+_V2 = ["ALTER TABLE deliveries ADD COLUMN message_ref text"]
+
+MIGRATIONS: list[tuple[int, list[str]]] = [(1, _V1), (2, _V2)]
 """``(version, statements)`` in order; a new schema change is one more entry, never an edit."""
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -38,6 +38,7 @@ from receiver.store.records import (
     DeadmanOutcome,
     DeadmanState,
     DeadmanTransition,
+    Delivery,
     DeliveryState,
     IngestItem,
     IngestResult,
@@ -247,6 +248,7 @@ class PostgresStore(Store):
         next_attempt_at: float | None = None,
         error: str | None = None,
         keep_error: bool = False,
+        message_ref: str | None = None,
     ) -> None:
         """See :meth:`Store.update_delivery`."""
         stamp = self._now()
@@ -261,7 +263,19 @@ class PostgresStore(Store):
                 next_attempt_at,
                 error,
                 keep_error,
+                message_ref,
             )
+
+    def deliveries(self, notification_id: int) -> dict[str, Delivery]:
+        """See :meth:`Store.deliveries`."""
+        with self._transaction() as conn:
+            return deliveries.deliveries(conn, notification_id)
+
+    def set_diagnosis(self, notification_id: int, diagnosis: dict[str, Any]) -> None:
+        """See :meth:`Store.set_diagnosis`."""
+        stamp = self._now()
+        with self._transaction() as conn:
+            deliveries.set_diagnosis(conn, stamp, notification_id, diagnosis)
 
     def finish(self, notification_id: int) -> float | None:
         """See :meth:`Store.finish`."""

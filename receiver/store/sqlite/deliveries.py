@@ -121,21 +121,7 @@ def prepare(
             " attempts, next_attempt_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, ?)",
             (notification_id, name, channel, now, stamp),
         )
-    rows = conn.execute(
-        "SELECT notifier, channel, state, attempts, next_attempt_at FROM deliveries"
-        " WHERE notification_id = ? ORDER BY notifier",
-        (notification_id,),
-    ).fetchall()
-    plan = {
-        row["notifier"]: Delivery(
-            row["notifier"],
-            row["channel"],
-            DeliveryState(row["state"]),
-            int(row["attempts"]),
-            float(row["next_attempt_at"]),
-        )
-        for row in rows
-    }
+    plan = deliveries(conn, notification_id)
     per_notifier = conn.execute(
         "SELECT d.notifier, MIN(d.next_attempt_at) FROM notifications n"
         " JOIN deliveries d ON d.notification_id = n.id"
@@ -154,6 +140,36 @@ def prepare(
     return RoundStart(plan, blocked, None if unplanned is None else float(unplanned))
 
 
+def deliveries(conn: sqlite3.Connection, notification_id: int) -> dict[str, Delivery]:
+    """``{notifier: Delivery}`` of one notification, by notifier name."""
+    rows = conn.execute(
+        "SELECT notifier, channel, state, attempts, next_attempt_at, message_ref FROM deliveries"
+        " WHERE notification_id = ? ORDER BY notifier",
+        (notification_id,),
+    ).fetchall()
+    return {
+        row["notifier"]: Delivery(
+            row["notifier"],
+            row["channel"],
+            DeliveryState(row["state"]),
+            int(row["attempts"]),
+            float(row["next_attempt_at"]),
+            row["message_ref"],
+        )
+        for row in rows
+    }
+
+
+def set_diagnosis(
+    conn: sqlite3.Connection, stamp: str, notification_id: int, diagnosis: dict[str, Any]
+) -> None:
+    """Replace a notification's cached diagnosis; see :meth:`Store.set_diagnosis`."""
+    conn.execute(
+        "UPDATE notifications SET diagnosis = ?, updated_at = ? WHERE id = ?",
+        (json.dumps(diagnosis), stamp, notification_id),
+    )
+
+
 def update_delivery(
     conn: sqlite3.Connection,
     stamp: str,
@@ -164,12 +180,14 @@ def update_delivery(
     next_attempt_at: float | None,
     error: str | None,
     keep_error: bool,
+    message_ref: str | None = None,
 ) -> None:
     """Update one delivery row; see :meth:`Store.update_delivery`."""
     conn.execute(
         "UPDATE deliveries SET state = ?, attempts = COALESCE(?, attempts),"
         " next_attempt_at = COALESCE(?, next_attempt_at),"
         " last_error = CASE WHEN ? THEN last_error ELSE ? END,"
+        " message_ref = COALESCE(?, message_ref),"
         " updated_at = ?, delivered_at = ? WHERE notification_id = ? AND notifier = ?",
         (
             str(state),
@@ -177,6 +195,7 @@ def update_delivery(
             next_attempt_at,
             keep_error,
             error,
+            message_ref,
             stamp,
             stamp if state == DeliveryState.DELIVERED else None,
             notification_id,

@@ -1,4 +1,4 @@
-"""SQLite schema (version 3, ``PRAGMA user_version``) and its migrations from versions 1 and 2.
+"""SQLite schema (version 4, ``PRAGMA user_version``) and its migrations from versions 1 to 3.
 
 Tables:
 
@@ -12,7 +12,10 @@ Tables:
   which receiver holds it (:meth:`~receiver.store.Store.claim`), both ``NULL`` when free;
 * ``deliveries`` - one row per (notification, notifier instance): ``state`` is a
   :class:`~receiver.store.DeliveryState`, due at ``next_attempt_at``; attempt count and last
-  error (never containing secrets);
+  error (never containing secrets); ``message_ref`` (nullable) what identifies the sent message
+  for a later update (when it was sent, the platform's message id: Discord message id,
+  Telegram ``message_id``, Slack ``ts``), so a late LLM diagnosis can still edit it after a
+  restart;
 * ``deadman`` - a single row: last Watchdog heartbeat, whether the pipeline-down alarm is raised;
 * ``leader`` - a single row: which receiver raises the dead man's switch (``owner``) and until
   when (``until``, Unix seconds) without renewing (:meth:`~receiver.store.Store.lead`);
@@ -25,7 +28,7 @@ for years 1000-9999, so they sort (and compare) as the times they write.
 Migrations run in the one ``BEGIN IMMEDIATE`` transaction that reads the version, so receivers
 started together migrate once and the others find the new version: 1 -> 2 (``next_attempt_at``,
 ``origin``, one delivery per notifier instance), then 2 -> 3 (leases, ``leader``, the retention
-indexes).
+indexes), then 3 -> 4 (``deliveries.message_ref``, ``NULL`` for the rows already there).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import contextlib
 import sqlite3
 
 #: ``PRAGMA user_version`` of the schema below.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _WEBHOOKS = """CREATE TABLE IF NOT EXISTS webhooks (
     id INTEGER PRIMARY KEY,
@@ -73,6 +76,22 @@ _NOTIFICATIONS = """CREATE TABLE IF NOT EXISTS notifications (
 )"""
 
 _DELIVERIES = """CREATE TABLE IF NOT EXISTS deliveries (
+    notification_id INTEGER NOT NULL REFERENCES notifications(id),
+    notifier TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('pending', 'sending', 'delivered', 'rejected', 'dropped')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    updated_at TEXT NOT NULL,
+    delivered_at TEXT,
+    message_ref TEXT,
+    PRIMARY KEY (notification_id, notifier)
+)"""
+
+#: The deliveries table of versions 2 and 3 (what 1 -> 2 creates; 3 -> 4 adds a column to it).
+_DELIVERIES_V2 = """CREATE TABLE IF NOT EXISTS deliveries (
     notification_id INTEGER NOT NULL REFERENCES notifications(id),
     notifier TEXT NOT NULL,
     channel TEXT NOT NULL,
@@ -128,7 +147,7 @@ _MIGRATE_1_TO_2 = [
     "ALTER TABLE notifications ADD COLUMN next_attempt_at REAL NOT NULL DEFAULT 0",
     "ALTER TABLE notifications ADD COLUMN origin TEXT NOT NULL DEFAULT 'alertmanager'",
     "ALTER TABLE deliveries RENAME TO deliveries_v1",
-    _DELIVERIES,
+    _DELIVERIES_V2,
     # Version 1 had one delivery per channel type (its name) and gave up for good ('failed').
     "INSERT INTO deliveries (notification_id, notifier, channel, state, attempts,"
     " next_attempt_at, last_error, updated_at, delivered_at)"
@@ -144,6 +163,10 @@ _MIGRATE_2_TO_3 = [
     *_TABLES,  # the leader table, the new indexes (and anything a version 1 lacked)
 ]
 
+_MIGRATE_3_TO_4 = [
+    "ALTER TABLE deliveries ADD COLUMN message_ref TEXT",
+]
+
 
 def _statements(version: int) -> list[str]:
     """The statements taking a database at ``version`` (0: empty) to :data:`SCHEMA_VERSION`."""
@@ -154,6 +177,8 @@ def _statements(version: int) -> list[str]:
         statements += _MIGRATE_1_TO_2
     if version <= 2:
         statements += _MIGRATE_2_TO_3
+    if version <= 3:
+        statements += _MIGRATE_3_TO_4
     return statements
 
 

@@ -30,6 +30,7 @@ from receiver.store.records import (
     DeadmanOutcome,
     DeadmanState,
     DeadmanTransition,
+    Delivery,
     DeliveryState,
     IngestItem,
     IngestResult,
@@ -132,7 +133,7 @@ class SQLiteStore(Store):
     # --- lifecycle ------------------------------------------------------------------------
 
     def init(self) -> None:
-        """See :meth:`Store.init` (WAL mode; a version 1 or 2 database is migrated in place, in
+        """See :meth:`Store.init` (WAL mode; a version 1 to 3 database is migrated in place, in
         one transaction)."""
         with self._connect():
             pass
@@ -224,6 +225,7 @@ class SQLiteStore(Store):
         next_attempt_at: float | None = None,
         error: str | None = None,
         keep_error: bool = False,
+        message_ref: str | None = None,
     ) -> None:
         """See :meth:`Store.update_delivery`."""
         stamp = self._now_iso()
@@ -238,7 +240,19 @@ class SQLiteStore(Store):
                 next_attempt_at,
                 error,
                 keep_error,
+                message_ref,
             )
+
+    def deliveries(self, notification_id: int) -> dict[str, Delivery]:
+        """See :meth:`Store.deliveries`."""
+        with self._connect() as conn:
+            return deliveries.deliveries(conn, notification_id)
+
+    def set_diagnosis(self, notification_id: int, diagnosis: dict[str, Any]) -> None:
+        """See :meth:`Store.set_diagnosis`."""
+        stamp = self._now_iso()
+        with self._transaction() as conn:
+            deliveries.set_diagnosis(conn, stamp, notification_id, diagnosis)
 
     def finish(self, notification_id: int) -> float | None:
         """See :meth:`Store.finish`."""

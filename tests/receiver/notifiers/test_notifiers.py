@@ -209,13 +209,14 @@ def test_compose_never_exceeds_limit_and_keeps_links(limit: int) -> None:
 
 def test_slack_resolved_names_the_duration() -> None:
     body = render_slack(resolved())
-    context = body["blocks"][1]["elements"][0]["text"]
+    context = next(b for b in body["blocks"] if b["type"] == "context")["elements"][0]["text"]
     assert "lasted 4 min 12 s" in context
-    fields = [f["text"] for f in body["blocks"][2]["fields"]]
+    fields = [f["text"] for f in next(b for b in body["blocks"] if "fields" in b)["fields"]]
     assert "*Lasted*\n4 min 12 s" in fields
     assert not any("Est. recovery" in f for f in fields)
     assert "lasted 4 min 12 s" in body["text"]
-    firing_fields = [f["text"] for f in render_slack(firing())["blocks"][2]["fields"]]
+    firing_blocks = render_slack(firing())["blocks"]
+    firing_fields = [f["text"] for f in next(b for b in firing_blocks if "fields" in b)["fields"]]
     assert any("Est. recovery" in f for f in firing_fields)
 
 
@@ -295,7 +296,8 @@ def test_telegram_request_shape() -> None:
     assert body["chat_id"] == -1001234
     assert body["parse_mode"] == "HTML"
     assert body["link_preview_options"] == {"is_disabled": True}
-    assert body["text"].startswith("<b>🔴 FIRING: ExchangeApiDown · binance</b>\nFiring since")
+    assert body["text"].startswith("<b>🔴 FIRING: ExchangeApiDown · binance</b>\nCritical · firing")
+    assert "<blockquote expandable>Firing since 2026-11-21 07:22:00 UTC" in body["text"]
     assert "Binance API is down." in body["text"]
     assert '<a href="https://runbooks.local/api-down?a=1&amp;b=2">Runbook</a>' in body["text"]
 
@@ -304,7 +306,8 @@ def test_telegram_escapes_hostile_text_and_caps_at_4096() -> None:
     for status in ("firing", "resolved"):
         text = render_telegram(hostile(status), "@ops_channel")["text"]
         assert utf16_len(text) <= 4096
-        assert visible_tags(text) <= {"b", "a"}  # only the renderer's own tags
+        assert visible_tags(text) <= {"b", "a", "blockquote"}  # only the renderer's own tags
+        assert text.count("<blockquote expandable>") == text.count("</blockquote>") == 1
         assert "&lt;b&gt;bold&lt;/b&gt;" in text and "tg://" not in text.split("href=")[0]
         assert_no_live_mentions(text)
         assert "…" in text
@@ -504,7 +507,8 @@ def test_line_request_shape() -> None:
     assert 1 <= len(body["messages"]) <= 5
     (message,) = body["messages"]
     assert message["type"] == "text"
-    assert message["text"].startswith("🔴 FIRING: ExchangeApiDown · binance\nFiring since")
+    assert message["text"].startswith("🔴 FIRING: ExchangeApiDown · binance\nCritical · firing")
+    assert "\n────────── details ──────────\nFiring since" in message["text"]
     assert "Runbook: https://runbooks.local/api-down?a=1&b=2" in message["text"]
 
 
@@ -753,7 +757,8 @@ def test_every_renderer_neutralises_mentions_and_respects_limits(status: str) ->
         assert "@everyone" not in text and "@here" not in text, name
         assert "<!channel>" not in text and "<@U0123>" not in text, name
     assert "<b>bold" not in texts["slack"] and "<b>bold" not in texts["telegram"]
-    assert "\\[\\]()" in discord["embeds"][0]["description"]  # no masked links
+    fields = {f["name"]: f["value"] for f in discord["embeds"][0]["fields"]}
+    assert "\\[\\]()" in fields["Summary"]  # no masked links
     if status == "resolved":
         for name, text in texts.items():
             assert "4 min 12 s" in text, name

@@ -163,7 +163,9 @@ def test_slack_shape_firing() -> None:
     blocks = body["blocks"]
     assert blocks[0]["type"] == "header"
     assert blocks[0]["text"]["text"] == "🔴 FIRING: ExchangeApiDown · binance"
-    assert "Firing* since" in blocks[1]["elements"][0]["text"]
+    assert blocks[1]["type"] == "section" and "firing since" in blocks[1]["text"]["text"]
+    assert blocks[2]["type"] == "divider"
+    assert "Firing* since" in blocks[3]["elements"][0]["text"]
     raw = json.dumps(body, ensure_ascii=False)
     for expected in ("binance", "critical", "Binance API is down.", "Orders may fail."):
         assert expected in raw
@@ -172,13 +174,13 @@ def test_slack_shape_firing() -> None:
     assert "outage" in raw and "75%" in raw and "rules" in raw
     assert "<https://runbooks.local/api-down?a=1&amp;b=2|Runbook>" in raw
     assert "<http://prom.local:9090/graph?g0.expr=up&amp;g0.tab=1|Prometheus graph>" in raw
-    assert body["text"].startswith("🔴 FIRING: ExchangeApiDown [binance] (critical)")
+    assert body["text"].startswith("🔴 FIRING: ExchangeApiDown · binance\nCritical · firing since")
 
 
 def test_slack_resolved_looks_different() -> None:
     body = render_slack(notification(status="resolved", ends_at="2026-11-21T08:00:00Z"))
     assert body["blocks"][0]["text"]["text"].startswith("✅ RESOLVED")
-    assert "Resolved* at 2026-11-21T08:00:00Z (started" in body["blocks"][1]["elements"][0]["text"]
+    assert "Resolved* at 2026-11-21T08:00:00Z (started" in body["blocks"][3]["elements"][0]["text"]
     assert body["text"].startswith("✅ RESOLVED")
 
 

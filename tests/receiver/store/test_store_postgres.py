@@ -20,7 +20,7 @@ from deploy.postgres import PostgresServer
 from receiver.models import AlertmanagerWebhook
 from receiver.store import DeliveryState, IngestItem, PostgresStore, StoreError
 from receiver.store.postgres.connection import ConnectionSettings
-from receiver.store.postgres.migrations import SCHEMA_VERSION
+from receiver.store.postgres.migrations import MIGRATIONS, SCHEMA_VERSION
 from tests.receiver.test_receiver_app import exchange_payload
 
 T = 1_800_000_000.0
@@ -83,7 +83,9 @@ def test_receivers_started_together_migrate_once(postgres_url: str) -> None:
     try:
         with ThreadPoolExecutor(len(stores)) as pool:
             list(pool.map(init, stores))  # re-raises any error
-        assert _query(postgres_url, "SELECT version FROM schema_migrations") == [(SCHEMA_VERSION,)]
+        versions = _query(postgres_url, "SELECT version FROM schema_migrations ORDER BY version")
+        assert versions == [(version,) for version, _ in MIGRATIONS]
+        assert versions[-1] == (SCHEMA_VERSION,)
         assert all(store.counts()["webhooks"] == 0 for store in stores)
         stores[0].ingest_many(_items(0, 1))
         assert stores[3].counts()["pending"] == 1

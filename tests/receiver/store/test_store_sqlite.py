@@ -238,7 +238,7 @@ def test_a_version_1_database_is_migrated_in_place(tmp_path: Path) -> None:
     assert plan["slack"] == Delivery("slack", "slack", DeliveryState.DELIVERED, 1, 0.0)
     assert store.counts()["failed_deliveries"] == 1  # 'failed' became 'dropped'
     db = sqlite3.connect(tmp_path / "r.db")
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert _schema(tmp_path / "r.db") == _fresh_schema(tmp_path)
     assert store.claim(0.0, "a", 10) == [row]  # version 3 works: leases...
     assert store.lead("a", 30)  # ... and the leader row
@@ -340,7 +340,7 @@ def test_a_version_2_database_is_migrated_in_place(tmp_path: Path) -> None:
     store.init()
     assert _schema(path) == _fresh_schema(tmp_path)
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     db.close()
     # Every row is kept and reads as before.
     assert store.counts() == {
