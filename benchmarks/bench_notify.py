@@ -72,6 +72,7 @@ TARGET_SECONDS = 30.0
 """Issue 7: a hard outage is notified within 30 s (median) with the shipped defaults."""
 
 RULES_DIR = ROOT / "prometheus" / "rules"
+THRESHOLDS = ROOT / "prometheus" / "thresholds.yml"
 RUN_DIR = ROOT / "run" / "bench-notify"
 SLACK_PATH = "/slack/T000/B000/bench-notify"
 
@@ -305,8 +306,8 @@ class Timing:
     """The shipped intervals on one scenario's path (seconds).
 
     Attributes:
-        scrape: Prometheus ``scrape_interval``.
-        evaluation: Prometheus ``evaluation_interval``.
+        scrape: the exporter job's ``scrape_interval``.
+        evaluation: the alert's rule group ``interval`` (else ``evaluation_interval``).
         rule_for: the alert's ``for``.
         severity: the alert's ``severity`` label (selects the Alertmanager route).
         group_wait: the route's ``group_wait`` (a new Alertmanager group).
@@ -314,6 +315,8 @@ class Timing:
         probe_min: the exchange's shortest endpoint probe interval.
         probe_max: its longest.
         endpoints: how many endpoints of the exchange are probed.
+        consecutive: failures in a row ExchangeApiDown waits for
+            (``api_down_consecutive_failures`` in prometheus/thresholds.yml; 1 without it).
     """
 
     scrape: float
@@ -325,6 +328,7 @@ class Timing:
     probe_min: float
     probe_max: float
     endpoints: int
+    consecutive: int = 1
 
 
 @dataclass(frozen=True)
@@ -352,12 +356,22 @@ class Bounds:
 
 
 def _find_rule(alertname: str, rules_dir: Path = RULES_DIR) -> dict[str, Any]:
+    """The alert rule ``alertname``, with its group's ``interval`` (if set) as ``_interval``."""
     for path in sorted(rules_dir.glob("*.yml")):
         for group in (yaml.safe_load(path.read_text()) or {}).get("groups", []):
             for rule in group.get("rules", []):
                 if rule.get("alert") == alertname:
-                    return dict(rule)
+                    return {**rule, "_interval": group.get("interval")}
     raise KeyError(f"no alert rule {alertname} in {rules_dir}")
+
+
+def _exporter_scrape_interval(config: Mapping[str, Any]) -> str:
+    """The exporter job's ``scrape_interval`` (its own, else the global one, else 1m)."""
+    default = config.get("global", {}).get("scrape_interval", "1m")
+    for job in config.get("scrape_configs", []) or []:
+        if job.get("job_name") == "exchange-exporter":
+            return str(job.get("scrape_interval", default))
+    return str(default)
 
 
 def _route_timing(
@@ -380,7 +394,9 @@ def _route_timing(
 
 def shipped_timing(scenario: Scenario) -> Timing:
     """Read the intervals on ``scenario``'s path from the shipped config files."""
-    global_block = yaml.safe_load(PROMETHEUS_CONFIG.read_text()).get("global", {})
+    prometheus = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    thresholds = (yaml.safe_load(THRESHOLDS.read_text()) or {}).get("defaults", {})
+    global_block = prometheus.get("global", {})
     rule = _find_rule(scenario.alertname)
     severity = str(rule.get("labels", {}).get("severity", ""))
     group_wait, group_interval = _route_timing(
@@ -391,8 +407,10 @@ def shipped_timing(scenario: Scenario) -> Timing:
     )
     intervals = [plan.interval for plan in exchange.endpoint_plan()]
     return Timing(
-        scrape=parse_duration(global_block.get("scrape_interval", "1m")),
-        evaluation=parse_duration(global_block.get("evaluation_interval", "1m")),
+        scrape=parse_duration(_exporter_scrape_interval(prometheus)),
+        evaluation=parse_duration(
+            rule.get("_interval") or global_block.get("evaluation_interval", "1m")
+        ),
         rule_for=parse_duration(rule.get("for", 0)),
         severity=severity,
         group_wait=group_wait,
@@ -400,6 +418,7 @@ def shipped_timing(scenario: Scenario) -> Timing:
         probe_min=min(intervals),
         probe_max=max(intervals),
         endpoints=len(intervals),
+        consecutive=int(thresholds.get("api_down_consecutive_failures", 1)),
     )
 
 
@@ -418,10 +437,14 @@ def expected_bounds(scenario: Scenario, timing: Timing) -> Bounds:
         )
         extra = 0.0
     elif scenario.detection == "sweep":
-        det_low, det_high = 0.0, t.probe_min
+        # ExchangeApiDown counts consecutive failures: after the first, each further one comes
+        # one (jittered, x0.8-1.2) transport-backoff interval later.
+        more = max(t.consecutive - 1, 0)
+        det_low, det_high = more * t.probe_min * 0.8, t.probe_min + more * t.probe_min * 1.2
         det_text = (
-            f"the next probe fails (≤{t.probe_min:g} s) and the exporter re-probes the other "
-            f"{t.endpoints - 1} endpoints at once"
+            f"the next probe fails (≤{t.probe_min:g} s), the exporter re-probes the other "
+            f"{t.endpoints - 1} endpoints at once, and {more} more failure(s) in a row follow "
+            f"(~{t.probe_min:g} s each)"
         )
         extra = 0.0
     elif scenario.detection == "first_probe":

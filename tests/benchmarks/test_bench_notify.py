@@ -164,3 +164,23 @@ def test_a_failed_outage_run_counts_as_late() -> None:
     results = {"hard_outage": [bn.RunResult(20.0), bn.RunResult(None), bn.RunResult(None)]}
     target = bn.build_section(results, bounds, runs=3)["targets"][0]
     assert target["value"] == math.inf and not target["met"]
+
+
+def test_timing_reads_the_exporter_jobs_own_scrape_interval() -> None:
+    config = {
+        "global": {"scrape_interval": "5s"},
+        "scrape_configs": [
+            {"job_name": "alert-receiver"},
+            {"job_name": "exchange-exporter", "scrape_interval": "1s"},
+        ],
+    }
+    assert bn._exporter_scrape_interval(config) == "1s"
+    assert bn._exporter_scrape_interval({"global": {"scrape_interval": "5s"}}) == "5s"
+    assert bn._exporter_scrape_interval({}) == "1m"
+
+
+def test_a_consecutive_failure_count_adds_probe_intervals_to_the_outage_bounds() -> None:
+    outage = bn.SCENARIOS[0]
+    timing = bn.Timing(1, 1, 0, "critical", 0, 5, 1, 5, 4, consecutive=2)
+    bounds = bn.expected_bounds(outage, timing)
+    assert (bounds.low, bounds.high) == pytest.approx((0.8, 4.2))
