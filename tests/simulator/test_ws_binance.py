@@ -272,15 +272,19 @@ async def synced_book(
         # a REST snapshot whose id is this event's u + 1 has exactly this book
         while True:
             later = (await http.get(f"/binance/api/v3/depth?symbol={symbol}&limit={depth}")).json()
-            if later["lastUpdateId"] - 1 >= book_id:
+            if later["lastUpdateId"] - 1 < book_id:
+                await asyncio.sleep(0.02)
+                continue
+            while later["lastUpdateId"] - 1 > book_id:  # catch the stream up with the snapshot
+                event = await recv_json(ws)
+                assert event["U"] == book_id + 1
+                apply(bids, event["b"])
+                apply(asks, event["a"])
+                book_id = event["u"]
+            if later["lastUpdateId"] - 1 == book_id:
                 break
-            await asyncio.sleep(0.02)
-        while later["lastUpdateId"] - 1 > book_id:  # catch the stream up with the snapshot
-            event = await recv_json(ws)
-            assert event["U"] == book_id + 1
-            apply(bids, event["b"])
-            apply(asks, event["a"])
-            book_id = event["u"]
+            # Under load one diff event can carry several updates, and the snapshot's id fell
+            # inside its U..u range: no event ends there, so compare with a newer snapshot.
         assert later["lastUpdateId"] - 1 == book_id
         local_bids = sorted(bids.items(), key=lambda x: -float(x[0]))[:depth]
         local_asks = sorted(asks.items(), key=lambda x: float(x[0]))[:depth]
