@@ -19,9 +19,7 @@ Watchdog goes to the receiver's heartbeat endpoint, not to notifiers, so every o
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import signal
 import sys
 import threading
 import time
@@ -34,7 +32,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common
-from benchmarks.bench_notify import STARTUP_TIMEOUT, StackBench
+from benchmarks.bench_notify import (
+    STARTUP_TIMEOUT,
+    StackBench,
+    run_stack_section,
+    slack_only_receiver_env,
+)
 from benchmarks.detection_runs import NotificationLog, ScenarioPlayer, ScenarioRun
 from benchmarks.quiet_jitter import JitterPlayer, plan
 from deploy.stack import DEMO_EXPORTER_CONFIG, ROOT, Stack, StackError, StackOptions
@@ -99,13 +102,7 @@ def measure(
     try:
         options = StackOptions(
             run_dir=RUN_DIR,
-            receiver_env={
-                "SLACK_WEBHOOK_URL": f"{slack.url}{SLACK_PATH}",
-                "DISCORD_WEBHOOK_URL": "",
-                "LLM_BASE_URL": "",
-                "LLM_MODEL": "",
-                "RECEIVER_ROUTING_FILE": "",
-            },
+            receiver_env=slack_only_receiver_env(f"{slack.url}{SLACK_PATH}"),
             ports={},
         )
         _log(f"starting the stack in {RUN_DIR}")
@@ -256,10 +253,6 @@ def run(
     return build_section(results, quiet, max(1, runs))
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line; prints the section."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
@@ -277,20 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(names or ()) - set(shipped_scenarios()))
     if unknown:
         parser.error(f"unknown scenarios {unknown}; shipped: {', '.join(shipped_scenarios())}")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)
-    try:
-        result = run(args.runs, names, args.quiet_minutes)
-    except KeyboardInterrupt:
-        print("interrupted; every process started has been stopped", file=sys.stderr)
-        return 130
-    except StackError as exc:
-        print(f"stack failed: {exc}", file=sys.stderr)
-        return 1
-    common.print_section(result)
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
-    return 0
+    return run_stack_section(lambda: run(args.runs, names, args.quiet_minutes), args.json)
 
 
 if __name__ == "__main__":

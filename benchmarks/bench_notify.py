@@ -681,15 +681,7 @@ def measure(runs: int, run_dir: Path = RUN_DIR) -> dict[str, list[RunResult]]:
     try:
         options = StackOptions(
             run_dir=run_dir,
-            receiver_env={
-                "SLACK_WEBHOOK_URL": f"{slack.url}{SLACK_PATH}",
-                # Only the fake Slack, the rules diagnosis and the stack's JSONL file, whatever
-                # the calling environment holds.
-                "DISCORD_WEBHOOK_URL": "",
-                "LLM_BASE_URL": "",
-                "LLM_MODEL": "",
-                "RECEIVER_ROUTING_FILE": "",
-            },
+            receiver_env=slack_only_receiver_env(f"{slack.url}{SLACK_PATH}"),
             ports={},  # free ports: never collide with a demo or another benchmark
         )
         _log(f"starting the stack in {run_dir}")
@@ -854,10 +846,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (default 3)")
     parser.add_argument("--json", type=Path, help="also write the section as JSON here")
     args = parser.parse_args(argv)
+    return run_stack_section(lambda: run(args.runs), args.json)
+
+
+def run_stack_section(measure: Callable[[], dict[str, Any]], json_path: Path | None) -> int:
+    """Run a stack benchmark's ``measure`` with SIGTERM/SIGHUP stopping the stack on the way
+    out; print its section (and write it to ``json_path``). Exit status: 0, 130 when
+    interrupted, 1 when the stack failed."""
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _raise_interrupt)  # stop the stack on the way out
+        signal.signal(sig, _raise_interrupt)
     try:
-        result = run(args.runs)
+        result = measure()
     except KeyboardInterrupt:
         print("interrupted; every process started has been stopped", file=sys.stderr)
         return 130
@@ -865,9 +864,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stack failed: {exc}", file=sys.stderr)
         return 1
     common.print_section(result)
-    if args.json is not None:
-        args.json.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
     return 0
+
+
+def slack_only_receiver_env(slack_url: str) -> dict[str, str]:
+    """Receiver environment for a stack benchmark: only the fake Slack at ``slack_url``, the
+    rules diagnosis and the stack's JSONL file, whatever the calling environment holds."""
+    return {
+        "SLACK_WEBHOOK_URL": slack_url,
+        "DISCORD_WEBHOOK_URL": "",
+        "LLM_BASE_URL": "",
+        "LLM_MODEL": "",
+        "RECEIVER_ROUTING_FILE": "",
+    }
 
 
 if __name__ == "__main__":

@@ -30,7 +30,12 @@ from typing import Any
 import httpx
 import yaml
 
-from benchmarks.bench_notify import SLACK_PATH, StackBench, wait_for_message
+from benchmarks.bench_notify import (
+    SLACK_PATH,
+    StackBench,
+    slack_only_receiver_env,
+    wait_for_message,
+)
 from benchmarks.common import median
 from benchmarks.probe_runs import parse_metrics
 from deploy.stack import ALERTMANAGER_CONFIG, DEMO_EXPORTER_CONFIG, Stack, StackOptions, free_port
@@ -238,13 +243,7 @@ def measure(runs: int, run_dir: Path) -> tuple[list[StaleRun], list[str]]:
         options = StackOptions(
             run_dir=run_dir,
             exporter_config=config,
-            receiver_env={
-                "SLACK_WEBHOOK_URL": f"{slack.url}{SLACK_PATH}",
-                "DISCORD_WEBHOOK_URL": "",
-                "LLM_BASE_URL": "",
-                "LLM_MODEL": "",
-                "RECEIVER_ROUTING_FILE": "",
-            },
+            receiver_env=slack_only_receiver_env(f"{slack.url}{SLACK_PATH}"),
             ports={"simulator": sim_port},
         )
         _log(f"starting the stack in {run_dir}")
