@@ -33,6 +33,7 @@ def _count(v: float) -> bool:
 
 KEYS: dict[str, Key] = {
     "down_quorum": Key("ExchangeApiDown", _count, "a whole number >= 1"),
+    "api_down_consecutive_failures": Key("ExchangeApiDown", _count, "a whole number >= 1"),
     "latency_p99_seconds": Key("ExchangeApiLatencyHigh", _positive, "a number > 0"),
     "latency_degraded_ratio": Key("ExchangeApiLatencyDegraded", lambda v: v > 1, "a number > 1"),
     "latency_degraded_min_seconds": Key("ExchangeApiLatencyDegraded", _positive, "a number > 0"),
@@ -48,6 +49,9 @@ KEYS: dict[str, Key] = {
     "market_data_age_seconds": Key("ExchangeMarketDataStale", _positive, "a number > 0"),
     "availability_objective": Key(
         "ExchangeApiAvailabilityBudgetBurn", lambda v: 0 < v < 1, "a number in (0, 1)"
+    ),
+    "budget_burn_min_failed_probes": Key(
+        "ExchangeApiAvailabilityBudgetBurn", _count, "a whole number >= 1"
     ),
     "ws_lag_p90_seconds": Key("ExchangeWebSocketLagHigh", _positive, "a number > 0"),
     "ws_sequence_gaps": Key("ExchangeWebSocketSequenceGaps", _count, "a whole number >= 1"),

@@ -121,12 +121,17 @@ def test_fake_slack_records_and_waits() -> None:
 def test_expected_bounds_follow_the_shipped_configs() -> None:
     outage, ban, latency = bn.SCENARIOS
     timing = bn.shipped_timing(outage)
-    assert (timing.scrape, timing.evaluation, timing.rule_for) == (5, 5, 15)
-    assert (timing.severity, timing.group_wait, timing.group_interval) == ("critical", 5, 5)
+    # Issue 18: the exporter job is scraped every 1 s, the availability and rate-limit groups
+    # are evaluated every 1 s, ExchangeApiDown has no `for` but counts 2 failures in a row, and
+    # the critical route has no group_wait.
+    assert (timing.scrape, timing.evaluation, timing.rule_for) == (1, 1, 0)
+    assert (timing.severity, timing.group_wait, timing.group_interval) == ("critical", 0, 5)
+    assert (timing.probe_min, timing.consecutive) == (1, 2)
     bounds = bn.expected_bounds(outage, timing)
-    assert (bounds.low, bounds.high) == (20, 35)  # for + group_wait .. + probe + scrape + eval
+    # a second failure 0.8-1.2 s later .. + the first probe + scrape + evaluation
+    assert (bounds.low, bounds.high) == pytest.approx((0.8, 4.2))
     ban_bounds = bn.expected_bounds(ban, bn.shipped_timing(ban))
-    assert (ban_bounds.low, ban_bounds.high) == (5, 20)  # no `for`
+    assert (ban_bounds.low, ban_bounds.high) == (0, 3)  # no `for`, no group_wait
     latency_timing = bn.shipped_timing(latency)
     assert (latency_timing.severity, latency_timing.group_wait) == ("warning", 30)
     latency_bounds = bn.expected_bounds(latency, latency_timing)

@@ -39,11 +39,13 @@ EXCHANGES = {"binance", "bybit", "okx", "coinbase", "kraken"}
 LATENCY_EXCHANGE = "coinbase"  # three endpoints probed every 5 s, no rate-limit headers
 BASELINE_MS = 40
 SLOW_MS = 4 * BASELINE_MS
-BASELINE_S = 60.0  # minimum time at the baseline before the slowdown
-# Symptom alerts that a full Binance outage fires in Prometheus and Alertmanager must mute.
-# ExchangeCircuitOpen is certain to fire within the test (circuit open after 5 failed probes,
-# `for: 1m`); others (error ratio, error budget) fire too once their `for` has passed.
+BASELINE_S = 70.0  # at the baseline before the slowdown: the 1m median must be at 40 ms
+# The circuit opens during a full Binance outage, but ExchangeCircuitOpen stays quiet in its
+# rule while ExchangeApiDown fires (and for its `for` after it), so that it is not sent as a
+# late second message once the outage resolves (issue 18). Symptoms that do fire in Prometheus
+# (the WebSocket streams, dropped by the same fault) must be muted by Alertmanager.
 OUTAGE_SYMPTOM = "ExchangeCircuitOpen"
+SYMPTOM_WAIT_S = 40.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -207,17 +209,22 @@ def test_binance_outage_reaches_the_receiver_only_as_exchange_api_down(
         assert down[0]["severity"] == "critical"
         assert down[0]["receiver"] == "exchange-watch-critical"
 
-        # Symptoms fire in Prometheus ...
+        # The circuit opens, and its alert stays quiet in the rule during the outage ...
         wait(
-            lambda: OUTAGE_SYMPTOM in _firing(stack, "binance"),
-            120,
-            f"{OUTAGE_SYMPTOM} firing",
+            lambda: query(stack, 'exchange_circuit_state{exchange="binance"} > 0'),
+            60,
+            "the binance circuit to open",
             stack,
         )
+        # ... while the symptoms that do fire in Prometheus (given time for their `for`) ...
+        deadline = time.monotonic() + SYMPTOM_WAIT_S
+        while time.monotonic() < deadline:
+            assert OUTAGE_SYMPTOM not in _firing(stack, "binance")
+            time.sleep(2)
         symptoms = _firing(stack, "binance") - {"ExchangeApiDown"}
-        assert symptoms, "no symptom alert fired during the outage"
+        assert OUTAGE_SYMPTOM not in symptoms
 
-        # ... and Alertmanager holds every one of them muted by ExchangeApiDown.
+        # ... are all held muted by ExchangeApiDown in Alertmanager.
         def all_muted() -> list[dict[str, Any]]:
             held = _alertmanager_alerts(stack, "binance")
             names = {a["labels"]["alertname"] for a in held}
@@ -249,7 +256,9 @@ def test_fourfold_latency_fires_latency_degraded_not_latency_high(
     stack: Stack, latency_baseline: float, timings: dict[str, float]
 ) -> None:
     exchange = LATENCY_EXCHANGE
-    # The baseline: at least a minute at 40 ms (already running during the previous test).
+    # The baseline: over a minute at 40 ms (already running during the previous test). The
+    # 6-hour baseline ends 2 minutes before each evaluation, so the slowdown cannot pull it
+    # up while the alert is pending, however young the stack.
     remaining = BASELINE_S - (time.monotonic() - latency_baseline)
     if remaining > 0:
         time.sleep(remaining)

@@ -121,8 +121,12 @@ def test_exchange_api_down_counts_locations() -> None:
         assert "max by (exchange, location) (exchange_api_up{" in rule["expr"]
         assert "exchange:threshold:down_quorum" in rule["expr"]
     assert from_location["labels"] == {"severity": "warning"}
-    seconds = {"15s": 15, "30s": 30}
-    assert seconds[from_location["for"]] > seconds[down["for"]]
+    from exporter.durations import parse_duration
+
+    assert parse_duration(from_location["for"]) > parse_duration(down.get("for", "0s"))
+    for rule in (down, from_location):
+        assert "exchange:threshold:api_down_consecutive_failures" in rule["expr"]
+        assert "max by (exchange, location) (exchange_api_consecutive_failures{" in rule["expr"]
     recorded = _recorded("exchange_location:exchange_api_up:max")
     assert recorded is not None
     assert recorded["expr"].strip() == (
@@ -130,9 +134,24 @@ def test_exchange_api_down_counts_locations() -> None:
     )
 
 
-def _up(location: str, values: str, exchange: str) -> dict[str, str]:
+def _up(location: str, values: str, exchange: str) -> list[dict[str, str]]:
+    """The time endpoint's exchange_api_up at ``location`` (promtool notation of runs such as
+    ``1x5 0x40``, one probe per sample) and its exchange_api_consecutive_failures."""
     labels = f'{EXPORTER_SELECTOR}, location="{location}", exchange="{exchange}", endpoint="time"'
-    return {"series": f"exchange_api_up{{{labels}}}", "values": values}
+    runs, failures = [], 0
+    for token in values.split():
+        value, _, repeat = token.partition("x")
+        count = int(repeat or 0) + 1
+        if value == "0":
+            runs.append(f"{failures + 1}+1x{count - 1}")
+            failures += count
+        else:
+            runs.append(f"0x{count - 1}")
+            failures = 0
+    return [
+        {"series": f"exchange_api_up{{{labels}}}", "values": values},
+        {"series": f"exchange_api_consecutive_failures{{{labels}}}", "values": " ".join(runs)},
+    ]
 
 
 def _down(exchange: str, failing: int, reporting: int, quorum: int) -> dict[str, Any]:
@@ -146,8 +165,9 @@ def _down(exchange: str, failing: int, reporting: int, quorum: int) -> dict[str,
         "exp_annotations": {
             "summary": f"{exchange} API is down: every probed endpoint is failing",
             "description": (
-                f"Every probed endpoint of {exchange} has failed its probes (exchange_api_up == 0)"
-                f" for at least 15s, from {failing} of {reporting} probing locations (it pages"
+                f"Every probed endpoint of {exchange} failed its last probe (exchange_api_up == 0),"
+                f" one of them at least 2 times in a row, from {failing} of {reporting} probing"
+                f" locations (it pages"
                 f" from {quorum}, or from the only one). Endpoint, error-rate, error-budget,"
                 f" latency, circuit, market-data and clock alerts for {exchange} are inhibited"
                 " while this fires."
@@ -172,8 +192,9 @@ def _from(exchange: str, location: str, answering: int, quorum: int) -> dict[str
                 f"{exchange} API fails from {location} only: a route or egress-IP problem there"
             ),
             "description": (
-                f"Every probed endpoint of {exchange} has failed from location {location} for at"
-                f" least 30s, while {answering} other probing location(s) still get answers: a"
+                f"Every probed endpoint of {exchange} has failed from location {location} (the last"
+                " probe of each, one of them at least 2 times in a row) for at least 30s, while"
+                f" {answering} other probing location(s) still get answers: a"
                 f" route problem or one egress IP's ban at {location}, not an exchange outage"
                 f" (that would fail everywhere; it pages as ExchangeApiDown from {quorum} failing"
                 f" locations). Bots trading from {location} are likely cut off too."
@@ -207,15 +228,15 @@ def test_a_per_exchange_down_quorum_override(tmp_path: Path) -> None:
     shipped = _load_yaml(PROM_DIR / "tests" / "exchange-locations_test.yml")
     series = [
         # binance: eu fails from 30 s, us from 60 s, ap from 120 s.
-        _up("eu", "1x5 0x40", "binance"),
-        _up("us", "1x11 0x34", "binance"),
-        _up("ap", "1x23 0x22", "binance"),
+        *_up("eu", "1x5 0x40", "binance"),
+        *_up("us", "1x11 0x34", "binance"),
+        *_up("ap", "1x23 0x22", "binance"),
         # bybit: eu fails from 30 s, us answers.
-        _up("eu", "1x5 0x40", "bybit"),
-        _up("us", "1x45", "bybit"),
+        *_up("eu", "1x5 0x40", "bybit"),
+        *_up("us", "1x45", "bybit"),
         # okx: eu fails from 30 s, us answers (default quorum 2: a warning only).
-        _up("eu", "1x5 0x40", "okx"),
-        _up("us", "1x45", "okx"),
+        *_up("eu", "1x5 0x40", "okx"),
+        *_up("us", "1x45", "okx"),
     ]
 
     def check(at: str, name: str, alerts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -230,9 +251,10 @@ def test_a_per_exchange_down_quorum_override(tmp_path: Path) -> None:
                 "interval": "5s",
                 "input_series": series,
                 "alert_rule_test": [
-                    # bybit pages from one failing location (quorum 1) after 15 s.
-                    check("40s", "ExchangeApiDown", []),
-                    check("45s", "ExchangeApiDown", [_down("bybit", 1, 2, 1)]),
+                    # bybit pages from one failing location (quorum 1), on its second failed
+                    # probe in a row (one probe per 5 s sample here).
+                    check("30s", "ExchangeApiDown", []),
+                    check("35s", "ExchangeApiDown", [_down("bybit", 1, 2, 1)]),
                     # Two of binance's three locations failing: below its quorum of 3.
                     check("1m50s", "ExchangeApiDown", [_down("bybit", 1, 2, 1)]),
                     check(
@@ -244,14 +266,14 @@ def test_a_per_exchange_down_quorum_override(tmp_path: Path) -> None:
                             _from("okx", "eu", 1, 2),
                         ],
                     ),
-                    # All three failing: binance pages (15 s after ap failed at 120 s).
-                    check("2m10s", "ExchangeApiDown", [_down("bybit", 1, 2, 1)]),
+                    # All three failing: binance pages (ap failed at 120 s and again at 125 s).
+                    check("2m", "ExchangeApiDown", [_down("bybit", 1, 2, 1)]),
                     check(
-                        "2m15s",
+                        "2m5s",
                         "ExchangeApiDown",
                         [_down("binance", 3, 3, 3), _down("bybit", 1, 2, 1)],
                     ),
-                    check("2m15s", "ExchangeApiDownFromLocation", [_from("okx", "eu", 1, 2)]),
+                    check("2m5s", "ExchangeApiDownFromLocation", [_from("okx", "eu", 1, 2)]),
                 ],
             }
         ],
