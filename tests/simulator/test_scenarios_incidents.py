@@ -308,6 +308,7 @@ INCIDENTS: dict[str, Callable[[Play], bool]] = {
     "coinbase-stale": _data_age_at_least("coinbase", 55.0),
     "flash-spike": _below_others("binance", 100.0),  # -400 bps, decaying over 2 minutes
     "kraken-latency": _latency_at_least("kraken", 0.6),  # 800 ms ± 200 ms
+    "okx-hang": _counted("okx", "timeout"),
     "okx-maintenance": _maintenance("okx"),
     "stuck-price": _price_stuck("kraken"),
     "ws-gap": _ws_gaps("binance", "book"),
