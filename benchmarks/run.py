@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, float] = {
     "scale": 1200,
     "receiver": 900,
     "notify": 2400,
+    "llm_budget": 600,
     "soak_faults": 2700,
     "ws": 1500,
     "market": 2700,
