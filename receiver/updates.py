@@ -8,6 +8,9 @@ goes out at once with the rules' diagnosis
 it was already fetched), and the diagnosis keeps running in the background, bounded by the
 engine's own ``LLM_TIMEOUT_SECONDS``/``LLM_TOTAL_TIMEOUT_SECONDS``. Warning and info routes,
 resolved notifications, and receivers without an LLM wait for the diagnosis as before.
+While an earlier page's diagnosis is still running past its budget (the LLM is hung or slow
+right now), a critical page does not wait at all: in an incident that pages several times,
+only the first page pays the budget; waiting resumes once that diagnosis has ended.
 
 When the late diagnosis comes:
 
@@ -146,6 +149,8 @@ class LateDiagnoses:
         self._retry_base = max(0.01, retry_base)
         self._sleep = sleep
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        #: Diagnoses still running past their budget: while any is, pages do not wait.
+        self._overdue: set[asyncio.Task[Diagnosis]] = set()
         self._locks: dict[AlertKey, tuple[asyncio.Lock, int]] = {}
         self._resolved: OrderedDict[tuple[str, str, str], None] = OrderedDict()
         #: Alerts whose update is being sent: the worker starts no round of them meanwhile.
@@ -190,21 +195,33 @@ class LateDiagnoses:
         task: asyncio.Task[Diagnosis] = asyncio.create_task(
             self._full(alert), name=f"diagnose-{row.id}"
         )
+        overdue = bool(self._overdue)
+        budget = 0.0 if overdue else self._budget
         try:
-            done, _ = await asyncio.wait({task}, timeout=self._budget)
+            done, _ = await asyncio.wait({task}, timeout=budget)
         except asyncio.CancelledError:
             task.cancel()
             raise
         if done:
             return task.result(), True
         provisional = self._rules(alert)
-        log.info(
-            "notification %d (%s): diagnosis not done within %.1fs; paging with the rules'"
-            " diagnosis, the LLM's follows as an update",
-            row.id,
-            alert.alertname[:100],
-            self._budget or 0.0,
-        )
+        if not overdue:
+            log.info(
+                "notification %d (%s): diagnosis not done within %.1fs; paging with the rules'"
+                " diagnosis, the LLM's follows as an update",
+                row.id,
+                alert.alertname[:100],
+                budget or 0.0,
+            )
+        else:
+            log.info(
+                "notification %d (%s): an earlier diagnosis is still running past its budget;"
+                " paging at once with the rules' diagnosis, the LLM's follows as an update",
+                row.id,
+                alert.alertname[:100],
+            )
+        self._overdue.add(task)
+        task.add_done_callback(self._overdue.discard)
         follow = self._follow(row, alert, task, provisional)
         self._tasks[row.id] = asyncio.create_task(follow, name=f"late-diagnosis-{row.id}")
         return provisional, False

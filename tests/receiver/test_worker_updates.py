@@ -247,3 +247,62 @@ def test_without_an_llm_nothing_changes(tmp_path: Path) -> None:
 
     asyncio.run(main())
     assert len(chat.sent) == 1 and chat.updates == []
+
+
+def _other(exchange: str, fingerprint: str) -> dict[str, Any]:
+    """Another alert of the incident: its own group and fingerprint."""
+    payload = exchange_payload(exchange=exchange, fingerprint=fingerprint)
+    payload["groupKey"] = f'{{}}:{{alertname="ExchangeApiDown", exchange="{exchange}"}}'
+    return payload
+
+
+def test_while_an_earlier_diagnosis_is_overdue_the_next_page_does_not_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two pages of one incident (two exchanges) while the LLM hangs: the first waits the
+    budget, the second none (the waits are recorded, not timed); both diagnoses follow."""
+    caplog.set_level(logging.INFO)
+    store = _store(tmp_path, "critical", exchange_payload(exchange="binance"))
+    chat = _Chat()
+    waits: list[float | None] = []
+    real_wait = asyncio.wait
+
+    async def recording_wait(tasks: Any, timeout: float | None = None) -> Any:
+        waits.append(timeout)
+        return await real_wait(tasks, timeout=timeout)
+
+    monkeypatch.setattr("receiver.updates.asyncio.wait", recording_wait)
+
+    async def main() -> None:
+        llm = _HungLLM()
+        worker = _worker(store, llm, [chat], budget=0.2)
+        worker.start()
+        try:
+            await _until(lambda: len(chat.sent) == 1)
+            items = [
+                (
+                    AlertmanagerWebhook.model_validate(_other("bybit", "f00dfeed00000002")),
+                    "critical",
+                    None,
+                )
+            ]
+            store.ingest_many(items)
+            worker.wake()
+            await _until(lambda: len(chat.sent) == 2)
+            assert llm.calls == 2 and not llm.release.is_set()
+            llm.release.set()
+            await _until(lambda: len(chat.updates) == 2 and worker.late_diagnoses == 0)
+            # The LLM answered: the next page waits the budget again.
+            llm.release.clear()
+            webhook = AlertmanagerWebhook.model_validate(_other("kraken", "f00dfeed00000003"))
+            store.ingest_many([(webhook, "critical", None)])
+            worker.wake()
+            await _until(lambda: len(chat.sent) == 3)
+            llm.release.set()
+        finally:
+            await worker.stop()
+
+    asyncio.run(main())
+    assert waits[:3] == [0.2, 0.0, 0.2]  # (then the stop's grace)
+    assert [n.diagnosis.source for n in chat.sent] == ["rules", "rules", "rules"]
+    assert "an earlier diagnosis is still running past its budget" in caplog.text
