@@ -232,6 +232,9 @@ def _notifier(name: Any, raw: Any, ctx: ParseContext) -> NotifierConfig | None:
     before = len(ctx.lines)
     secrets: dict[str, SecretStr] = {}
     for key in kind.secret_fields:
+        given = any(k in raw for k in (key, f"{key}_env", f"{key}_file"))
+        if not given and not kind.secret_required(key, raw):
+            continue
         value = ctx.secret(raw, key, path)
         if value is None:
             continue

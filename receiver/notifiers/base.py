@@ -340,6 +340,13 @@ class Notifier(ABC):
         return None
 
     @classmethod
+    def secret_required(cls, field: str, raw: Mapping[str, object]) -> bool:
+        """Whether secret ``field`` must be given in routing entry ``raw`` (by default every
+        one of :attr:`secret_fields`); an optional one that is absent is left out of
+        ``NotifierConfig.secrets``."""
+        return True
+
+    @classmethod
     def parse_extra(
         cls, raw: Mapping[str, object], path: str, ctx: ParseContext
     ) -> dict[str, SecretStr]:

@@ -27,8 +27,8 @@ Late diagnoses (:mod:`receiver.updates`) depend on how the instance is configure
   the answer is ``{"ok": true, "channel": "C…", "ts": "…"}`` or ``{"ok": false, "error":
   "…"}`` with HTTP 200). The first message's ``channel`` and ``ts`` are kept, and the update is
   a threaded reply: ``chat.postMessage`` with ``thread_ts`` set to that ``ts``
-  (https://api.slack.com/messaging/managing#threading). The webhook URL (still required by the
-  routing file) is then not used.
+  (https://api.slack.com/messaging/managing#threading). A webhook URL is then optional in the
+  routing file, and not used.
 """
 
 from __future__ import annotations
@@ -241,7 +241,7 @@ def render_slack_update(n: Notification, sent: SentMessage) -> dict[str, Any]:
 
 
 class SlackOptions(NotifierOptions):
-    """``type: slack`` (secret ``webhook_url``; with a bot token also ``channel``)."""
+    """``type: slack`` (secret ``webhook_url``, or a bot token and ``channel``)."""
 
     channel: str | None = None
     api_url: HttpUrlOption = DEFAULT_API_URL
@@ -258,13 +258,17 @@ class SlackNotifier(WebhookUrlNotifier):
     """Posts to a Slack incoming webhook, or with a bot token through ``chat.postMessage``.
 
     Args:
-        webhook_url: the incoming-webhook URL (secret; never logged).
+        webhook_url: the incoming-webhook URL (secret; never logged); ``None`` when a bot token
+            and channel are given.
         client: shared HTTP client.
         name: instance name (default ``"slack"``).
         bot_token: a bot token with ``chat:write`` (secret); with ``slack_channel`` the
             messages go through the Web API and updates are threaded replies.
         slack_channel: the channel to post in (id ``C…`` or ``#name``); needs ``bot_token``.
         api_url: the Web API base (default ``https://slack.com/api``; tests point it elsewhere).
+
+    Raises:
+        ValueError: neither a webhook URL nor a bot token with a channel.
     """
 
     channel = "slack"
@@ -275,7 +279,7 @@ class SlackNotifier(WebhookUrlNotifier):
 
     def __init__(
         self,
-        webhook_url: SecretStr,
+        webhook_url: SecretStr | None,
         client: httpx.AsyncClient,
         *,
         name: str | None = None,
@@ -283,10 +287,18 @@ class SlackNotifier(WebhookUrlNotifier):
         slack_channel: str | None = None,
         api_url: str = DEFAULT_API_URL,
     ) -> None:
-        super().__init__(webhook_url, client, name=name)
+        super().__init__(webhook_url or SecretStr(""), client, name=name)
         self._bot_token = bot_token if slack_channel else None
         self.slack_channel = slack_channel if bot_token is not None else None
         self._api_url = api_url.rstrip("/")
+        if webhook_url is None and not self.threads:
+            raise ValueError("slack: needs webhook_url, or bot_token and channel")
+
+    @classmethod
+    def secret_required(cls, field: str, raw: Mapping[str, object]) -> bool:
+        """``webhook_url`` is optional when the entry gives a bot token (``bot_token_env`` /
+        ``bot_token_file``; :meth:`parse_extra` then requires ``channel``)."""
+        return field != "webhook_url" or not any(k in raw for k in cls.extra_keys)
 
     @classmethod
     def parse_extra(
@@ -316,7 +328,7 @@ class SlackNotifier(WebhookUrlNotifier):
         """Build from a routing entry (``type: slack``)."""
         o = config.typed(SlackOptions)
         return cls(
-            config.secrets["webhook_url"],
+            config.secrets.get("webhook_url"),
             client,
             name=config.name,
             bot_token=config.secret_headers.get("bot_token"),

@@ -29,7 +29,7 @@ from receiver.notifiers.pagerduty import PagerDutyNotifier
 from receiver.notifiers.slack import SlackNotifier
 from receiver.notifiers.telegram import TelegramNotifier
 from receiver.notifiers.webhook import WebhookNotifier
-from receiver.routing import parse_routing
+from receiver.routing import RoutingError, parse_routing
 from receiver.text import utf16_len
 from tests.receiver.notifiers.test_render import HOSTILE, HUGE, diagnosis, notification
 
@@ -290,6 +290,32 @@ def test_slack_routing_entry_with_a_bot_token(tmp_path: Path) -> None:
     assert "notifiers.y.channel: needs bot_token_env or bot_token_file" in ctx.lines[1]
     assert "must not be written in the routing file" in ctx.lines[2]
     assert_no_secret(*ctx.lines)
+
+
+def test_slack_routing_entry_with_a_bot_token_needs_no_webhook(tmp_path: Path) -> None:
+    env = {"BOT": SLACK_BOT}
+    data = {"notifiers": {"desk": {"type": "slack", "bot_token_env": "BOT", "channel": "C0DESK"}}}
+    cfg = parse_routing(data, environ=env).notifiers["desk"]
+    assert "webhook_url" not in cfg.secrets
+    with respx.mock(assert_all_called=True) as mock:
+        post = mock.post(f"{SLACK_API}/chat.postMessage").mock(
+            return_value=httpx.Response(200, json={"ok": True, "channel": "C0DESK", "ts": "1.2"})
+        )
+
+        async def send(client: httpx.AsyncClient) -> Any:
+            slack = SlackNotifier.from_config(cfg, client)
+            slack._api_url = SLACK_API
+            return slack.threads, await slack.send(notification())
+
+        threads, ids = run(send)
+    assert threads and ids == {"channel": "C0DESK", "ts": "1.2"}
+    assert post.calls.last.request.headers["Authorization"] == f"Bearer {SLACK_BOT}"
+    # Neither a webhook nor a bot token: the webhook is what is missing.
+    with pytest.raises(RoutingError) as err:
+        parse_routing({"notifiers": {"desk": {"type": "slack", "channel": "C0DESK"}}}, environ=env)
+    assert "notifiers.desk" in str(err.value) and "webhook_url" in str(err.value)
+    with pytest.raises(ValueError, match="needs webhook_url, or bot_token and channel"):
+        SlackNotifier(None, httpx.AsyncClient())
 
 
 async def _built(cfg: Any, client: httpx.AsyncClient) -> SlackNotifier:
