@@ -4,6 +4,7 @@ stop (the store's own lease tests are in ``tests/receiver/store/test_store_lease
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,17 @@ def _open(path: Path) -> SQLiteStore:
     return store
 
 
+def _leased_to(path: Path, owner: str) -> int:
+    """Pending notifications leased to ``owner`` (read from the database file)."""
+    db = sqlite3.connect(path)
+    try:
+        query = "SELECT count(*) FROM notifications WHERE state = 'pending' AND lease_owner = ?"
+        (count,) = db.execute(query, (owner,)).fetchone()
+        return int(count)
+    finally:
+        db.close()
+
+
 def test_two_workers_on_one_database_send_each_notification_once(tmp_path: Path) -> None:
     a, b = _open(tmp_path / "r.db"), _open(tmp_path / "r.db")
     a.ingest_many(_webhooks(60))
@@ -97,6 +109,9 @@ def test_a_stalled_receivers_work_is_taken_over_when_its_lease_expires(tmp_path:
         stalled = _worker(a, _Shared(sent, hold), "rx-a", concurrency=3, lease_seconds=1.0)
         stalled.start()
         await _until(lambda: stalled.inflight == 3)
+        # Its round ends by giving back what it claimed but did not start: wait for that, or
+        # the cancel below could land before the release (under load it did).
+        await _until(lambda: _leased_to(tmp_path / "r.db", "rx-a") == 3)
         # A dies without a word: its loops stop, its leases are neither renewed nor released.
         assert stalled._task is not None and stalled._renewer is not None
         stalled._task.cancel()
