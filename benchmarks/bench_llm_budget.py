@@ -10,7 +10,10 @@ diagnosis cache, no earlier LLM request holding a slot). Three configurations, i
 * no LLM configured (the rules diagnosis only): the baseline;
 * a hung LLM that answers only long after ``LLM_TIMEOUT_SECONDS``, with the shipped
   ``LLM_CRITICAL_BUDGET_SECONDS`` and ``LLM_TIMEOUT_SECONDS``;
-* a late LLM answering a valid diagnosis after 5 s (past the budget, within the timeout).
+* a late LLM answering a valid diagnosis after 5 s (past the budget, within the timeout);
+* the hung LLM again, and a second page of the same incident (another exchange) posted once the
+  first has gone out: while the first diagnosis is still running past its budget, the next
+  page does not wait at all (``receiver/updates.py``).
 
 Page time: from just before the ``POST`` to the firing message's arrival at the fake Slack. Update
 time: to the Slack follow-up carrying the LLM's diagnosis, which must also be appended to the
@@ -43,14 +46,17 @@ from benchmarks.bench_receiver import SCRUBBED_ENV
 from deploy.stack import StackError, free_port, wait_for_http
 from receiver.diagnosis.config import DiagnosisSettings
 from receiver.notifiers.followup import UPDATE_PREFIX
+from receiver.notifiers.slack import SlackNotifier
 from receiver.routing import CRITICAL_ROUTE
-from testsupport.fake_chat import FakeChat
+from testsupport.fake_chat import ChatRequest, FakeChat
 from testsupport.fake_llm import DEFAULT_DIAGNOSIS, FakeLLM
 
 NAME = "llm_budget"
 TITLE = "LLM critical budget: critical page with no LLM, a hung LLM and a late LLM"
 HOST = "127.0.0.1"
 ALERTNAME, EXCHANGE = "ExchangeApiDown", "binance"
+NEXT_EXCHANGE = "bybit"
+"""The second page of the incident in the ``hung_next`` configuration."""
 SHIPPED_BUDGET = float(DiagnosisSettings.model_fields["llm_critical_budget_seconds"].default)
 SHIPPED_TIMEOUT = float(DiagnosisSettings.model_fields["llm_timeout_seconds"].default)
 MARGIN_SECONDS = 1.0
@@ -62,7 +68,12 @@ LATE_DIAGNOSIS: dict[str, Any] = {
     **DEFAULT_DIAGNOSIS,
     "diagnosis": "Late LLM diagnosis: Binance REST is failing on every endpoint.",
 }
-CONFIGS: dict[str, str] = {"none": "no LLM", "hung": "hung LLM", "late": "late LLM"}
+CONFIGS: dict[str, str] = {
+    "none": "no LLM",
+    "hung": "hung LLM",
+    "late": "late LLM",
+    "hung_next": "hung LLM, next page",
+}
 
 
 def _log(text: str) -> None:
@@ -111,18 +122,18 @@ class RunResult:
         return self.update_s is not None and self.update_recorded
 
 
-def webhook(seq: int) -> dict[str, Any]:
-    """A firing critical ``ExchangeApiDown`` webhook for binance, firing since now (``seq``
-    makes its fingerprint distinct)."""
-    labels = {"alertname": ALERTNAME, "exchange": EXCHANGE, "severity": "critical"}
+def webhook(seq: int, exchange: str = EXCHANGE) -> dict[str, Any]:
+    """A firing critical ``ExchangeApiDown`` webhook for ``exchange``, firing since now
+    (``seq`` makes its fingerprint distinct)."""
+    labels = {"alertname": ALERTNAME, "exchange": exchange, "severity": "critical"}
     return {
         "version": "4",
         "groupKey": f'{{}}/{{severity="critical"}}:{{alertname="{ALERTNAME}", '
-        f'exchange="{EXCHANGE}"}}',
+        f'exchange="{exchange}"}}',
         "truncatedAlerts": 0,
         "status": "firing",
         "receiver": "exchange-watch-critical",
-        "groupLabels": {"alertname": ALERTNAME, "exchange": EXCHANGE},
+        "groupLabels": {"alertname": ALERTNAME, "exchange": exchange},
         "commonLabels": labels,
         "commonAnnotations": {},
         "externalURL": "http://alertmanager.local:9093",
@@ -130,11 +141,11 @@ def webhook(seq: int) -> dict[str, Any]:
             {
                 "status": "firing",
                 "labels": {**labels, "job": "exchange-exporter"},
-                "annotations": {"summary": f"{EXCHANGE} API is down"},
+                "annotations": {"summary": f"{exchange} API is down"},
                 "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://prometheus.local:9090/graph",
-                "fingerprint": f"11b0d9e7{seq:08x}",
+                "fingerprint": f"11b0d9e7{seq:04x}{len(exchange):04x}",
             }
         ],
     }
@@ -184,7 +195,7 @@ def _is_update(body: Any) -> bool:
 def measure_once(config: str, chat: FakeChat, t: Timings, seq: int) -> RunResult:
     """One run of ``config`` (``none``, ``hung`` or ``late``) on a fresh receiver; never raises
     for a failed run (the result says why)."""
-    delay = t.hung_after if config == "hung" else t.late_after
+    delay = t.hung_after if config.startswith("hung") else t.late_after
     llm = None if config == "none" else FakeLLM(diagnosis=LATE_DIAGNOSIS, delay=delay).start()
     slack_path = _slack_path(seq)
     with tempfile.TemporaryDirectory(prefix="bench-llm-budget-") as tmp:
@@ -209,18 +220,29 @@ def _post_and_wait(
     """POST the webhook to the receiver on ``port``, wait for the page (and the update)."""
     slack_path = _slack_path(seq)
 
-    def firing(body: Any) -> bool:
-        message = parse_slack_message(body)
-        return message is not None and message.matches(ALERTNAME, EXCHANGE, "firing")
+    def firing(exchange: str) -> Callable[[Any], bool]:
+        def matches(body: Any) -> bool:
+            message = parse_slack_message(body)
+            return message is not None and message.matches(ALERTNAME, exchange, "firing")
 
-    with httpx.Client(timeout=10.0, trust_env=False) as client:
-        began = time.monotonic()
-        answer = client.post(f"http://{HOST}:{port}/alerts/{CRITICAL_ROUTE}", json=webhook(seq))
-    if answer.status_code != 200:
-        return RunResult(None, error=f"POST answered {answer.status_code}")
-    page = chat.wait_for(slack_path, firing, t.wait_limit, after=began)
-    if page is None:
-        return RunResult(None, error=f"no firing Slack message within {t.wait_limit:g} s")
+        return matches
+
+    exchanges = [EXCHANGE, NEXT_EXCHANGE] if config == "hung_next" else [EXCHANGE]
+    page: ChatRequest | None = None
+    began = time.monotonic()
+    for exchange in exchanges:  # with hung_next, the second page is the one measured
+        if page is not None:  # past Slack's one message per second per channel (pacing)
+            time.sleep(SlackNotifier.min_send_interval + 0.1)
+        with httpx.Client(timeout=10.0, trust_env=False) as client:
+            began = time.monotonic()
+            body = webhook(seq, exchange)
+            answer = client.post(f"http://{HOST}:{port}/alerts/{CRITICAL_ROUTE}", json=body)
+        if answer.status_code != 200:
+            return RunResult(None, error=f"POST answered {answer.status_code}")
+        page = chat.wait_for(slack_path, firing(exchange), t.wait_limit, after=began)
+        if page is None:
+            return RunResult(None, error=f"no firing Slack message within {t.wait_limit:g} s")
+    assert page is not None
     asked = llm is not None and bool(llm.chat_requests())
     journal = data / "notifications.jsonl"
     first = _record(journal, lambda r: "kind" not in r, 5.0)
@@ -289,6 +311,7 @@ def build_section(
             }
         )
     hung = all_pages["hung"]
+    following = common.median(all_pages["hung_next"]) - baseline
     late = list(results.get("late", []))
     gap = common.median(hung) - baseline
     worst = (max(hung) if hung else math.nan) - baseline
@@ -309,6 +332,11 @@ def build_section(
         f"{sum(r.llm_asked for r in results.get('hung', []))}/{len(hung)} runs; late LLM: the "
         "update is a Slack follow-up message (incoming webhooks cannot edit) naming the page, "
         "and a JSONL 'update' record with diagnosis source llm; updated_runs counts both.",
+        "hung LLM, next page: the same hung LLM; a second critical alert of the incident "
+        f"({NEXT_EXCHANGE}) is posted 1.1 s after the first page ({EXCHANGE}) went out (past "
+        "Slack's one message per second per channel, which the receiver keeps), while its "
+        "diagnosis is still running past the budget: that page does not wait (times from its "
+        "own POST).",
         "page_minus_no_llm_s: median page time minus the no-LLM median (failed runs as "
         "infinitely late); page_p95_s interpolates between runs (numpy default).",
     ]
@@ -319,13 +347,20 @@ def build_section(
     targets = [
         common.target("hung LLM − no LLM, critical page (median)", gap, "<=", limit, "s"),
         common.target("hung LLM − no LLM, critical page (slowest run)", worst, "<=", limit, "s"),
+        common.target(
+            "hung LLM − no LLM, next page of the incident (median)",
+            following,
+            "<=",
+            MARGIN_SECONDS,
+            "s",
+        ),
         common.target("late diagnosis delivered as an update (share of runs)", share, ">=", 1.0),
     ]
     return common.section(NAME, TITLE, rows, targets, notes, runs=runs)
 
 
 def run(runs: int = 5, timings: Timings | None = None) -> dict[str, Any]:
-    """Measure the three configurations ``runs`` times (at least one); return the section."""
+    """Measure every configuration ``runs`` times (at least one); return the section."""
     runs = max(1, runs)
     t = timings or Timings()
     return build_section(measure(runs, t), t, runs)

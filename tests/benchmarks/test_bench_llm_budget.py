@@ -21,12 +21,17 @@ def _late(page: float, update: float | None = 5.0, recorded: bool = True) -> ben
 
 
 def _results(
-    none: list[float | None], hung: list[float | None], late: list[bench.RunResult]
+    none: list[float | None],
+    hung: list[float | None],
+    late: list[bench.RunResult],
+    hung_next: list[float | None] | None = None,
 ) -> dict[str, list[bench.RunResult]]:
+    following = hung_next if hung_next is not None else [p and p - 1.9 for p in hung]
     return {
         "none": [bench.RunResult(p, "rules") for p in none],
         "hung": [bench.RunResult(p, "rules", True) for p in hung],
         "late": late,
+        "hung_next": [bench.RunResult(p, "rules", True) for p in following],
     }
 
 
@@ -41,8 +46,14 @@ def test_section_meets_the_targets_when_the_page_waits_only_the_budget() -> None
     section = bench.build_section(results, T, 3)
     assert section["name"] == "llm_budget" and section["title"] == bench.TITLE
     assert section["runs"] == 3
-    assert [r["configuration"] for r in section["rows"]] == ["no LLM", "hung LLM", "late LLM"]
-    none, hung, late = section["rows"]
+    assert [r["configuration"] for r in section["rows"]] == [
+        "no LLM",
+        "hung LLM",
+        "late LLM",
+        "hung LLM, next page",
+    ]
+    none, hung, late, following = section["rows"]
+    assert following["page_median_s"] == pytest.approx(0.3)
     assert none["runs"] == "3/3" and none["page_median_s"] == pytest.approx(0.2)
     assert hung["page_max_s"] == pytest.approx(2.9)
     assert hung["page_minus_no_llm_s"] == pytest.approx(2.0)
@@ -50,7 +61,9 @@ def test_section_meets_the_targets_when_the_page_waits_only_the_budget() -> None
     assert late["update_median_s"] == pytest.approx(5.0)
     assert hung["page_diagnosis"] == "rules"
     targets = _targets(section)
-    assert len(targets) == 3 and all(t["met"] for t in targets.values())
+    assert len(targets) == 4 and all(t["met"] for t in targets.values())
+    following_gap = targets["hung LLM − no LLM, next page of the incident (median)"]
+    assert following_gap["value"] == pytest.approx(0.1) and following_gap["limit"] == 1.0
     median = targets["hung LLM − no LLM, critical page (median)"]
     assert median["value"] == pytest.approx(2.0)
     assert median["limit"] == pytest.approx(T.budget + bench.MARGIN_SECONDS)
@@ -113,10 +126,11 @@ def test_one_short_run_of_every_configuration() -> None:
     quick = bench.Timings(budget=0.5, late_after=2.0, hung_after=600.0)
     section = bench.run(1, quick)
     rows = {r["configuration"]: r for r in section["rows"]}
-    assert set(rows) == {"no LLM", "hung LLM", "late LLM"}
+    assert set(rows) == {"no LLM", "hung LLM", "late LLM", "hung LLM, next page"}
+    assert rows["hung LLM, next page"]["page_diagnosis"] == "rules"
     assert all(r["runs"] == "1/1" for r in rows.values()), section["notes"]
     assert rows["hung LLM"]["page_diagnosis"] == "rules"  # paged without the LLM's answer
     assert rows["late LLM"]["updated_runs"] == "1/1", section["notes"]
     assert not math.isnan(rows["late LLM"]["update_median_s"])
-    assert len(section["targets"]) == 3
+    assert len(section["targets"]) == 4
     assert {"name", "value", "op", "limit", "unit", "met"} <= set(section["targets"][0])
