@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.monitoring.test_rules import promql_metric_names as metric_names
+from tests.monitoring.rules_contract import promql_metric_names as metric_names
 
 # Market-integrity series (issue 15) that a healthy demo may not have: an announced maintenance
 # (only while one is announced), and the recordings that need minutes of history before their

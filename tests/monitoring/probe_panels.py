@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from tests.monitoring.test_rules import THRESHOLDS_FILE
-from tests.monitoring.test_rules import promql_metric_names as metric_names
+from tests.monitoring.rules_contract import THRESHOLDS_FILE
+from tests.monitoring.rules_contract import promql_metric_names as metric_names
 
 TLS_EXPIRY_METRIC = "exchange_tls_cert_expiry_timestamp_seconds"
 

@@ -49,7 +49,7 @@ from tests.monitoring.probe_panels import (
     tls_exchanges,
     tls_query_required,
 )
-from tests.monitoring.test_rules import (
+from tests.monitoring.rules_contract import (
     EXPORTER_METRICS,
     EXPORTER_SELECTOR,
     KEY_METRICS,
@@ -59,7 +59,7 @@ from tests.monitoring.test_rules import (
     RECORDED_METRICS,
     selects_exporter,
 )
-from tests.monitoring.test_rules import promql_metric_names as metric_names
+from tests.monitoring.rules_contract import promql_metric_names as metric_names
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA_DIR = REPO / "grafana"

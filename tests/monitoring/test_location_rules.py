@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.monitoring.test_rules import (
+from tests.monitoring.rules_contract import (
     ALERT_RULES,
     ALERT_TESTS,
     EXPORTER_SELECTOR,

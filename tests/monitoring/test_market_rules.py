@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from tests.monitoring.market_contract import MARKET_ALERTS, MARKET_METRICS
 from tests.monitoring.market_panels import market_query_required
-from tests.monitoring.test_rules import (
+from tests.monitoring.rules_contract import (
     ALERT_NAMES,
     ALERT_TESTS,
     EXPORTER_SELECTOR,
