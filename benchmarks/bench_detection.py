@@ -32,14 +32,14 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common
-from benchmarks.bench_notify import (
+from benchmarks.detection_runs import NotificationLog, ScenarioPlayer, ScenarioRun
+from benchmarks.quiet_jitter import JitterPlayer, plan
+from benchmarks.stack_bench import (
     STARTUP_TIMEOUT,
     StackBench,
     run_stack_section,
     slack_only_receiver_env,
 )
-from benchmarks.detection_runs import NotificationLog, ScenarioPlayer, ScenarioRun
-from benchmarks.quiet_jitter import JitterPlayer, plan
 from deploy.stack import DEMO_EXPORTER_CONFIG, ROOT, Stack, StackError, StackOptions
 from exporter.config import load_config
 from simulator.scenario import parse_duration, shipped_scenarios

@@ -41,8 +41,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import common
-from benchmarks.bench_notify import parse_slack_message, run_stack_section, slack_only_receiver_env
 from benchmarks.bench_receiver import SCRUBBED_ENV
+from benchmarks.slack_messages import parse_slack_message
+from benchmarks.stack_bench import run_stack_section, slack_only_receiver_env
 from deploy.stack import StackError, free_port, wait_for_http
 from receiver.diagnosis.config import DiagnosisSettings
 from receiver.notifiers.followup import UPDATE_PREFIX

@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.bench_notify import StackBench
+from benchmarks.stack_bench import StackBench
 from receiver.models import parse_rfc3339
 from simulator.scenario import parse_duration
 

@@ -30,14 +30,10 @@ from typing import Any
 import httpx
 import yaml
 
-from benchmarks.bench_notify import (
-    SLACK_PATH,
-    StackBench,
-    slack_only_receiver_env,
-    wait_for_message,
-)
 from benchmarks.common import median
 from benchmarks.probe_runs import parse_metrics
+from benchmarks.slack_messages import SLACK_PATH, wait_for_message
+from benchmarks.stack_bench import StackBench, slack_only_receiver_env
 from deploy.stack import ALERTMANAGER_CONFIG, DEMO_EXPORTER_CONFIG, Stack, StackOptions, free_port
 from exporter.durations import parse_duration
 from testsupport.fake_chat import FakeChat

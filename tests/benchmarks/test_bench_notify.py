@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from benchmarks import bench_notify as bn
+from benchmarks import notify_bounds as nb
+from benchmarks import slack_messages as sm
 from receiver.diagnosis.schema import Diagnosis
 from receiver.notifiers.base import Notification
 from receiver.notifiers.slack import render_slack
@@ -53,7 +55,7 @@ def _notification(
 
 
 def test_parses_the_receivers_firing_slack_message() -> None:
-    message = bn.parse_slack_message(render_slack(_notification()))
+    message = sm.parse_slack_message(render_slack(_notification()))
     assert message is not None
     assert (message.status, message.alertname, message.exchange) == (
         "firing",
@@ -68,9 +70,9 @@ def test_parses_the_receivers_firing_slack_message() -> None:
 
 
 def test_parses_resolved_and_global_messages() -> None:
-    resolved = bn.parse_slack_message(render_slack(_notification("resolved")))
-    assert resolved == bn.SlackMessage("resolved", "ExchangeApiDown", "bybit", None)
-    global_alert = bn.parse_slack_message(
+    resolved = sm.parse_slack_message(render_slack(_notification("resolved")))
+    assert resolved == sm.SlackMessage("resolved", "ExchangeApiDown", "bybit", None)
+    global_alert = sm.parse_slack_message(
         render_slack(_notification(alertname="ExchangeExporterDown", exchange=None))
     )
     assert global_alert is not None and global_alert.exchange is None
@@ -80,14 +82,14 @@ def test_falls_back_to_header_and_text() -> None:
     header_only = {
         "blocks": [{"type": "header", "text": {"type": "plain_text", "text": "🔴 FIRING: A · okx"}}]
     }
-    assert bn.parse_slack_message(header_only) == bn.SlackMessage("firing", "A", "okx")
+    assert sm.parse_slack_message(header_only) == sm.SlackMessage("firing", "A", "okx")
     text_only = {"text": "✅ RESOLVED: B [kraken] (warning) - lasted 1 min - x"}
-    assert bn.parse_slack_message(text_only) == bn.SlackMessage("resolved", "B", "kraken")
+    assert sm.parse_slack_message(text_only) == sm.SlackMessage("resolved", "B", "kraken")
 
 
 @pytest.mark.parametrize("body", [None, "ok", [], {}, {"text": "hello"}, {"blocks": ["x", 1]}])
 def test_other_bodies_are_not_messages(body: object) -> None:
-    assert bn.parse_slack_message(body) is None
+    assert sm.parse_slack_message(body) is None
 
 
 @pytest.mark.e2e
@@ -98,20 +100,20 @@ def test_fake_slack_records_and_waits() -> None:
 
         def post() -> None:
             time.sleep(0.05)
-            url = f"{chat.url}{bn.SLACK_PATH}"
+            url = f"{chat.url}{sm.SLACK_PATH}"
             httpx.post(url, json=render_slack(_notification()), trust_env=False)
 
         sender = threading.Thread(target=post)
         sender.start()
-        found = bn.wait_for_message(
+        found = sm.wait_for_message(
             chat, lambda m: m.matches("ExchangeApiDown", "bybit", "firing"), before, 5
         )
         sender.join()
         assert found is not None
         request, message = found
-        assert request.arrived >= before and request.path == bn.SLACK_PATH
+        assert request.arrived >= before and request.path == sm.SLACK_PATH
         assert message.matches("ExchangeApiDown", "bybit", "firing")
-        later = bn.wait_for_message(chat, lambda m: True, request.arrived + 1, 0.1)
+        later = sm.wait_for_message(chat, lambda m: True, request.arrived + 1, 0.1)
         assert later is None
         assert len(chat.requests) == 1
     finally:
@@ -120,27 +122,27 @@ def test_fake_slack_records_and_waits() -> None:
 
 def test_expected_bounds_follow_the_shipped_configs() -> None:
     outage, ban, latency = bn.SCENARIOS
-    timing = bn.shipped_timing(outage)
+    timing = nb.shipped_timing(outage)
     # Issue 18: the exporter job is scraped every 1 s, the availability and rate-limit groups
     # are evaluated every 1 s, ExchangeApiDown has no `for` but counts 2 failures in a row, and
     # the critical route has no group_wait.
     assert (timing.scrape, timing.evaluation, timing.rule_for) == (1, 1, 0)
     assert (timing.severity, timing.group_wait, timing.group_interval) == ("critical", 0, 5)
     assert (timing.probe_min, timing.consecutive) == (1, 2)
-    bounds = bn.expected_bounds(outage, timing)
+    bounds = nb.expected_bounds(outage, timing)
     # a second failure 0.8-1.2 s later .. + the first probe + scrape + evaluation
     assert (bounds.low, bounds.high) == pytest.approx((0.8, 4.2))
-    ban_bounds = bn.expected_bounds(ban, bn.shipped_timing(ban))
+    ban_bounds = nb.expected_bounds(ban, nb.shipped_timing(ban))
     assert (ban_bounds.low, ban_bounds.high) == (0, 3)  # no `for`, no group_wait
-    latency_timing = bn.shipped_timing(latency)
+    latency_timing = nb.shipped_timing(latency)
     assert (latency_timing.severity, latency_timing.group_wait) == ("warning", 30)
-    latency_bounds = bn.expected_bounds(latency, latency_timing)
+    latency_bounds = nb.expected_bounds(latency, latency_timing)
     assert latency_bounds.low == 30 + 60 + 30
     assert latency_bounds.refire_high == latency_bounds.high - 30 + 60
 
 
 def test_section_shape_with_fake_timings() -> None:
-    bounds = {s.key: bn.Bounds(20, 35, 15, 35, "terms") for s in bn.SCENARIOS}
+    bounds = {s.key: nb.Bounds(20, 35, 15, 35, "terms") for s in bn.SCENARIOS}
     results = {
         "hard_outage": [
             bn.RunResult(24.0, 19.0, 40.0),
@@ -165,7 +167,7 @@ def test_section_shape_with_fake_timings() -> None:
 
 
 def test_a_failed_outage_run_counts_as_late() -> None:
-    bounds = {s.key: bn.Bounds(20, 35, 15, 35, "terms") for s in bn.SCENARIOS}
+    bounds = {s.key: nb.Bounds(20, 35, 15, 35, "terms") for s in bn.SCENARIOS}
     results = {"hard_outage": [bn.RunResult(20.0), bn.RunResult(None), bn.RunResult(None)]}
     target = bn.build_section(results, bounds, runs=3)["targets"][0]
     assert target["value"] == math.inf and not target["met"]
@@ -179,13 +181,13 @@ def test_timing_reads_the_exporter_jobs_own_scrape_interval() -> None:
             {"job_name": "exchange-exporter", "scrape_interval": "1s"},
         ],
     }
-    assert bn._exporter_scrape_interval(config) == "1s"
-    assert bn._exporter_scrape_interval({"global": {"scrape_interval": "5s"}}) == "5s"
-    assert bn._exporter_scrape_interval({}) == "1m"
+    assert nb._exporter_scrape_interval(config) == "1s"
+    assert nb._exporter_scrape_interval({"global": {"scrape_interval": "5s"}}) == "5s"
+    assert nb._exporter_scrape_interval({}) == "1m"
 
 
 def test_a_consecutive_failure_count_adds_probe_intervals_to_the_outage_bounds() -> None:
     outage = bn.SCENARIOS[0]
-    timing = bn.Timing(1, 1, 0, "critical", 0, 5, 1, 5, 4, consecutive=2)
-    bounds = bn.expected_bounds(outage, timing)
+    timing = nb.Timing(1, 1, 0, "critical", 0, 5, 1, 5, 4, consecutive=2)
+    bounds = nb.expected_bounds(outage, timing)
     assert (bounds.low, bounds.high) == pytest.approx((0.8, 4.2))
