@@ -11,8 +11,13 @@ schedule; :class:`JitterPlayer` applies it through ``POST /_control/faults`` (ev
 - blips: per exchange, one every ``BLIP_EVERY_S`` on average (uniform between half and 1.5
   times that), on a random probed endpoint, for ``BLIP_SECONDS``: HTTP 502 or 504 (a CDN's
   gateway page), or no answer at all (the probe times out);
-- stream reconnects: per exchange, one every ``RECONNECT_EVERY_S`` on average: every live
-  session is closed with 1001 "going away" (what exchanges send before a restart), once.
+- stream reconnects: per exchange, one every ``RECONNECT_EVERY_S`` on average (at least one
+  in a 30-minute run): every live session is closed with 1001 "going away" (what exchanges
+  send before a restart) and the reconnect is served (the fault's ``once``: the client lands
+  on a healthy server), so each is exactly one reconnect. ExchangeWebSocketReconnecting pages
+  from three unscheduled reconnects in 15 minutes (thresholds.yml ``ws_reconnects``); these
+  are spaced at least 15 minutes apart per exchange, the rate of a venue that restarts its
+  gateways a few times a day, on the high side.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ LATENCY_MS = 25
 LATENCY_JITTER_MS = 20
 BLIP_EVERY_S = 180.0
 BLIP_SECONDS = 1
-RECONNECT_EVERY_S = 600.0
+RECONNECT_EVERY_S = 1800.0
+RECONNECT_HOLD_SECONDS = 5
+"""How long a ``once`` disconnect stays set (sessions opened meanwhile are served)."""
 BLIP_KINDS: tuple[Mapping[str, Any], ...] = (
     {"fault": "http_error", "status": 502},
     {"fault": "http_error", "status": 504},
@@ -77,7 +84,8 @@ def plan(endpoints: Mapping[str, Sequence[str]], seconds: float, rng: random.Ran
         at = rng.uniform(0.5, 1.5) * RECONNECT_EVERY_S / 2
         while at < last:
             body = {"exchange": exchange, "fault": "ws_disconnect", "close_code": 1001}
-            blips.append(Blip(at, {**body, "duration_s": BLIP_SECONDS}))
+            body |= {"once": True, "duration_s": RECONNECT_HOLD_SECONDS}
+            blips.append(Blip(at, body))
             at += rng.uniform(0.5, 1.5) * RECONNECT_EVERY_S
     return sorted(blips, key=lambda b: b.at)
 

@@ -34,6 +34,7 @@ def _count(v: float) -> bool:
 KEYS: dict[str, Key] = {
     "down_quorum": Key("ExchangeApiDown", _count, "a whole number >= 1"),
     "api_down_consecutive_failures": Key("ExchangeApiDown", _count, "a whole number >= 1"),
+    "api_down_fresh_seconds": Key("ExchangeApiDown", _positive, "a number > 0"),
     "latency_p99_seconds": Key("ExchangeApiLatencyHigh", _positive, "a number > 0"),
     "latency_degraded_ratio": Key("ExchangeApiLatencyDegraded", lambda v: v > 1, "a number > 1"),
     "latency_degraded_min_seconds": Key("ExchangeApiLatencyDegraded", _positive, "a number > 0"),

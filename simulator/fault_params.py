@@ -68,6 +68,11 @@ def ws_params(
                 f"clients report as 1006), got {spec['close_code']!r}"
             )
         params["close_code"] = code
+    if kind == "ws_disconnect" and "once" in spec:
+        once = spec["once"]
+        if not isinstance(once, bool):
+            raise FaultError(f"once: expected true or false, got {once!r}")
+        params["once"] = once
     if kind == "ws_lag":
         params["lag_ms"] = fault_number(spec, "lag_ms", 0, _MAX_LATENCY_MS, required=True)
     if kind in _WS_CHANNEL_KINDS and "channel" in spec:

@@ -63,7 +63,10 @@ fault                     parameters and effect
                           a close frame may carry): every live session is closed once with that code
                           when the fault is set, new connections are accepted then closed at
                           once while it holds; without ``close_code`` the TCP connection is
-                          dropped without a close frame (what clients report as 1006)
+                          dropped without a close frame (what clients report as 1006);
+                          ``once`` (bool, default false): only the sessions live when it
+                          is set are closed, new connections are served (a server restart
+                          behind a load balancer: the reconnect lands on a healthy server)
 ``ws_lag`` ‡              ``lag_ms`` (required, 0–600000): data frames are delivered that
                           much later; their event times stay the true ones
 ``ws_gap`` ‡              none: the dialect skips sequence numbers (Binance ``U`` jumps)
@@ -233,7 +236,7 @@ _PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "huge_body": ("size_bytes",),
     "ws_stall": ("channel",),
     "ws_blackhole": (),
-    "ws_disconnect": ("close_code",),
+    "ws_disconnect": ("close_code", "once"),
     "ws_lag": ("lag_ms", "channel"),
     "ws_gap": ("channel",),
     "ws_checksum": (),

@@ -94,6 +94,7 @@ class Session:
         self.rule: KeepAliveRule = dialect_cls.keepalive
         now = time.monotonic()
         self.opened = now
+        self.opened_wall = time.time()
         self._last_client = now
         self._last_ping = now
         self._pending_pings: dict[bytes, float] = {}
@@ -318,12 +319,15 @@ class Session:
     # -- clock ----------------------------------------------------------------------------
     def apply_fault(self, now: float) -> None:
         """Act once on a newly set ``ws_disconnect`` (close with ``close_code``, or drop the
-        TCP connection without one) or ``ws_maintenance_notice`` (send the dialect's notice)."""
+        TCP connection without one; with ``once``, only sessions opened before it was set) or
+        ``ws_maintenance_notice`` (send the dialect's notice)."""
         fault = self._faults.websocket(self.exchange)
         if fault is None or fault is self._handled or self.closing:
             return
         if fault.kind == "ws_disconnect":
             self._handled = fault
+            if fault.params.get("once") and self.opened_wall >= fault.created_at:
+                return  # opened after a one-off close: the reconnect lands on a healthy server
             code = fault.params.get("close_code")
             if code is None:
                 self.drop()

@@ -165,9 +165,9 @@ def _down(exchange: str, failing: int, reporting: int, quorum: int) -> dict[str,
         "exp_annotations": {
             "summary": f"{exchange} API is down: every probed endpoint is failing",
             "description": (
-                f"Every probed endpoint of {exchange} failed its last probe (exchange_api_up == 0),"
-                f" one of them at least 2 times in a row, from {failing} of {reporting} probing"
-                f" locations (it pages"
+                f"Every recently probed endpoint of {exchange} failed its last probe"
+                f" (exchange_api_up == 0), one of them at least 2 times in a row, from"
+                f" {failing} of {reporting} probing locations (it pages"
                 f" from {quorum}, or from the only one). Endpoint, error-rate, error-budget,"
                 f" latency, circuit, market-data and clock alerts for {exchange} are inhibited"
                 " while this fires."
@@ -192,8 +192,9 @@ def _from(exchange: str, location: str, answering: int, quorum: int) -> dict[str
                 f"{exchange} API fails from {location} only: a route or egress-IP problem there"
             ),
             "description": (
-                f"Every probed endpoint of {exchange} has failed from location {location} (the last"
-                " probe of each, one of them at least 2 times in a row) for at least 30s, while"
+                f"Every recently probed endpoint of {exchange} has failed from location"
+                f" {location} (the last probe of each, one of them at least 2 times in a row)"
+                " for at least 30s, while"
                 f" {answering} other probing location(s) still get answers: a"
                 f" route problem or one egress IP's ban at {location}, not an exchange outage"
                 f" (that would fail everywhere; it pages as ExchangeApiDown from {quorum} failing"

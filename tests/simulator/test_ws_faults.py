@@ -173,6 +173,26 @@ def test_ws_disconnect_closes_live_and_new_sessions(
     run(scenario())
 
 
+def test_ws_disconnect_once_closes_live_sessions_and_serves_new_ones(
+    sim: SimulatorServer, client: httpx.Client
+) -> None:
+    """``once``: a one-off close (a server restart); the client's reconnect is served while
+    the fault still holds."""
+
+    async def scenario() -> None:
+        async with dial(sim, COMBINED) as ws:
+            await recv_json(ws)
+            set_fault(client, fault="ws_disconnect", close_code=1001, once=True, duration_s=30)
+            exc = await closed(ws)
+            assert exc.rcvd is not None and exc.rcvd.code == 1001
+        async with dial(sim, COMBINED) as again:
+            await recv_json(again)
+            await drain(again, 0.5)  # several feed ticks: still open
+            await recv_json(again)
+
+    run(scenario())
+
+
 def test_ws_disconnect_without_code_drops_tcp(sim: SimulatorServer, client: httpx.Client) -> None:
     async def scenario() -> None:
         async with dial(sim, COMBINED) as ws:
@@ -299,6 +319,7 @@ def test_ws_faults_live_beside_rest_faults(sim: SimulatorServer, client: httpx.C
         ({"fault": "ws_disconnect", "close_code": 1006}, "close_code"),
         ({"fault": "ws_disconnect", "close_code": 2000}, "close_code"),
         ({"fault": "ws_disconnect", "close_code": "4000"}, "close_code"),
+        ({"fault": "ws_disconnect", "close_code": 1001, "once": "yes"}, "once"),
         ({"fault": "ws_gap", "channel": "candles"}, "channel"),
         ({"fault": "ws_blackhole", "channel": "book"}, "channel"),
         ({"fault": "ws_checksum"}, "fault"),
