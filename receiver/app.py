@@ -266,9 +266,10 @@ def create_app(
         diagnose = make_diagnose(cfg, client, metrics)
         # The engine's rules fast path lets pages skip a slow LLM (receiver.updates).
         engine = getattr(diagnose, "__self__", None)
-        rules_now = None
+        rules_now = unreachable = None
         if isinstance(engine, DiagnosisEngine) and engine.llm_enabled:
-            rules_now = engine.rules_now
+            rules_now, unreachable = engine.rules_now, engine.llm_unreachable
+            engine.reachability.start()
         worker = Worker(
             store,
             diagnose,
@@ -293,6 +294,7 @@ def create_app(
             clock=clock,
             fallback=rules_now,
             critical_budget_seconds=cfg.llm_critical_budget_seconds,
+            llm_unreachable=unreachable,
         )
         app.state.worker = worker
         if start_worker:
@@ -316,6 +318,8 @@ def create_app(
             await retention.stop()
             await deadman.stop()
             await worker.stop()
+            if isinstance(engine, DiagnosisEngine):
+                await engine.reachability.stop()
             await client.aclose()
             await asyncio.to_thread(store.close)
             app.state.worker = None
@@ -381,7 +385,7 @@ def create_app(
     def parse_json_object(body: bytes, *, empty_ok: bool = False) -> dict[str, Any] | JSONResponse:
         """The body's JSON object, or the error response to answer."""
         try:
-            data = {} if empty_ok and not body.strip() else json.loads(body)
+            data = {} if empty_ok and not body else json.loads(body)
         except (ValueError, RecursionError) as exc:
             reason = exc.__class__.__name__ if isinstance(exc, RecursionError) else str(exc)
             rejected.inc()

@@ -10,7 +10,10 @@ engine's own ``LLM_TIMEOUT_SECONDS``/``LLM_TOTAL_TIMEOUT_SECONDS``. Warning and 
 resolved notifications, and receivers without an LLM wait for the diagnosis as before.
 While an earlier page's diagnosis is still running past its budget (the LLM is hung or slow
 right now), a critical page does not wait at all: in an incident that pages several times,
-only the first page pays the budget; waiting resumes once that diagnosis has ended.
+only the first page pays the budget; waiting resumes once that diagnosis has ended. Nor does it
+wait while the first LLM provider is known not to answer (``unreachable``: its last call or
+probe timed out or could not connect, :mod:`receiver.diagnosis.reachability`), so with a hung
+LLM no page pays the budget once the receiver has noticed.
 
 When the late diagnosis comes:
 
@@ -116,6 +119,8 @@ class LateDiagnoses:
         max_retry_after: cap on a 429's retry-after wait, seconds.
         retry_base: first backoff between update attempts, seconds (doubles).
         sleep: sleep function (tests may replace it).
+        unreachable: ``() -> bool``, True while the first LLM provider is known not to answer
+            (``DiagnosisEngine.llm_unreachable``); then pages do not wait.
     """
 
     def __init__(
@@ -134,8 +139,10 @@ class LateDiagnoses:
         max_retry_after: float,
         retry_base: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        unreachable: Callable[[], bool] | None = None,
     ) -> None:
         self._store = store
+        self._unreachable = unreachable
         self._diagnose = diagnose
         self._fallback = fallback
         self._budget = None if budget is None else max(0.0, budget)
@@ -196,7 +203,8 @@ class LateDiagnoses:
             self._full(alert), name=f"diagnose-{row.id}"
         )
         overdue = bool(self._overdue)
-        budget = 0.0 if overdue else self._budget
+        unreachable = self._unreachable is not None and self._unreachable()
+        budget = 0.0 if overdue or unreachable else self._budget
         try:
             done, _ = await asyncio.wait({task}, timeout=budget)
         except asyncio.CancelledError:
@@ -205,7 +213,14 @@ class LateDiagnoses:
         if done:
             return task.result(), True
         provisional = self._rules(alert)
-        if not overdue:
+        if unreachable:
+            log.info(
+                "notification %d (%s): the LLM does not answer; paging at once with the rules'"
+                " diagnosis, the LLM's follows as an update if it answers",
+                row.id,
+                alert.alertname[:100],
+            )
+        elif not overdue:
             log.info(
                 "notification %d (%s): diagnosis not done within %.1fs; paging with the rules'"
                 " diagnosis, the LLM's follows as an update",

@@ -123,6 +123,7 @@ class Worker:
             ``diagnose`` before it is sent with ``fallback``'s diagnosis
             (``LLM_CRITICAL_BUDGET_SECONDS``); ``None``: no budget.
         critical_route: the route paged through (``critical``).
+        llm_unreachable: ``DiagnosisEngine.llm_unreachable``: no budget wait while it is True.
     """
 
     def __init__(
@@ -147,6 +148,7 @@ class Worker:
         fallback: RulesNow | None = None,
         critical_budget_seconds: float | None = None,
         critical_route: str = CRITICAL_ROUTE,
+        llm_unreachable: Callable[[], bool] | None = None,
     ) -> None:
         self._store = store
         self._diagnose = diagnose
@@ -188,6 +190,7 @@ class Worker:
             max_retry_after=max_retry_after_seconds,
             retry_base=retry_base_seconds,
             sleep=sleep,
+            unreachable=llm_unreachable,
         )
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -60,6 +60,8 @@ class FakeLLM:
         diagnosis: the JSON object to return (``{alertname}`` in string values is filled).
         usage: ``(prompt_tokens, completion_tokens)`` reported in every reply.
         delay: seconds to wait before answering (to test timeouts).
+        models_delay: seconds to wait before answering ``GET /v1/models`` (the reachability
+            probe; a hung server: as long as ``delay``; a slow model behind a live API: 0).
         reject_response_format: answer 400 to requests carrying ``response_format``.
         port: the loopback port to bind (0: any free one; a stopped fake's port to stand in
             for it).
@@ -72,6 +74,7 @@ class FakeLLM:
         diagnosis: dict[str, Any] | None = None,
         usage: tuple[int, int] = (120, 80),
         delay: float = 0.0,
+        models_delay: float = 0.0,
         reject_response_format: bool = False,
         port: int = 0,
     ) -> None:
@@ -79,6 +82,7 @@ class FakeLLM:
         self.diagnosis = dict(diagnosis or DEFAULT_DIAGNOSIS)
         self.usage = usage
         self.delay = delay
+        self.models_delay = models_delay
         self.reject_response_format = reject_response_format
         self.requests: list[LLMRequest] = []
         self._lock = threading.Lock()
@@ -126,6 +130,18 @@ class FakeLLM:
                     )
                     return
                 self._send(200, fake.reply_for(body))
+
+            def do_GET(self) -> None:
+                # "List models" (https://platform.openai.com/docs/api-reference/models/list).
+                with fake._lock:
+                    fake.requests.append(LLMRequest(self.path, dict(self.headers), None))
+                if fake.models_delay:
+                    time.sleep(fake.models_delay)
+                if self.path.rstrip("/") != "/v1/models":
+                    self._send(404, {"error": {"message": "not found"}})
+                    return
+                model = {"id": fake.model, "object": "model", "created": 0, "owned_by": "fake"}
+                self._send(200, {"object": "list", "data": [model]})
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

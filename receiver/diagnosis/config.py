@@ -22,6 +22,11 @@ the receiver's own fields. Every field is the upper-case environment variable of
                                  page goes out with the rules' diagnosis and the LLM's answer
                                  follows as an update of the message (see
                                  :mod:`receiver.updates`); other routes wait the full stage
+``LLM_PROBE_INTERVAL_SECONDS``   how often a provider no call has judged meanwhile is probed
+                                 (``GET {base_url}/models``, no tokens) to know whether it
+                                 answers at all (default 30; 0 = off): a critical page does
+                                 not wait for a first provider that does not
+                                 (:mod:`receiver.diagnosis.reachability`)
 ``LLM_PRICES``                   JSON ``{"model": {"input_per_1k": 0.00015,
                                  "output_per_1k": 0.0006}}``, USD per 1000 tokens
 ``LLM_PRICES_FILE``              the same as a YAML (or JSON) file; ``LLM_PRICES`` wins per model
@@ -102,6 +107,7 @@ class DiagnosisSettings(EnvSettings):
     llm_cache_seconds: float = Field(default=900.0, ge=0, le=7 * 86400)
     llm_max_concurrency: int = Field(default=2, ge=1, le=64)
     llm_critical_budget_seconds: float = Field(default=2.0, ge=0, le=600, allow_inf_nan=False)
+    llm_probe_interval_seconds: float = Field(default=30.0, ge=0, le=3600, allow_inf_nan=False)
     llm_prices: dict[str, ModelPrice] = Field(default_factory=dict)
     llm_prices_file: Path | None = None
     prometheus_url: str | None = None

@@ -29,6 +29,7 @@ diagnosis in progress is left running and its answer follows as an update.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import OrderedDict
 
@@ -39,6 +40,7 @@ from receiver.diagnosis.config import DiagnosisSettings, load_diagnosis_settings
 from receiver.diagnosis.context import ContextBuilder
 from receiver.diagnosis.llm import LLMDiagnoser, LLMError
 from receiver.diagnosis.metrics import DiagnosisMetrics
+from receiver.diagnosis.reachability import PROBE_TIMEOUT_SECONDS, LLMReachability
 from receiver.diagnosis.rules import diagnose_with_rules
 from receiver.diagnosis.schema import Context, Diagnosis
 from receiver.logs import install_redaction
@@ -47,6 +49,8 @@ from receiver.models import Alert
 log = logging.getLogger(__name__)
 
 CACHE_SIZE = 256
+#: LLMError reasons that say the provider did not answer at all (any other one did).
+UNREACHABLE = frozenset({"timeout", "connect_error"})
 REPEAT_SIZE = 4096
 
 
@@ -103,6 +107,11 @@ class DiagnosisEngine:
                 log.warning(
                     "%sBASE_URL and %sMODEL must both be set; that provider is disabled", half, half
                 )
+        self.reachability = LLMReachability(
+            [(p.name, functools.partial(p.probe, PROBE_TIMEOUT_SECONDS)) for p in self.providers],
+            s.llm_probe_interval_seconds,
+            gauge=self.metrics.llm_reachable,
+        )
         self.context_builder: ContextBuilder | None = None
         if s.prometheus_url:
             self.context_builder = ContextBuilder(
@@ -128,8 +137,14 @@ class DiagnosisEngine:
         """True when at least one provider is configured."""
         return bool(self.providers)
 
+    def llm_unreachable(self) -> bool:
+        """Whether the first LLM provider is known not to answer (its last call or probe timed
+        out or failed to connect): a page should not wait for the chain then."""
+        return self.reachability.unreachable()
+
     async def aclose(self) -> None:
-        """Close the HTTP client if the engine created it."""
+        """Stop the reachability probes; close the HTTP client if the engine created it."""
+        await self.reachability.stop()
         if self._own_client:
             await self._client.aclose()
 
@@ -329,6 +344,7 @@ class DiagnosisEngine:
                     )
                 except LLMError as exc:
                     reason = exc.reason
+                    self.reachability.note(provider.name, reason not in UNREACHABLE)
                     log.warning("LLM provider %s failed: %s", provider.name, exc)
                     continue
                 except asyncio.CancelledError:
@@ -341,6 +357,7 @@ class DiagnosisEngine:
                         exc.__class__.__name__,
                     )
                     continue
+                self.reachability.note(provider.name, True)
                 log.info("diagnosis by LLM provider %s", provider.name)
                 return result, "ok"
         finally:

@@ -296,6 +296,7 @@ class LLMDiagnoser:
         prices: Mapping[str, ModelPrice] | None = None,
     ) -> None:
         self._url = base_url.rstrip("/") + "/chat/completions"
+        self._models_url = base_url.rstrip("/") + "/models"
         self._model = model
         self._api_key = api_key
         self._timeout = timeout
@@ -339,10 +340,28 @@ class LLMDiagnoser:
             ) / 1000.0
             m.llm_cost.labels(self.name).inc(cost)
 
-    async def _post(self, body: dict[str, Any], timeout: float) -> tuple[int, bytes]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    def _auth(self, headers: dict[str, str]) -> dict[str, str]:
         if self._api_key is not None and self._api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return headers
+
+    async def probe(self, timeout: float) -> bool:
+        """Whether the provider answers at all: ``GET {base_url}/models`` (the OpenAI API's
+        "List models", no tokens) with the key. Any HTTP status is an answer (True); a timeout
+        after ``timeout`` seconds or a connection failure is not (False). Never raises."""
+        try:
+            async with asyncio.timeout(timeout):  # the whole exchange, not each read
+                headers = self._auth({"Accept": "application/json"})
+                response = await self._client.get(
+                    self._models_url, headers=headers, timeout=timeout
+                )
+                await response.aclose()
+        except (httpx.HTTPError, TimeoutError):
+            return False
+        return True
+
+    async def _post(self, body: dict[str, Any], timeout: float) -> tuple[int, bytes]:
+        headers = self._auth({"Content-Type": "application/json", "Accept": "application/json"})
         started = time.monotonic()
         try:
             async with self._client.stream(

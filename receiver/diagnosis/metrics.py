@@ -18,6 +18,8 @@ Every label is bounded: ``provider`` is ``primary`` or ``secondary`` (never the 
   ``reason`` ∈ :data:`SKIP_REASONS`.
 * ``alert_receiver_context_total{result}`` - Prometheus context fetches, ``result`` ∈ ``ok``,
   ``partial``, ``failed``.
+* ``alert_receiver_llm_reachable{provider}`` - 1 when the provider answered its last call or
+  probe, 0 when it timed out or could not be reached (:mod:`receiver.diagnosis.reachability`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import threading
 import weakref
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PROVIDERS = ("primary", "secondary")
 REQUEST_RESULTS = (
@@ -107,6 +109,13 @@ class DiagnosisMetrics:
             "alert_receiver_llm_skipped",
             "LLM calls avoided by cost controls (resolved, repeat, cache, coalesced).",
             ["reason"],
+            registry=registry,
+        )
+        self.llm_reachable = Gauge(
+            "alert_receiver_llm_reachable",
+            "1 when the LLM provider answered its last call or probe, 0 when it timed out or "
+            "could not be reached; absent until judged.",
+            ["provider"],
             registry=registry,
         )
         self.context = Counter(

@@ -611,6 +611,9 @@ def test_heartbeat_is_recorded_not_notified(client: TestClient, settings: Settin
     assert status["age_seconds"] is not None and status["age_seconds"] < 5
     assert "alert_receiver_heartbeats_total 1.0" in client.get("/metrics").text
     assert client.post("/heartbeat", content=b"{nope").status_code == 400
+    # No body is a heartbeat; a body of whitespace is not JSON (schemathesis found it).
+    blank = client.post("/heartbeat", content=b"\r\n", headers={"Content-Type": "application/json"})
+    assert blank.status_code == 400 and blank.json()["detail"].startswith("body: not valid JSON")
     time.sleep(0.3)
     assert not settings.notify_file.exists() or not read_lines(settings.notify_file)
 

@@ -256,6 +256,21 @@ def _other(exchange: str, fingerprint: str) -> dict[str, Any]:
     return payload
 
 
+async def _page_after_the_llm_answered(
+    store: SQLiteStore, worker: Worker, llm: _HungLLM, chat: _Chat, pages: int
+) -> None:
+    """Release the hung LLM, wait for its updates, then page once more (kraken) with the LLM
+    hung again until that page has gone out (``pages`` messages in all)."""
+    llm.release.set()
+    await _until(lambda: len(chat.updates) == pages - 1 and worker.late_diagnoses == 0)
+    llm.release.clear()
+    webhook = AlertmanagerWebhook.model_validate(_other("kraken", "f00dfeed00000003"))
+    store.ingest_many([(webhook, "critical", None)])
+    worker.wake()
+    await _until(lambda: len(chat.sent) == pages)
+    llm.release.set()
+
+
 def test_while_an_earlier_diagnosis_is_overdue_the_next_page_does_not_wait(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -290,19 +305,51 @@ def test_while_an_earlier_diagnosis_is_overdue_the_next_page_does_not_wait(
             worker.wake()
             await _until(lambda: len(chat.sent) == 2)
             assert llm.calls == 2 and not llm.release.is_set()
-            llm.release.set()
-            await _until(lambda: len(chat.updates) == 2 and worker.late_diagnoses == 0)
             # The LLM answered: the next page waits the budget again.
-            llm.release.clear()
-            webhook = AlertmanagerWebhook.model_validate(_other("kraken", "f00dfeed00000003"))
-            store.ingest_many([(webhook, "critical", None)])
-            worker.wake()
-            await _until(lambda: len(chat.sent) == 3)
-            llm.release.set()
+            await _page_after_the_llm_answered(store, worker, llm, chat, 3)
         finally:
             await worker.stop()
 
     asyncio.run(main())
-    assert waits[:3] == [0.2, 0.0, 0.2]  # (then the stop's grace)
+    # The budget waits (a round still in flight may add an unbounded wait for it, then the
+    # stop's grace comes last).
+    assert [w for w in waits if w is not None][:3] == [0.2, 0.0, 0.2]
     assert [n.diagnosis.source for n in chat.sent] == ["rules", "rules", "rules"]
     assert "an earlier diagnosis is still running past its budget" in caplog.text
+
+
+def test_while_the_llm_is_unreachable_no_page_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first LLM provider is known not to answer (``llm_unreachable``): the page waits
+    nothing, and the diagnosis still follows as an update when it comes; once the provider
+    answers again, the next page waits the budget (the waits are recorded, not timed)."""
+    caplog.set_level(logging.INFO)
+    store = _store(tmp_path, "critical", exchange_payload(exchange="binance"))
+    chat = _Chat()
+    waits: list[float | None] = []
+    real_wait = asyncio.wait
+    unreachable = [True]
+
+    async def recording_wait(tasks: Any, timeout: float | None = None) -> Any:
+        waits.append(timeout)
+        return await real_wait(tasks, timeout=timeout)
+
+    monkeypatch.setattr("receiver.updates.asyncio.wait", recording_wait)
+
+    async def main() -> None:
+        llm = _HungLLM()
+        worker = _worker(store, llm, [chat], budget=0.2, llm_unreachable=lambda: unreachable[0])
+        worker.start()
+        try:
+            await _until(lambda: len(chat.sent) == 1)
+            unreachable[0] = False  # it answers again: the next page waits the budget
+            await _page_after_the_llm_answered(store, worker, llm, chat, 2)
+        finally:
+            await worker.stop()
+
+    asyncio.run(main())
+    assert [w for w in waits if w is not None][:2] == [0.0, 0.2]
+    assert [n.diagnosis.source for n in chat.sent] == ["rules", "rules"]
+    assert chat.updates[0][0].diagnosis.source == "llm"
+    assert "the LLM does not answer; paging at once" in caplog.text
