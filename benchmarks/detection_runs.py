@@ -32,8 +32,10 @@ from simulator.scenario import parse_duration
 
 QUIET_TIMEOUT = 600.0
 """Seconds a run waits for the stack to be quiet before it starts (then it is a failed run)."""
-RESOLVE_TIMEOUT = 600.0
-"""Seconds to wait for the expected alert's resolved notification after clearing."""
+RESOLVE_TIMEOUT = 900.0
+"""Seconds to wait for the expected alert's resolved notification after clearing: past the
+longest shipped hold-over (an IP ban's 10 minutes, which the exporter keeps honouring after the
+exchange lifts it) and the resolve's own evaluation and notification."""
 POLL_SECONDS = 0.2
 
 

@@ -314,7 +314,7 @@ INCIDENTS: dict[str, Callable[[Play], bool]] = {
     "ws-gap": _ws_gaps("binance", "book"),
     "ws-lag": _ws_lag_at_least("binance", 2.0),  # 3 s
     "ws-stall": _ws_stale("binance"),
-    "volume-surge": _volume_surge("bybit", 3.0),  # ratio 5
+    "volume-surge": _volume_surge("bybit", 3.0),  # ratio 8
 }
 """What each shipped scenario must make the exporter report. A new scenario file needs an
 entry here (the test fails until it has one)."""
