@@ -202,7 +202,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(columns) + " |")
             lines.append("|" + "---|" * len(columns))
             for row in rows:
-                lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+                cells = ("" if c not in row else _cell(row[c]) for c in columns)
+                lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
         for note in section["notes"]:
             lines.append(f"- {note}")
