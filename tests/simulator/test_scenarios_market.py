@@ -99,7 +99,7 @@ def test_volume_surge_multiplies_bybit_trade_sizes(client: httpx.Client) -> None
     assert (fault["exchange"], fault["fault"], fault["ratio"], fault["duration_s"]) == (
         "bybit",
         "volume_spike",
-        5,
+        8,
         600,
     )
     assert client.get("/_control/scenario").json()["scenario"]["steps_pending"][0]["at"] == "10m"
