@@ -40,6 +40,7 @@ from benchmarks.quiet_jitter import JitterPlayer, plan
 from benchmarks.stack_bench import (
     STARTUP_TIMEOUT,
     StackBench,
+    join_all,
     run_stack_section,
     slack_only_receiver_env,
 )
@@ -189,15 +190,7 @@ def measure(
         for thread in threads:
             thread.start()
             time.sleep(STAGGER_SECONDS)  # the stacks' start-up does not overlap
-        try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(1.0)
-        except BaseException:
-            abort.set()
-            for thread in threads:
-                thread.join(30.0)
-            raise
+        join_all(threads, abort, grace=30.0)
     else:
         for index in range(runs):
             one(index)

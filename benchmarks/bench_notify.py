@@ -58,6 +58,7 @@ from benchmarks.stack_bench import (
     HTTP_TIMEOUT,
     STARTUP_TIMEOUT,
     StackBench,
+    join_all,
     run_stack_section,
     slack_only_receiver_env,
 )
@@ -319,15 +320,7 @@ def measure(runs: int, run_dir: Path = RUN_DIR) -> dict[str, list[RunResult]]:
                 thread = threading.Thread(target=work, name=f"bench-{scenario.key}", daemon=True)
                 thread.start()
                 threads.append(thread)
-            try:
-                for thread in threads:
-                    while thread.is_alive():
-                        thread.join(1.0)
-            except BaseException:
-                abort.set()
-                for thread in threads:
-                    thread.join(HTTP_TIMEOUT * 3)
-                raise
+            join_all(threads, abort, grace=HTTP_TIMEOUT * 3)
             _log("done; stopping the stack")
     finally:
         slack.stop()

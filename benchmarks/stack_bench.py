@@ -90,6 +90,20 @@ class StackBench:
         return int(float(result[0]["value"][1])) >= exchanges
 
 
+def join_all(threads: list[threading.Thread], abort: threading.Event, grace: float) -> None:
+    """Wait for every thread; on an interrupt (Ctrl-C, SIGTERM) set ``abort``, give each thread
+    up to ``grace`` seconds to stop, and re-raise. Joins in 1 s steps so signals get through."""
+    try:
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(1.0)
+    except BaseException:
+        abort.set()
+        for thread in threads:
+            thread.join(grace)
+        raise
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 

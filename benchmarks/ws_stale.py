@@ -33,7 +33,7 @@ import yaml
 from benchmarks.common import median
 from benchmarks.probe_runs import parse_metrics
 from benchmarks.slack_messages import SLACK_PATH, wait_for_message
-from benchmarks.stack_bench import StackBench, slack_only_receiver_env
+from benchmarks.stack_bench import StackBench, join_all, slack_only_receiver_env
 from deploy.stack import ALERTMANAGER_CONFIG, DEMO_EXPORTER_CONFIG, Stack, StackOptions, free_port
 from exporter.durations import parse_duration
 from testsupport.fake_chat import FakeChat
@@ -267,13 +267,7 @@ def measure(runs: int, run_dir: Path) -> tuple[list[StaleRun], list[str]]:
                 thread = threading.Thread(target=work, name=f"stale-{exchange}", daemon=True)
                 thread.start()
                 threads.append(thread)
-            try:
-                for thread in threads:
-                    while thread.is_alive():
-                        thread.join(1.0)
-            except BaseException:
-                abort.set()
-                raise
+            join_all(threads, abort, grace=0.0)
             for exchange in exchanges:
                 results += collected.get(exchange, [])
     finally:
