@@ -271,14 +271,9 @@ async def _page_after_the_llm_answered(
     llm.release.set()
 
 
-def test_while_an_earlier_diagnosis_is_overdue_the_next_page_does_not_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Two pages of one incident (two exchanges) while the LLM hangs: the first waits the
-    budget, the second none (the waits are recorded, not timed); both diagnoses follow."""
-    caplog.set_level(logging.INFO)
-    store = _store(tmp_path, "critical", exchange_payload(exchange="binance"))
-    chat = _Chat()
+def _budget_waits(monkeypatch: pytest.MonkeyPatch) -> list[float | None]:
+    """Record the timeout of every ``asyncio.wait`` in ``receiver.updates`` (the budget waits
+    among them) in the returned list: waits are checked by value, not timed."""
     waits: list[float | None] = []
     real_wait = asyncio.wait
 
@@ -287,6 +282,18 @@ def test_while_an_earlier_diagnosis_is_overdue_the_next_page_does_not_wait(
         return await real_wait(tasks, timeout=timeout)
 
     monkeypatch.setattr("receiver.updates.asyncio.wait", recording_wait)
+    return waits
+
+
+def test_while_an_earlier_diagnosis_is_overdue_the_next_page_does_not_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two pages of one incident (two exchanges) while the LLM hangs: the first waits the
+    budget, the second none (the waits are recorded, not timed); both diagnoses follow."""
+    caplog.set_level(logging.INFO)
+    store = _store(tmp_path, "critical", exchange_payload(exchange="binance"))
+    chat = _Chat()
+    waits = _budget_waits(monkeypatch)
 
     async def main() -> None:
         llm = _HungLLM()
@@ -327,15 +334,8 @@ def test_while_the_llm_is_unreachable_no_page_waits(
     caplog.set_level(logging.INFO)
     store = _store(tmp_path, "critical", exchange_payload(exchange="binance"))
     chat = _Chat()
-    waits: list[float | None] = []
-    real_wait = asyncio.wait
+    waits = _budget_waits(monkeypatch)
     unreachable = [True]
-
-    async def recording_wait(tasks: Any, timeout: float | None = None) -> Any:
-        waits.append(timeout)
-        return await real_wait(tasks, timeout=timeout)
-
-    monkeypatch.setattr("receiver.updates.asyncio.wait", recording_wait)
 
     async def main() -> None:
         llm = _HungLLM()
